@@ -1,0 +1,1 @@
+//! Framing codecs and sample protocol handlers.
