@@ -1,8 +1,90 @@
-//! A hierarchical hashed timer wheel (interim implementation: the API is final, the structure
-//! behind it is being replaced by the real wheel).
+//! A hierarchical hashed timer wheel: O(1) insert, cancel and reset, and a poll that never
+//! fires a timer early.
+//!
+//! [`Wheel<T>`] keeps values with a deadline in ticks (the reactor uses 1 ms ticks) and hands
+//! each back once the caller's clock passes its deadline. It has no clock of its own: the
+//! caller passes the current tick to [`Wheel::poll`], and asks [`Wheel::next_deadline`] how long
+//! it may sleep. This is the timing wheel of Varghese and Lauck, "Hashed and Hierarchical Timing
+//! Wheels: Data Structures for the Efficient Implementation of a Timer Facility" (SOSP 1987),
+//! scheme 7, in the shape the tokio runtime gave it.
+//!
+//! # Example
+//!
+//! A whole event loop: sleep until the next deadline, then hand out what is due.
+//!
+//! ```
+//! use timers::Wheel;
+//!
+//! let mut wheel = Wheel::new();
+//! wheel.insert(250, "heartbeat");
+//! wheel.insert(1_000, "connect timeout");
+//! let linger = wheel.insert(5_000, "linger");
+//! wheel.cancel(linger);
+//!
+//! let mut fired = Vec::new();
+//! while let Some(deadline) = wheel.next_deadline() {
+//!     // A real loop sleeps in epoll_wait until `deadline` (or an event) and reads its clock.
+//!     let now = deadline;
+//!     while let Some((_key, what)) = wheel.poll(now) {
+//!         fired.push((now, what));
+//!         if what == "heartbeat" && now < 750 {
+//!             wheel.insert(now + 250, "heartbeat");
+//!         }
+//!     }
+//! }
+//! assert_eq!(
+//!     fired,
+//!     [(250, "heartbeat"), (500, "heartbeat"), (750, "heartbeat"), (1_000, "connect timeout")]
+//! );
+//! ```
+//!
+//! # Implementation notes
+//!
+//! **Levels and slots.** The wheel has six levels of 64 slots. A slot of level `l` spans
+//! `64^l` ticks, so the whole level spans `64^(l+1)`:
+//!
+//! | level | one slot          | whole level              |
+//! |-------|-------------------|--------------------------|
+//! | 0     | 1 tick (1 ms)     | 64 ticks (64 ms)         |
+//! | 1     | 64 ticks          | 4,096 ticks (4 s)        |
+//! | 2     | 4,096 ticks       | 262,144 ticks (4.4 min)  |
+//! | 3     | 262,144 ticks     | 16.8 M ticks (4.7 h)     |
+//! | 4     | 16.8 M ticks      | 1.07 G ticks (12.4 days) |
+//! | 5     | 1.07 G ticks      | 68.7 G ticks (2.2 years) |
+//!
+//! A timer goes to the level of the highest six-bit group in which its tick differs from the
+//! wheel's current tick, and to the slot that group names: one XOR, one count of leading zeros
+//! and a shift, whatever the distance. Timers beyond the top level's block wait in a far list
+//! and are filed into the levels when the wheel reaches their block, so no deadline is lost or
+//! clipped.
+//!
+//! **Cascading.** When time reaches the start of an occupied slot, the wheel takes the slot's
+//! whole list and files each timer again: timers due at that tick become due, the rest fall to
+//! a lower level, where their slot is now finer. A timer moves down at most once per level, so
+//! firing it costs O(levels) in all, and time with no timer in it costs nothing: each level
+//! keeps an `occupied: u64` bitmap, and the next occupied slot is a rotate and a count of
+//! trailing zeros away, so a poll jumps over any empty stretch in O(levels) steps.
+//!
+//! **Slab and intrusive lists.** Timers live in a slab; each slot is a doubly linked list
+//! threaded through the slab entries as indices, and each entry records which list holds it.
+//! Cancelling or resetting a timer therefore unlinks it in O(1) without searching its slot, no
+//! list node is ever allocated, and the slab reuses the room of fired and cancelled timers: a
+//! wheel whose number of timers stays bounded stops allocating after warm-up. A key pairs the
+//! slab index with a generation, so a key kept after its timer fired matches nothing, even once
+//! another timer reuses the index.
+//!
+//! **Slack.** A timer armed with slack fires at the tick inside its window that is a multiple
+//! of the largest power of two. Nearby windows pick the same tick, so thousands of idle
+//! timeouts share a handful of wake-ups.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
 
-use std::collections::BTreeMap;
+mod entry;
+mod level;
+mod list;
+mod wheel;
+
+pub use wheel::{Expired, Wheel};
 
 /// A point in time, in ticks (the reactor uses 1 ms ticks) since the wheel was created.
 pub type Tick = u64;
@@ -11,134 +93,8 @@ pub type Tick = u64;
 /// cancelled matches nothing and never touches a timer that later reused its slot.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct TimerKey {
+    /// The timer's index in the wheel's slab.
     index: u32,
+    /// The generation the entry had when this key was handed out; a mismatch means stale.
     generation: u32,
-}
-
-#[derive(Debug)]
-struct Entry<T> {
-    value: T,
-    deadline: Tick,
-    slack: Tick,
-    generation: u32,
-    seq: u64,
-}
-
-/// Values with deadlines, handed back when their deadline has passed.
-#[derive(Debug)]
-pub struct Wheel<T> {
-    entries: slab::Slab<Entry<T>>,
-    order: BTreeMap<(Tick, u64), usize>,
-    generation: u32,
-    seq: u64,
-    elapsed: Tick,
-}
-
-impl<T> Default for Wheel<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Wheel<T> {
-    /// An empty wheel at tick 0.
-    pub fn new() -> Self {
-        Self::with_capacity(0)
-    }
-
-    /// An empty wheel with room for `capacity` timers before it allocates.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Wheel {
-            entries: slab::Slab::with_capacity(capacity),
-            order: BTreeMap::new(),
-            generation: 0,
-            seq: 0,
-            elapsed: 0,
-        }
-    }
-
-    /// The tick the wheel has advanced to.
-    pub fn elapsed(&self) -> Tick {
-        self.elapsed
-    }
-
-    /// Number of armed timers.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no timer is armed.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Arms a timer that fires at `deadline` (a deadline not after `elapsed()` fires on the next
-    /// poll).
-    pub fn insert(&mut self, deadline: Tick, value: T) -> TimerKey {
-        self.insert_with_slack(deadline, 0, value)
-    }
-
-    /// Arms a timer that may fire anywhere in `deadline ..= deadline + slack`.
-    pub fn insert_with_slack(&mut self, deadline: Tick, slack: Tick, value: T) -> TimerKey {
-        self.generation = self.generation.wrapping_add(1);
-        self.seq += 1;
-        let generation = self.generation;
-        let index = self.entries.insert(Entry { value, deadline, slack, generation, seq: self.seq });
-        self.order.insert((deadline, self.seq), index);
-        TimerKey { index: index as u32, generation }
-    }
-
-    fn live(&self, key: TimerKey) -> Option<&Entry<T>> {
-        self.entries.get(key.index as usize).filter(|e| e.generation == key.generation)
-    }
-
-    /// Disarms a timer and hands its value back; `None` for a stale key.
-    pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let e = self.live(key)?;
-        self.order.remove(&(e.deadline, e.seq));
-        Some(self.entries.remove(key.index as usize).value)
-    }
-
-    /// Moves a timer to a new deadline (keeping its slack); `false` for a stale key.
-    pub fn reset(&mut self, key: TimerKey, deadline: Tick) -> bool {
-        let Some(e) = self.live(key) else { return false };
-        self.order.remove(&(e.deadline, e.seq));
-        self.seq += 1;
-        let seq = self.seq;
-        let e = &mut self.entries[key.index as usize];
-        e.deadline = deadline;
-        e.seq = seq;
-        self.order.insert((deadline, seq), key.index as usize);
-        true
-    }
-
-    /// The value of an armed timer.
-    pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.live(key).map(|e| &e.value)
-    }
-
-    /// The deadline of an armed timer.
-    pub fn deadline(&self, key: TimerKey) -> Option<Tick> {
-        self.live(key).map(|e| e.deadline)
-    }
-
-    /// A tick before which nothing fires; never later than the earliest deadline.
-    pub fn next_deadline(&self) -> Option<Tick> {
-        self.order.keys().next().map(|&(d, _)| d.max(self.elapsed))
-    }
-
-    /// Hands back one timer whose deadline is `<= now`, or `None` when none is left (the wheel
-    /// has then advanced to `now`).
-    pub fn poll(&mut self, now: Tick) -> Option<(TimerKey, T)> {
-        let (&(d, seq), &index) = self.order.iter().next()?;
-        let _ = self.entries[index].slack;
-        if d > now {
-            self.elapsed = self.elapsed.max(now);
-            return None;
-        }
-        self.order.remove(&(d, seq));
-        self.elapsed = self.elapsed.max(d);
-        let e = self.entries.remove(index);
-        Some((TimerKey { index: index as u32, generation: e.generation }, e.value))
-    }
 }
