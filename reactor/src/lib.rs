@@ -1,1 +1,63 @@
-//! The event loop.
+//! A single-threaded event loop on mio that does the hard parts of non-blocking networking.
+//!
+//! The [`Reactor`] runs listeners, connections, outgoing connects, timers and signals from one
+//! `poll` (S1). Protocol handlers implement [`Protocol`] and see only events: bytes arrived,
+//! output drained, a timer fired, the peer closed. The reactor takes care of partial writes and
+//! gather writes, backpressure, the non-blocking connect verdict, accept errors and descriptor
+//! exhaustion, graceful and abortive close, and every kind of timeout.
+//!
+//! ```no_run
+//! use reactor::{ConnConfig, Cx, ListenOptions, Protocol, Reactor};
+//! use std::time::Duration;
+//!
+//! /// Sends every byte back.
+//! struct Echo;
+//!
+//! impl<App> Protocol<App> for Echo {
+//!     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
+//!         cx.write(data);
+//!         data.len()
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new(())?;
+//! let opts = ListenOptions {
+//!     conn: ConnConfig { idle_timeout: Some(Duration::from_secs(60)), ..Default::default() },
+//!     ..Default::default()
+//! };
+//! reactor.listen("127.0.0.1:7000".parse().unwrap(), opts, |_app, _peer| Echo)?;
+//! reactor.catch_signals(&[], Some(Duration::from_secs(5)), None)?;
+//! reactor.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+mod conn;
+mod core;
+mod cx;
+mod error;
+mod listener;
+mod outbuf;
+mod protocol;
+mod reactor;
+mod snapshot;
+mod socket;
+mod stats;
+mod stream;
+pub mod sys;
+mod timer;
+
+pub use config::{ConnConfig, ListenOptions};
+pub use conn::ConnId;
+pub use cx::Cx;
+pub use error::{CloseKind, CloseReason, Error, Result};
+pub use outbuf::Shared;
+pub use protocol::Protocol;
+pub use reactor::Reactor;
+pub use snapshot::ConnSnapshot;
+pub use socket::SocketRef;
+pub use stats::{AcceptErrors, Stats};
+pub use sys::Keepalive;
+pub use timer::TimerId;

@@ -1,0 +1,113 @@
+//! Per-connection and per-listener settings.
+
+use std::time::Duration;
+
+use crate::sys::Keepalive;
+
+/// Settings of one connection: buffer limits, timeouts and socket options.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::ConnConfig;
+///
+/// let config = ConnConfig {
+///     first_byte_timeout: Some(Duration::from_secs(5)),
+///     idle_timeout: Some(Duration::from_secs(60)),
+///     ..ConnConfig::default()
+/// };
+/// assert!(config.low_water < config.high_water);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    /// Queued output above which reading from the connection pauses (S21). Default 64 KiB.
+    pub high_water: usize,
+    /// Queued output below which paused reading resumes and `on_drained` runs. Default 16 KiB.
+    pub low_water: usize,
+    /// Queued output above which the connection is aborted with `SlowConsumer`. Default 4 MiB.
+    pub max_output: usize,
+    /// Unconsumed input above which the connection is closed with a protocol error (S11).
+    /// Default 1 MiB.
+    pub max_input: usize,
+    /// Close a connection whose peer sends nothing this long after it opened (S24).
+    pub first_byte_timeout: Option<Duration>,
+    /// Close a connection with no traffic either way for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Give up an outgoing connect after this long (S4, S8). Default 10 s.
+    pub connect_timeout: Duration,
+    /// After a graceful close has flushed and half-closed, wait this long for the peer's end of
+    /// stream before closing anyway (S14). Default 5 s.
+    pub linger_timeout: Duration,
+    /// Close a connection whose queued output makes no progress (no byte accepted by the kernel)
+    /// for this long, with `TimedOut`.
+    pub write_stall_timeout: Option<Duration>,
+    /// `TCP_NODELAY` (default on: writes are already coalesced per loop turn).
+    pub nodelay: bool,
+    /// TCP keepalive probing (S13); off by default.
+    pub keepalive: Option<Keepalive>,
+    /// `SO_SNDBUF`, applied before connect for outgoing connections (S19).
+    pub send_buffer_size: Option<usize>,
+    /// `SO_RCVBUF`, applied before connect for outgoing connections (S19).
+    pub recv_buffer_size: Option<usize>,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            high_water: 64 * 1024,
+            low_water: 16 * 1024,
+            max_output: 4 * 1024 * 1024,
+            max_input: 1024 * 1024,
+            first_byte_timeout: None,
+            idle_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            linger_timeout: Duration::from_secs(5),
+            write_stall_timeout: None,
+            nodelay: true,
+            keepalive: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        }
+    }
+}
+
+/// Settings of a listening socket. Everything here is applied before `bind`/`listen`.
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// The `listen` backlog: connections the kernel completes and queues before `accept` (S23).
+    /// Default 1024.
+    pub backlog: i32,
+    /// `SO_REUSEPORT`, for one listener per reactor thread on one port (S12). Default off.
+    pub reuse_port: bool,
+    /// `TCP_DEFER_ACCEPT`: accept only once the client sent data or this time passed (S24).
+    pub defer_accept: Option<Duration>,
+    /// `SO_RCVBUF` on the listener, inherited by accepted sockets (S19).
+    pub recv_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` on the listener, inherited by accepted sockets (S19).
+    pub send_buffer_size: Option<usize>,
+    /// The most connections accepted in one loop turn, so a connect flood cannot starve the
+    /// connections already open (S23). Default 128.
+    pub accepts_per_turn: usize,
+    /// The first pause after the listener ran out of descriptors or memory; doubled while the
+    /// condition lasts (S27). Default 50 ms.
+    pub backoff_min: Duration,
+    /// The longest such pause. Default 1 s.
+    pub backoff_max: Duration,
+    /// Settings of every accepted connection.
+    pub conn: ConnConfig,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_port: false,
+            defer_accept: None,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            accepts_per_turn: 128,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1),
+            conn: ConnConfig::default(),
+        }
+    }
+}

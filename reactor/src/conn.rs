@@ -1,0 +1,175 @@
+//! The state the reactor keeps for one connection.
+
+use std::fmt;
+use std::rc::Rc;
+
+use timers::{Tick, TimerKey};
+
+use crate::outbuf::OutQueue;
+use crate::stream::Stream;
+use crate::{CloseReason, ConnConfig, Protocol};
+
+/// Names a connection of one reactor. Carries a generation, so an id kept after its connection
+/// closed never reaches a later connection that reused the slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// The slot index (also the mio token).
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Outgoing, waiting for the connect verdict.
+    Connecting,
+    /// Established; input goes to the handler.
+    Open,
+    /// Graceful close: input is discarded, output is flushed, then `SHUT_WR`, then the peer's
+    /// end of stream (or the linger timeout) ends it.
+    Closing,
+    /// Finished: removed and reported at the end of the turn.
+    Dead,
+}
+
+/// One connection's slot.
+pub(crate) struct Conn<App> {
+    /// The protocol handler; `None` only while one of its callbacks runs.
+    pub(crate) handler: Option<Box<dyn Protocol<App>>>,
+    /// The socket, behind the syscall seam.
+    pub(crate) stream: Stream,
+    /// Generation of this slot's occupant (see [`ConnId`]).
+    pub(crate) generation: u32,
+    pub(crate) state: State,
+    /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
+    pub(crate) input: Vec<u8>,
+    /// Output waiting for the kernel. Empty (no allocation) when idle.
+    pub(crate) output: OutQueue,
+    /// Limits and timeouts, shared with the listener that accepted the connection.
+    pub(crate) config: Rc<ConnConfig>,
+    /// Why the connection is closing; the first reason given wins.
+    pub(crate) reason: Option<CloseReason>,
+    /// The handler asked to stop reading.
+    pub(crate) paused_by_user: bool,
+    /// Output passed the high-water mark; reading stops until it drains below low water.
+    pub(crate) paused_by_output: bool,
+    /// The peer sent end of stream.
+    pub(crate) eof: bool,
+    /// We sent FIN (`shutdown(SHUT_WR)`); no more writes.
+    pub(crate) write_shut: bool,
+    /// The handler asked for a half-close once output is flushed.
+    pub(crate) shut_requested: bool,
+    /// On the list of connections to flush at the end of this turn.
+    pub(crate) dirty: bool,
+    /// On the list of connections to serve next turn without waiting for an edge.
+    pub(crate) ready: bool,
+    /// At least one byte arrived (the first-byte timeout is over).
+    pub(crate) got_byte: bool,
+    /// Connect timeout (while connecting) or first-byte timeout (after accepting).
+    pub(crate) open_timer: Option<TimerKey>,
+    /// Idle timeout; reset lazily from `last_activity` when it fires, so traffic costs no
+    /// timer operation.
+    pub(crate) idle_timer: Option<TimerKey>,
+    /// Linger timeout of a graceful close.
+    pub(crate) linger_timer: Option<TimerKey>,
+    /// Write-stall timeout; checked lazily against `last_progress`.
+    pub(crate) stall_timer: Option<TimerKey>,
+    /// Timers armed by the handler, cancelled when the connection ends.
+    pub(crate) user_timers: Vec<TimerKey>,
+    /// When the connection was created.
+    pub(crate) created: Tick,
+    /// Last tick with traffic either way.
+    pub(crate) last_activity: Tick,
+    /// Last tick the kernel accepted output (or the queue went from empty to non-empty).
+    pub(crate) last_progress: Tick,
+    /// Bytes received.
+    pub(crate) bytes_in: u64,
+    /// Bytes the kernel accepted.
+    pub(crate) bytes_out: u64,
+}
+
+impl<App> fmt::Debug for Conn<App> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("state", &self.state)
+            .field("input", &self.input.len())
+            .field("output", &self.output.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<App> Conn<App> {
+    pub(crate) fn new(
+        handler: Box<dyn Protocol<App>>,
+        stream: Stream,
+        generation: u32,
+        state: State,
+        config: Rc<ConnConfig>,
+        now: Tick,
+    ) -> Self {
+        Conn {
+            handler: Some(handler),
+            stream,
+            generation,
+            state,
+            input: Vec::new(),
+            output: OutQueue::default(),
+            config,
+            reason: None,
+            paused_by_user: false,
+            paused_by_output: false,
+            eof: false,
+            write_shut: false,
+            shut_requested: false,
+            dirty: false,
+            ready: false,
+            got_byte: false,
+            open_timer: None,
+            idle_timer: None,
+            linger_timer: None,
+            stall_timer: None,
+            user_timers: Vec::new(),
+            created: now,
+            last_activity: now,
+            last_progress: now,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Whether input should be read from the socket now.
+    pub(crate) fn wants_read(&self) -> bool {
+        match self.state {
+            State::Open => !self.eof && !self.paused_by_user && !self.paused_by_output,
+            // A closing connection reads (and discards) until the peer's end of stream, so that
+            // unread input never turns the final close into an RST (S14).
+            State::Closing => !self.eof,
+            State::Connecting | State::Dead => false,
+        }
+    }
+
+    /// Whether the handler may still queue output.
+    pub(crate) fn accepts_writes(&self) -> bool {
+        matches!(self.state, State::Open | State::Connecting)
+            && !self.write_shut
+            && !self.shut_requested
+    }
+}

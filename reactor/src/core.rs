@@ -1,0 +1,772 @@
+//! The part of the reactor that handlers reach through [`Cx`]: every source, the timer wheel,
+//! the user state, and the operations on connections (queue, flush, close, fire timers).
+//!
+//! # Implementation notes
+//! A handler is taken out of its slot while one of its callbacks runs ([`Core::call`]), so the
+//! callback can hold `&mut Core` and reach every other connection's output queue. Nothing in
+//! here removes a slot except [`Core::finalize`], which runs at the end of a turn; a callback
+//! therefore always finds its slot when it returns.
+//!
+//! A connection's life is `Connecting → Open → Closing → Dead`. Every way out (error, timeout,
+//! close, abort) ends in [`Core::kill`], which queues the slot for `finalize`: the one place that
+//! calls `on_close`, so it runs exactly once.
+
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mio::{Interest, Token};
+use slab::Slab;
+use timers::{Tick, TimerKey, Wheel};
+
+use crate::conn::{Conn, State};
+use crate::listener::Listener;
+use crate::outbuf::OutQueue;
+use crate::stats::Stats;
+use crate::stream::Stream;
+use crate::timer::{Clock, ConnTimer, TimerEntry};
+use crate::{sys, CloseReason, ConnConfig, ConnId, Cx, Protocol};
+
+/// How many reads one connection gets per turn before others are served (fairness); it is then
+/// put on the ready list and served next turn without waiting for a new edge.
+pub(crate) const READS_PER_TURN: usize = 16;
+
+/// A slot of the reactor's slab; its key is the mio token.
+pub(crate) enum Source<App> {
+    Listener(Listener<App>),
+    Conn(Conn<App>),
+    /// The read end of the signal pipe.
+    Signals,
+}
+
+/// Everything a callback can reach.
+pub(crate) struct Core<App> {
+    /// The user's state, shared by all handlers.
+    pub(crate) app: App,
+    /// For registering new sockets from inside callbacks.
+    pub(crate) registry: mio::Registry,
+    /// Listeners, connections and internal sources; the key is the mio token.
+    pub(crate) sources: Slab<Source<App>>,
+    /// Every timeout of the reactor (S8, S9).
+    pub(crate) wheel: Wheel<TimerEntry>,
+    pub(crate) clock: Clock,
+    /// The tick at the start of the current turn's dispatch.
+    pub(crate) now: Tick,
+    /// Connections written to during this turn, flushed once at its end (S15).
+    pub(crate) dirty: Vec<usize>,
+    /// Sources to serve next turn without waiting for an edge (read budget spent, reading
+    /// resumed, accept budget spent).
+    pub(crate) ready: Vec<usize>,
+    /// Connections to remove and report at the end of this turn.
+    pub(crate) dead: Vec<usize>,
+    /// Generation for the next connection (see [`ConnId`]).
+    pub(crate) next_generation: u32,
+    pub(crate) stats: Stats,
+    /// Set once a shutdown has begun: no new connections, run() returns when all are closed.
+    pub(crate) shutting_down: bool,
+    /// Set when the loop must return at the end of this turn (abortive stop).
+    pub(crate) stop_now: bool,
+}
+
+impl<App> Core<App> {
+    /// The connection at a slab index.
+    pub(crate) fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
+        match self.sources.get_mut(index) {
+            Some(Source::Conn(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The connection an id names, if it still exists.
+    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
+        self.conn_at(id.index as usize)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    pub(crate) fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
+        match self.sources.get(id.index as usize) {
+            Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
+            _ => None,
+        }
+    }
+
+    fn id_at(&self, index: usize) -> Option<ConnId> {
+        match self.sources.get(index) {
+            Some(Source::Conn(c)) => Some(ConnId {
+                index: index as u32,
+                generation: c.generation,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` with the connection's handler taken out of its slot and a context for it.
+    /// Returns `None` if there is no such connection or its handler is already running.
+    pub(crate) fn call<R>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut dyn Protocol<App>, &mut Cx<'_, App>) -> R,
+    ) -> Option<R> {
+        let id = self.id_at(index)?;
+        let mut handler = self.conn_at(index)?.handler.take()?;
+        let result = f(&mut *handler, &mut Cx::new(self, id));
+        // Slots are only removed by `finalize`, never during a callback.
+        if let Some(conn) = self.conn_at(index) {
+            conn.handler = Some(handler);
+        }
+        Some(result)
+    }
+
+    /// Arms a timer `delay` from now.
+    pub(crate) fn arm(&mut self, delay: Duration, entry: TimerEntry) -> TimerKey {
+        let deadline = self.clock.deadline_after(delay);
+        self.wheel.insert(deadline, entry)
+    }
+
+    /// Arms a timer at an absolute tick.
+    pub(crate) fn arm_at(&mut self, tick: Tick, entry: TimerEntry) -> TimerKey {
+        self.wheel.insert(tick, entry)
+    }
+
+    pub(crate) fn mark_dirty(&mut self, index: usize) {
+        if let Some(conn) = self.conn_at(index) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    pub(crate) fn mark_ready(&mut self, index: usize) {
+        match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) => {
+                if !conn.ready {
+                    conn.ready = true;
+                    self.ready.push(index);
+                }
+            }
+            Some(Source::Listener(l)) => {
+                if !l.ready {
+                    l.ready = true;
+                    self.ready.push(index);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues output on a connection through `push`. Returns `false` if the connection does not
+    /// exist or no longer takes writes. Passing the hard cap aborts it as a slow consumer.
+    pub(crate) fn queue(&mut self, id: ConnId, push: impl FnOnce(&mut OutQueue)) -> bool {
+        let now = self.now;
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        if !conn.accepts_writes() {
+            return false;
+        }
+        let was_empty = conn.output.is_empty();
+        push(&mut conn.output);
+        if was_empty {
+            // Stall time counts from the moment output started waiting.
+            conn.last_progress = now;
+        }
+        let over = conn.output.len() > conn.config.max_output;
+        let index = id.index as usize;
+        if over {
+            self.stats.slow_consumers += 1;
+            self.abort(index, CloseReason::SlowConsumer);
+            return false;
+        }
+        self.mark_dirty(index);
+        true
+    }
+
+    /// Starts a graceful close: stop delivering input, flush, `SHUT_WR`, wait for the peer's end
+    /// of stream or the linger timeout (S14, S17). The first reason given is the one reported.
+    pub(crate) fn close(&mut self, index: usize, reason: CloseReason) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        match conn.state {
+            State::Closing | State::Dead => {}
+            State::Connecting => self.kill(index, reason),
+            State::Open => {
+                let reason = match reason {
+                    CloseReason::Local if conn.eof => CloseReason::PeerClosed,
+                    other => other,
+                };
+                conn.reason = Some(reason);
+                conn.state = State::Closing;
+                conn.input = Vec::new();
+                // The flush at the end of the turn moves the close along.
+                self.mark_dirty(index);
+            }
+        }
+    }
+
+    /// Closes at once with RST (`SO_LINGER` 0), dropping queued output (S17).
+    pub(crate) fn abort(&mut self, index: usize, reason: CloseReason) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.state == State::Dead {
+            return;
+        }
+        if let Err(e) = conn.stream.set_abortive() {
+            log::debug!("SO_LINGER 0 on #{index}: {e}");
+        }
+        conn.output.clear();
+        self.kill(index, reason);
+    }
+
+    /// Marks a connection finished; `finalize` removes it at the end of the turn.
+    pub(crate) fn kill(&mut self, index: usize, reason: CloseReason) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.state == State::Dead {
+            return;
+        }
+        if conn.reason.is_none() {
+            conn.reason = Some(reason);
+        }
+        conn.state = State::Dead;
+        conn.input = Vec::new();
+        self.dead.push(index);
+    }
+
+    /// Writes queued output, then moves a graceful close along and applies the water marks.
+    pub(crate) fn flush(&mut self, index: usize) {
+        let now = self.now;
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if matches!(conn.state, State::Connecting | State::Dead) {
+            return;
+        }
+        if !conn.output.is_empty() {
+            let Conn { stream, output, .. } = conn;
+            match output.flush(|iov| stream.write_vectored(iov)) {
+                Ok((_, written)) => {
+                    if written > 0 {
+                        conn.bytes_out += written as u64;
+                        conn.last_activity = now;
+                        conn.last_progress = now;
+                        self.stats.bytes_out += written as u64;
+                    }
+                }
+                Err(e) => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("write to #{index}: {reason}");
+                    self.kill(index, reason);
+                    return;
+                }
+            }
+        }
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        let queued = conn.output.len();
+        let config = Rc::clone(&conn.config);
+
+        // Backpressure (S21): decided by our own queue, not by guessing kernel space.
+        if conn.state == State::Open {
+            if !conn.paused_by_output && queued > config.high_water {
+                conn.paused_by_output = true;
+                self.call(index, |h, cx| h.on_high_water(cx));
+            } else if conn.paused_by_output && queued <= config.low_water {
+                conn.paused_by_output = false;
+                // Input may have queued up while paused, with no new edge to announce it.
+                self.mark_ready(index);
+                self.call(index, |h, cx| h.on_drained(cx));
+            }
+        }
+
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if queued > 0 {
+            if conn.stall_timer.is_none() {
+                if let Some(stall) = config.write_stall_timeout {
+                    let id = ConnId {
+                        index: index as u32,
+                        generation: conn.generation,
+                    };
+                    let at = conn.last_progress + stall.as_millis() as Tick;
+                    let key = self.arm_at(at, TimerEntry::Conn(id, ConnTimer::Stall));
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.stall_timer = Some(key);
+                    }
+                }
+            }
+            return;
+        }
+
+        // Everything is out: a pending half-close or graceful close can send its FIN.
+        let closing = conn.state == State::Closing;
+        if (closing || conn.shut_requested) && !conn.write_shut {
+            conn.write_shut = true;
+            if let Err(e) = conn.stream.shutdown_write() {
+                log::debug!("shutdown(SHUT_WR) on #{index}: {e}");
+                let reason = CloseReason::from_io(e);
+                self.kill(index, reason);
+                return;
+            }
+            if closing {
+                if conn.eof {
+                    self.kill(index, CloseReason::Local);
+                } else {
+                    let linger = config.linger_timeout;
+                    let id = ConnId {
+                        index: index as u32,
+                        generation: conn.generation,
+                    };
+                    let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.linger_timer = Some(key);
+                    }
+                    // The peer's FIN may already be queued behind unread input.
+                    self.mark_ready(index);
+                }
+            }
+        }
+    }
+
+    /// The peer sent end of stream.
+    pub(crate) fn on_eof(&mut self, index: usize) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        conn.eof = true;
+        match conn.state {
+            State::Closing => {
+                if conn.write_shut {
+                    self.kill(index, CloseReason::PeerClosed);
+                }
+                // Otherwise the flush kills it once the output is out.
+            }
+            State::Open => {
+                self.call(index, |h, cx| h.on_eof(cx));
+            }
+            State::Connecting | State::Dead => {}
+        }
+    }
+
+    /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
+    /// Keeps what the handler did not consume, within the input limit (S11, S16).
+    pub(crate) fn deliver(&mut self, index: usize, new: &[u8]) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.state != State::Open {
+            return;
+        }
+        if conn.input.is_empty() {
+            if new.is_empty() {
+                return;
+            }
+            // The common case: nothing kept, the handler reads straight from the scratch buffer.
+            let consumed = self
+                .call(index, |h, cx| h.on_data(cx, new))
+                .unwrap_or(new.len())
+                .min(new.len());
+            let rest = &new[consumed..];
+            let Some(conn) = self.conn_at(index) else {
+                return;
+            };
+            if !rest.is_empty() && conn.state == State::Open {
+                conn.input.extend_from_slice(rest);
+            }
+        } else {
+            conn.input.extend_from_slice(new);
+            let input = std::mem::take(&mut conn.input);
+            let consumed = self
+                .call(index, |h, cx| h.on_data(cx, &input))
+                .unwrap_or(input.len())
+                .min(input.len());
+            let Some(conn) = self.conn_at(index) else {
+                return;
+            };
+            if conn.state == State::Open && consumed < input.len() {
+                let mut input = input;
+                input.drain(..consumed);
+                conn.input = input;
+            }
+        }
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.input.len() > conn.config.max_input {
+            let limit = conn.config.max_input;
+            self.close(
+                index,
+                CloseReason::protocol(format!("unconsumed input over {limit} bytes")),
+            );
+        }
+    }
+
+    /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
+    /// budget. `drain_all` forbids stopping at a short read (needed when no new edge will come:
+    /// ready-list service, or the peer's FIN already reported).
+    pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
+        let now = self.now;
+        for _ in 0..READS_PER_TURN {
+            let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+                return;
+            };
+            if !conn.wants_read() {
+                return;
+            }
+            let n = match conn.stream.read(scratch) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("read from #{index}: {reason}");
+                    self.kill(index, reason);
+                    return;
+                }
+            };
+            if n == 0 {
+                self.on_eof(index);
+                return;
+            }
+            conn.bytes_in += n as u64;
+            conn.last_activity = now;
+            self.stats.bytes_in += n as u64;
+            if !conn.got_byte {
+                conn.got_byte = true;
+                if let Some(key) = conn.open_timer.take() {
+                    self.wheel.cancel(key);
+                }
+            }
+            self.deliver(index, &scratch[..n]);
+            // With edge-triggered readiness a short read means the queue was empty a moment
+            // ago, and any byte arriving later raises a new edge: one recv saved per message.
+            if n < scratch.len() && !drain_all {
+                return;
+            }
+        }
+        // Budget spent with data perhaps still queued: no new edge will come for it.
+        self.mark_ready(index);
+    }
+
+    /// Judges a non-blocking connect on writability: `SO_ERROR`, then `getpeername` (S4).
+    pub(crate) fn finish_connect(&mut self, index: usize) {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return;
+        };
+        if conn.state != State::Connecting {
+            return;
+        }
+        match conn.stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => {
+                let reason = CloseReason::from_io(e);
+                log::debug!("connect #{index}: {reason}");
+                self.kill(index, reason);
+                return;
+            }
+        }
+        match conn.stream.peer_addr() {
+            Ok(_) => {}
+            // Spurious wake-up: the handshake is still under way.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
+            Err(e) => {
+                self.kill(index, CloseReason::from_io(e));
+                return;
+            }
+        }
+        conn.state = State::Open;
+        if let Some(key) = conn.open_timer.take() {
+            self.wheel.cancel(key);
+        }
+        let config = Rc::clone(&conn.config);
+        apply_conn_options(&conn.stream, &config);
+        conn.last_activity = self.now;
+        let has_output = !conn.output.is_empty();
+        self.stats.connected += 1;
+        self.arm_idle(index);
+        self.call(index, |h, cx| h.on_open(cx));
+        if has_output {
+            self.mark_dirty(index);
+        }
+    }
+
+    /// Arms the idle timer of a connection if its config has one.
+    pub(crate) fn arm_idle(&mut self, index: usize) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        let Some(idle) = conn.config.idle_timeout else {
+            return;
+        };
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
+        if let Some(key) = conn.idle_timer.take() {
+            self.wheel.cancel(key);
+        }
+        let key = self.arm(idle, TimerEntry::Conn(id, ConnTimer::Idle));
+        if let Some(conn) = self.conn_at(index) {
+            conn.idle_timer = Some(key);
+        }
+    }
+
+    /// Adds a connection slot, registers its socket and arms its opening timers.
+    pub(crate) fn insert_conn(
+        &mut self,
+        stream: Stream,
+        handler: Box<dyn Protocol<App>>,
+        config: Rc<ConnConfig>,
+        state: State,
+    ) -> io::Result<ConnId> {
+        let entry = self.sources.vacant_entry();
+        let index = entry.key();
+        let mut stream = stream;
+        self.registry.register(
+            stream.source(),
+            Token(index),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let open_timeout = match state {
+            State::Connecting => Some(config.connect_timeout),
+            _ => config.first_byte_timeout,
+        };
+        entry.insert(Source::Conn(Conn::new(
+            handler, stream, generation, state, config, self.now,
+        )));
+        let id = ConnId {
+            index: index as u32,
+            generation,
+        };
+        if let Some(timeout) = open_timeout {
+            let key = self.arm(timeout, TimerEntry::Conn(id, ConnTimer::Open));
+            if let Some(conn) = self.conn_at(index) {
+                conn.open_timer = Some(key);
+            }
+        }
+        self.stats.open += 1;
+        Ok(id)
+    }
+
+    /// Starts an outgoing connection; the handler later gets `on_open`, or `on_close` with the
+    /// precise reason (S4). Errors before any attempt (no descriptor left) are returned.
+    pub(crate) fn connect(
+        &mut self,
+        addr: std::net::SocketAddr,
+        handler: Box<dyn Protocol<App>>,
+        config: Rc<ConnConfig>,
+    ) -> io::Result<ConnId> {
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = sys::socket(domain, libc::SOCK_STREAM)?;
+        {
+            use std::os::fd::AsFd;
+            if let Some(n) = config.send_buffer_size {
+                sys::set_send_buffer_size(fd.as_fd(), n)?;
+            }
+            if let Some(n) = config.recv_buffer_size {
+                sys::set_recv_buffer_size(fd.as_fd(), n)?;
+            }
+        }
+        let attempt = {
+            use std::os::fd::AsFd;
+            sys::connect(fd.as_fd(), &addr)
+        };
+        let stream = Stream::Tcp(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)));
+        // An immediate success is judged like a later one: registration reports writability at
+        // once, and `finish_connect` reads the verdict.
+        let id = self.insert_conn(stream, handler, config, State::Connecting)?;
+        if let Err(e) = attempt {
+            self.kill(id.index as usize, CloseReason::from_io(e));
+        }
+        Ok(id)
+    }
+
+    /// Removes a dead connection and reports it to its handler: the one place `on_close` runs.
+    pub(crate) fn finalize(&mut self, index: usize) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.state != State::Dead {
+            return;
+        }
+        let Some(Source::Conn(mut conn)) = self.sources.try_remove(index) else {
+            return;
+        };
+        for key in [
+            conn.open_timer.take(),
+            conn.idle_timer.take(),
+            conn.linger_timer.take(),
+            conn.stall_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(conn.user_timers.drain(..))
+        {
+            self.wheel.cancel(key);
+        }
+        let reason = conn.reason.take().unwrap_or(CloseReason::Local);
+        self.stats.open -= 1;
+        self.stats.closed[reason.kind() as usize] += 1;
+        log::debug!(
+            "#{index} closed: {reason} (in {} B, out {} B)",
+            conn.bytes_in,
+            conn.bytes_out
+        );
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
+        let handler = conn.handler.take();
+        // Close the descriptor before the handler hears of it.
+        drop(conn);
+        if let Some(mut handler) = handler {
+            handler.on_close(&mut Cx::new(self, id), reason);
+        }
+    }
+
+    /// Fires one expired timer.
+    pub(crate) fn fire(&mut self, key: TimerKey, entry: TimerEntry) {
+        match entry {
+            TimerEntry::Conn(id, kind) => self.fire_conn(key, id, kind),
+            TimerEntry::ListenerResume(index) => self.resume_listener(index),
+            TimerEntry::ShutdownDeadline => {
+                let open: Vec<usize> = self
+                    .sources
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Source::Conn(_)))
+                    .map(|(i, _)| i)
+                    .collect();
+                if !open.is_empty() {
+                    log::warn!(
+                        "shutdown deadline passed: aborting {} connections",
+                        open.len()
+                    );
+                }
+                for index in open {
+                    self.abort(index, CloseReason::Shutdown);
+                }
+            }
+        }
+    }
+
+    fn fire_conn(&mut self, key: TimerKey, id: ConnId, kind: ConnTimer) {
+        let now = self.now;
+        let index = id.index as usize;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match kind {
+            ConnTimer::Open => {
+                conn.open_timer = None;
+                match conn.state {
+                    State::Connecting => self.kill(index, CloseReason::ConnectTimeout),
+                    State::Open if !conn.got_byte => self.close(index, CloseReason::IdleTimeout),
+                    _ => {}
+                }
+            }
+            ConnTimer::Idle => {
+                conn.idle_timer = None;
+                let Some(idle) = conn.config.idle_timeout else {
+                    return;
+                };
+                let due = conn.last_activity + idle.as_millis() as Tick;
+                if now >= due {
+                    if conn.state == State::Open {
+                        self.close(index, CloseReason::IdleTimeout);
+                    }
+                } else {
+                    // Traffic since arming: re-arm for the rest, lazily (no per-read reset).
+                    let key = self.arm_at(due, TimerEntry::Conn(id, ConnTimer::Idle));
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.idle_timer = Some(key);
+                    }
+                }
+            }
+            ConnTimer::Linger => {
+                conn.linger_timer = None;
+                self.kill(index, CloseReason::Local);
+            }
+            ConnTimer::Stall => {
+                conn.stall_timer = None;
+                let Some(stall) = conn.config.write_stall_timeout else {
+                    return;
+                };
+                if conn.output.is_empty() {
+                    return;
+                }
+                let due = conn.last_progress + stall.as_millis() as Tick;
+                if now >= due {
+                    log::debug!("#{index}: no write progress for {stall:?}");
+                    self.abort(index, CloseReason::TimedOut);
+                } else {
+                    let key = self.arm_at(due, TimerEntry::Conn(id, ConnTimer::Stall));
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.stall_timer = Some(key);
+                    }
+                }
+            }
+            ConnTimer::User(tag) => {
+                conn.user_timers.retain(|k| *k != key);
+                if conn.state == State::Dead {
+                    return;
+                }
+                let timer = crate::TimerId { key, tag };
+                self.call(index, |h, cx| h.on_timer(cx, timer));
+            }
+        }
+    }
+
+    /// Begins a graceful shutdown: stop accepting, close every connection gracefully, and abort
+    /// what is left after `grace`.
+    pub(crate) fn begin_shutdown(&mut self, grace: Duration) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let mut listeners = Vec::new();
+        let mut conns = Vec::new();
+        for (index, source) in self.sources.iter() {
+            match source {
+                Source::Listener(_) => listeners.push(index),
+                Source::Conn(_) => conns.push(index),
+                _ => {}
+            }
+        }
+        log::info!(
+            "shutting down: {} connections to close within {grace:?}",
+            conns.len()
+        );
+        for index in listeners {
+            self.sources.remove(index);
+        }
+        for index in conns {
+            self.close(index, CloseReason::Shutdown);
+        }
+        self.arm(grace, TimerEntry::ShutdownDeadline);
+    }
+}
+
+/// Applies the per-connection socket options of `config` to a connected stream.
+pub(crate) fn apply_conn_options(stream: &Stream, config: &ConnConfig) {
+    if config.nodelay {
+        if let Err(e) = sys::set_nodelay(stream.fd(), true) {
+            log::debug!("TCP_NODELAY: {e}");
+        }
+    }
+    if let Some(ka) = config.keepalive {
+        if let Err(e) = sys::set_keepalive(stream.fd(), Some(ka)) {
+            log::debug!("SO_KEEPALIVE: {e}");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The event loop itself.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Token};
+use slab::Slab;
+use timers::{TimerKey, Wheel};
+
+use crate::conn::State;
+use crate::core::{Core, Source};
+use crate::cx::NO_CONN;
+use crate::listener::{self, Listener};
+use crate::stats::Stats;
+use crate::sys::{self, SignalPipe};
+use crate::timer::{Clock, TimerEntry};
+use crate::{CloseReason, ConnConfig, ConnId, Cx, ListenOptions, Protocol};
+
+/// Size of the one read buffer shared by every connection (S16).
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+/// How many mio events one poll returns at most.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// How often one turn repeats its flush and close steps when closing handlers write to other
+/// connections (which then need a flush, whose errors close more). Anything left goes next turn.
+const SETTLE_ROUNDS: usize = 8;
+
+type SignalCallback<App> = Box<dyn FnMut(&mut Cx<'_, App>, i32)>;
+
+/// Signals delivered as events (S31).
+struct Signals<App> {
+    pipe: SignalPipe,
+    /// SIGINT/SIGTERM begin a graceful shutdown with this grace period; a second one stops at
+    /// once.
+    shutdown_grace: Option<Duration>,
+    callback: Option<SignalCallback<App>>,
+    /// Reused buffer for signal numbers read from the pipe.
+    received: Vec<i32>,
+}
+
+/// A single-threaded event loop running non-blocking sockets, timers and signals, with
+/// pluggable protocol handlers (see [`Protocol`]) and user state `App` that every handler
+/// reaches as `&mut App` through its [`Cx`].
+///
+/// # One turn
+/// 1. The poll timeout comes from the timer wheel's next deadline (S9), or is zero when work is
+///    pending (a connection whose read budget ran out, a resumed reader).
+/// 2. `poll` waits for readiness; `EINTR` just ends the wait (S2).
+/// 3. Ready sources are served: accept, connect verdict, flush on writability, read.
+/// 4. Expired timers fire.
+/// 5. Every connection written to during the turn is flushed once, with one gather write (S15).
+/// 6. Connections that finished are removed and their handlers get `on_close`.
+///
+/// # Edge-triggered readiness
+/// Sockets are registered once for reading and writing, edge-triggered, and never re-registered
+/// (no `epoll_ctl` in steady state). A source is read until `WouldBlock`, a short read, or its
+/// per-turn budget; in the last case it is put on a ready list and served on the next turn
+/// without waiting for a new edge. Spurious wake-ups are harmless: a read that would block ends
+/// the step.
+///
+/// # Example
+/// ```
+/// use reactor::{Cx, ListenOptions, Protocol, Reactor};
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+///
+/// struct Echo;
+/// impl<App> Protocol<App> for Echo {
+///     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
+///         cx.write(data);
+///         data.len()
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new(())?;
+/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.write_all(b"ping")?;
+/// let mut reply = [0u8; 4];
+/// let mut got = 0;
+/// while got < 4 {
+///     reactor.turn(Some(Duration::from_millis(10)))?;
+///     client.set_nonblocking(true)?;
+///     if let Ok(n) = client.read(&mut reply[got..]) { got += n; }
+/// }
+/// assert_eq!(&reply, b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Reactor<App: 'static> {
+    poll: mio::Poll,
+    events: Events,
+    /// The one read buffer every connection reads into (S16).
+    scratch: Box<[u8]>,
+    core: Core<App>,
+    /// Reused list of sources served from last turn's ready list.
+    ready_buf: Vec<usize>,
+    /// Reused lists for the flush and close steps.
+    dirty_buf: Vec<usize>,
+    dead_buf: Vec<usize>,
+    /// Reused list of expired timers.
+    expired: Vec<(TimerKey, TimerEntry)>,
+    signals: Option<Signals<App>>,
+}
+
+impl<App> std::fmt::Debug for Reactor<App> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("sources", &self.core.sources.len())
+            .field("timers", &self.core.wheel.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<App: 'static> Reactor<App> {
+    /// Creates a reactor owning the user state `app`.
+    pub fn new(app: App) -> io::Result<Self> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            scratch: vec![0; SCRATCH_SIZE].into_boxed_slice(),
+            core: Core {
+                app,
+                registry,
+                sources: Slab::new(),
+                wheel: Wheel::new(),
+                clock: Clock::new(),
+                now: 0,
+                dirty: Vec::new(),
+                ready: Vec::new(),
+                dead: Vec::new(),
+                next_generation: 0,
+                stats: Stats::default(),
+                shutting_down: false,
+                stop_now: false,
+            },
+            ready_buf: Vec::new(),
+            dirty_buf: Vec::new(),
+            dead_buf: Vec::new(),
+            expired: Vec::new(),
+            signals: None,
+        })
+    }
+
+    /// The user state.
+    pub fn app(&mut self) -> &mut App {
+        &mut self.core.app
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// A snapshot of every connection (peer, age, idle time, queued bytes, timers).
+    pub fn connections(&self) -> Vec<crate::ConnSnapshot> {
+        self.core.snapshot()
+    }
+
+    /// Timers armed in the wheel (reactor timeouts and handler timers).
+    pub fn timers_armed(&self) -> usize {
+        self.core.wheel.len()
+    }
+
+    /// A context with no current connection, for acting on connections from outside a callback
+    /// (embedding code, tests).
+    pub fn cx(&mut self) -> Cx<'_, App> {
+        Cx::new(&mut self.core, NO_CONN)
+    }
+
+    /// Listens on `addr`; `factory` makes the handler of each accepted connection. Returns the
+    /// bound address (useful with port 0). `SO_REUSEADDR` is always set (S18).
+    pub fn listen<P, F>(
+        &mut self,
+        addr: SocketAddr,
+        opts: ListenOptions,
+        mut factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App, SocketAddr) -> P + 'static,
+    {
+        let mut socket = listener::bind(addr, &opts)?;
+        let entry = self.core.sources.vacant_entry();
+        self.core
+            .registry
+            .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
+        let l = Listener::new(
+            socket,
+            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
+            &opts,
+        )?;
+        let local = l.local_addr;
+        log::info!("listening on {local}");
+        entry.insert(Source::Listener(l));
+        Ok(local)
+    }
+
+    /// Opens an outgoing connection served by `handler` (S4); see [`Cx::connect`].
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        handler: impl Protocol<App> + 'static,
+        config: ConnConfig,
+    ) -> io::Result<ConnId> {
+        self.cx().connect(addr, handler, config)
+    }
+
+    /// Delivers signals as events (S31). With `shutdown_grace`, SIGINT and SIGTERM begin a
+    /// graceful shutdown with that grace period and a second one stops at once. `callback`, if
+    /// given, runs for every signal in `signals` inside the loop (never in signal context).
+    ///
+    /// Signal dispositions are process-wide: one reactor per process should catch signals.
+    pub fn catch_signals(
+        &mut self,
+        signals: &[i32],
+        shutdown_grace: Option<Duration>,
+        callback: Option<SignalCallback<App>>,
+    ) -> io::Result<()> {
+        let mut all = signals.to_vec();
+        if shutdown_grace.is_some() {
+            all.extend([libc::SIGINT, libc::SIGTERM]);
+        }
+        all.sort_unstable();
+        all.dedup();
+        let pipe = sys::install_signal_pipe(&all)?;
+        let entry = self.core.sources.vacant_entry();
+        self.core.registry.register(
+            &mut mio::unix::SourceFd(&pipe.read.as_fd().as_raw_fd()),
+            Token(entry.key()),
+            Interest::READABLE,
+        )?;
+        entry.insert(Source::Signals);
+        self.signals = Some(Signals {
+            pipe,
+            shutdown_grace,
+            callback,
+            received: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Begins a graceful shutdown: listeners close, every connection is closed gracefully (its
+    /// queued output flushed, FIN sent, the peer's FIN awaited), and whatever is still open after
+    /// `grace` is aborted. [`run`](Self::run) returns once no connection is left.
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.core.begin_shutdown(grace);
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+
+    /// Whether [`run`](Self::run) would return now.
+    pub fn is_finished(&self) -> bool {
+        self.core.stop_now || (self.core.shutting_down && self.core.stats.open == 0)
+    }
+
+    /// How long the loop may sleep before its next timer, if it has one (for a foreign loop
+    /// that watches [`AsRawFd::as_raw_fd`] and calls [`turn`](Self::turn) with zero).
+    pub fn next_timeout(&self) -> Option<Duration> {
+        if self.has_pending_work() {
+            return Some(Duration::ZERO);
+        }
+        self.core
+            .wheel
+            .next_deadline()
+            .map(|t| self.core.clock.until(t))
+    }
+
+    fn has_pending_work(&self) -> bool {
+        !self.core.ready.is_empty() || !self.core.dirty.is_empty() || !self.core.dead.is_empty()
+    }
+
+    /// Runs until a shutdown has finished (or a second shutdown signal).
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.is_finished() {
+            self.turn(None)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one turn, waiting at most `max_wait` (`None`: until an event or the next timer).
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
+        // 1. Sleep no longer than the next timer, and not at all with work pending.
+        let timeout = match self.next_timeout() {
+            Some(t) => Some(max_wait.map_or(t, |m| m.min(t))),
+            None => max_wait,
+        };
+
+        // 2. Wait. EINTR only ends the wait early; a signal shows up through its pipe.
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let started = Instant::now();
+        self.core.now = self.core.clock.now();
+        self.core.stats.turns += 1;
+
+        // 3a. Sources left ready last turn (budget spent, reading resumed): no edge will come.
+        std::mem::swap(&mut self.core.ready, &mut self.ready_buf);
+        for i in 0..self.ready_buf.len() {
+            let index = self.ready_buf[i];
+            self.serve_ready(index);
+        }
+        self.ready_buf.clear();
+
+        // 3b. Readiness events.
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            self.dispatch(event);
+        }
+        self.events = events;
+
+        // 4. Expired timers, collected first so that timers armed by their callbacks wait for
+        // the next turn even when already due.
+        while let Some(expired) = self.core.wheel.poll(self.core.now) {
+            self.expired.push(expired);
+        }
+        for i in 0..self.expired.len() {
+            let (key, entry) = self.expired[i];
+            self.core.fire(key, entry);
+        }
+        self.expired.clear();
+
+        // 5 and 6. Flush what was written this turn, then remove what finished. Closing
+        // handlers may write to others, so repeat a few times.
+        for _ in 0..SETTLE_ROUNDS {
+            if self.core.dirty.is_empty() && self.core.dead.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut self.core.dirty, &mut self.dirty_buf);
+            for i in 0..self.dirty_buf.len() {
+                let index = self.dirty_buf[i];
+                if let Some(conn) = self.core.conn_at(index) {
+                    conn.dirty = false;
+                }
+                self.core.flush(index);
+            }
+            self.dirty_buf.clear();
+            std::mem::swap(&mut self.core.dead, &mut self.dead_buf);
+            for i in 0..self.dead_buf.len() {
+                let index = self.dead_buf[i];
+                self.core.finalize(index);
+            }
+            self.dead_buf.clear();
+        }
+
+        let spent = started.elapsed();
+        if spent > self.core.stats.longest_turn {
+            self.core.stats.longest_turn = spent;
+        }
+        Ok(())
+    }
+
+    /// Serves a source from the ready list.
+    fn serve_ready(&mut self, index: usize) {
+        match self.core.sources.get_mut(index) {
+            Some(Source::Conn(conn)) => {
+                conn.ready = false;
+                // Offer input kept while reading was paused, then read what queued meanwhile.
+                self.core.deliver(index, &[]);
+                self.core.read(index, &mut self.scratch, true);
+            }
+            Some(Source::Listener(l)) => {
+                l.ready = false;
+                self.core.accept(index);
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles one readiness event.
+    fn dispatch(&mut self, event: &mio::event::Event) {
+        let index = event.token().0;
+        match self.core.sources.get(index) {
+            Some(Source::Listener(_)) => self.core.accept(index),
+            Some(Source::Conn(conn)) => {
+                if conn.state == State::Connecting {
+                    self.core.finish_connect(index);
+                    if !matches!(self.core.conn_at(index), Some(c) if c.state == State::Open) {
+                        return;
+                    }
+                } else if event.is_writable() {
+                    self.core.flush(index);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    // The peer's FIN or an error is already reported: no later edge will come,
+                    // so read to the end instead of stopping at a short read.
+                    let drain_all = event.is_read_closed() || event.is_error();
+                    self.core.read(index, &mut self.scratch, drain_all);
+                }
+            }
+            Some(Source::Signals) => self.handle_signals(),
+            None => {}
+        }
+    }
+
+    /// Reads the signal pipe and acts on each signal.
+    fn handle_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let mut received = std::mem::take(&mut signals.received);
+        if let Err(e) = sys::read_signal_pipe(signals.pipe.read.as_fd(), &mut received) {
+            log::warn!("reading the signal pipe: {e}");
+        }
+        for &sig in &received {
+            let grace = self.signals.as_ref().and_then(|s| s.shutdown_grace);
+            if let (Some(grace), true) = (grace, sig == libc::SIGINT || sig == libc::SIGTERM) {
+                if self.core.shutting_down {
+                    log::warn!("signal {sig} during shutdown: stopping now");
+                    self.stop_now();
+                } else {
+                    log::info!("signal {sig}: shutting down gracefully");
+                    self.core.begin_shutdown(grace);
+                }
+            }
+            if let Some(mut cb) = self.signals.as_mut().and_then(|s| s.callback.take()) {
+                cb(&mut Cx::new(&mut self.core, NO_CONN), sig);
+                if let Some(s) = self.signals.as_mut() {
+                    s.callback = Some(cb);
+                }
+            }
+        }
+        received.clear();
+        if let Some(s) = self.signals.as_mut() {
+            s.received = received;
+        }
+    }
+
+    /// Aborts every connection and makes `run` return at the end of this turn.
+    pub fn stop_now(&mut self) {
+        let conns: Vec<usize> = self
+            .core
+            .sources
+            .iter()
+            .filter(|(_, s)| matches!(s, Source::Conn(_)))
+            .map(|(i, _)| i)
+            .collect();
+        for index in conns {
+            self.core.abort(index, CloseReason::Shutdown);
+        }
+        self.core.shutting_down = true;
+        self.core.stop_now = true;
+    }
+}
+
+impl<App> AsRawFd for Reactor<App> {
+    /// The poll descriptor: readable when the reactor has events to handle, for embedding in a
+    /// foreign loop.
+    fn as_raw_fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+}

@@ -1,0 +1,99 @@
+//! A typed view of a connection's socket options (S19, S20, S22).
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use crate::sys::{self, Keepalive};
+
+/// Socket options of one connection, reached through [`Cx::socket`](crate::Cx::socket).
+///
+/// Each setter wraps one `setsockopt` and says when the option is worth it.
+#[derive(Clone, Copy, Debug)]
+pub struct SocketRef<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+impl<'a> SocketRef<'a> {
+    pub(crate) fn new(fd: BorrowedFd<'a>) -> Self {
+        SocketRef { fd }
+    }
+
+    /// `TCP_NODELAY`: send small segments immediately (no Nagle delay).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        sys::set_nodelay(self.fd, on)
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        sys::nodelay(self.fd)
+    }
+
+    /// `SO_KEEPALIVE` with `TCP_KEEPIDLE`/`INTVL`/`CNT` (S13): the kernel probes an idle peer and
+    /// the connection ends with [`TimedOut`](crate::CloseReason::TimedOut) if it vanished.
+    /// `None` turns probing off.
+    pub fn set_keepalive(&self, keepalive: Option<Keepalive>) -> io::Result<()> {
+        sys::set_keepalive(self.fd, keepalive)
+    }
+
+    /// Reads `SO_KEEPALIVE`.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        sys::keepalive(self.fd)
+    }
+
+    /// `SO_SNDBUF`. For bulk transfer it wants at least three segments (S19); Linux doubles the
+    /// value for its bookkeeping (S21).
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        sys::set_send_buffer_size(self.fd, bytes)
+    }
+
+    /// Reads `SO_SNDBUF` (as the kernel doubled it).
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        sys::send_buffer_size(self.fd)
+    }
+
+    /// `SO_RCVBUF`. On an established connection it no longer changes the window scale.
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        sys::set_recv_buffer_size(self.fd, bytes)
+    }
+
+    /// Reads `SO_RCVBUF`.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        sys::recv_buffer_size(self.fd)
+    }
+
+    /// `TCP_QUICKACK`: acknowledge at once (Linux clears it again by itself).
+    pub fn set_quickack(&self, on: bool) -> io::Result<()> {
+        sys::set_quickack(self.fd, on)
+    }
+
+    /// `TCP_CORK`: hold partial segments until uncorked.
+    pub fn set_cork(&self, on: bool) -> io::Result<()> {
+        sys::set_cork(self.fd, on)
+    }
+
+    /// `TCP_MAXSEG`: cap the segment size.
+    pub fn set_maxseg(&self, bytes: u32) -> io::Result<()> {
+        sys::set_maxseg(self.fd, bytes)
+    }
+
+    /// `SO_RCVLOWAT`: report readability only once this many bytes are queued.
+    pub fn set_recv_lowat(&self, bytes: usize) -> io::Result<()> {
+        sys::set_recv_lowat(self.fd, bytes)
+    }
+
+    /// `SO_LINGER`. Prefer [`Cx::abort`](crate::Cx::abort) to setting zero by hand (S17).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        sys::set_linger(self.fd, linger)
+    }
+
+    /// Bytes waiting in the receive queue (`FIONREAD`, S22).
+    pub fn bytes_readable(&self) -> io::Result<usize> {
+        sys::bytes_readable(self.fd)
+    }
+
+    /// Copies queued input into `buf` without consuming it (`MSG_PEEK`, S22).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::peek(self.fd, buf)
+    }
+}

@@ -1,0 +1,84 @@
+//! Counters a reactor keeps about itself, for operators and tests.
+
+use std::io;
+use std::time::Duration;
+
+use crate::CloseKind;
+
+/// Accept errors, by errno. The first four are filtered silently (S5); the rest pause the
+/// listener (S27).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptErrors {
+    /// `ECONNABORTED`: the client reset before `accept` (POSIX).
+    pub aborted: u64,
+    /// `EPROTO`: the same, as some systems report it.
+    pub proto: u64,
+    /// `EINTR`: a signal interrupted `accept`.
+    pub interrupted: u64,
+    /// `EPERM`: a firewall rule refused the connection.
+    pub perm: u64,
+    /// `EMFILE`: this process is out of descriptors.
+    pub emfile: u64,
+    /// `ENFILE`: the system is out of descriptors.
+    pub enfile: u64,
+    /// `ENOBUFS` / `ENOMEM`: the kernel is out of memory.
+    pub nomem: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl AcceptErrors {
+    pub(crate) fn count(&mut self, e: &io::Error) {
+        let slot = match e.raw_os_error() {
+            Some(libc::ECONNABORTED) => &mut self.aborted,
+            Some(libc::EPROTO) => &mut self.proto,
+            Some(libc::EINTR) => &mut self.interrupted,
+            Some(libc::EPERM) => &mut self.perm,
+            Some(libc::EMFILE) => &mut self.emfile,
+            Some(libc::ENFILE) => &mut self.enfile,
+            Some(libc::ENOBUFS) | Some(libc::ENOMEM) => &mut self.nomem,
+            _ => &mut self.other,
+        };
+        *slot += 1;
+    }
+}
+
+/// What a reactor has done since it started.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Outgoing connections established.
+    pub connected: u64,
+    /// Connection slots open now (including outgoing attempts in progress).
+    pub open: u64,
+    /// Connections closed, indexed by [`CloseKind`] (`closed[kind as usize]`).
+    pub closed: [u64; CloseKind::ALL.len()],
+    /// Accept errors by errno.
+    pub accept_errors: AcceptErrors,
+    /// Pending connections accepted and closed at once because descriptors ran out, so their
+    /// clients were told instead of left hanging.
+    pub accept_shed: u64,
+    /// Connections aborted because their output passed the hard cap.
+    pub slow_consumers: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes the kernel accepted for sending.
+    pub bytes_out: u64,
+    /// Loop turns.
+    pub turns: u64,
+    /// The longest time one turn spent on work (not waiting in poll).
+    pub longest_turn: Duration,
+}
+
+impl Stats {
+    /// Connections closed for one kind of reason.
+    pub fn closed_by(&self, kind: CloseKind) -> u64 {
+        self.closed[kind as usize]
+    }
+
+    /// Connections closed, all reasons.
+    pub fn closed_total(&self) -> u64 {
+        self.closed.iter().sum()
+    }
+}

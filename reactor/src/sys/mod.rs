@@ -1,0 +1,232 @@
+//! Every call into the operating system, each wrapped once.
+//!
+//! The rest of the crate never writes `unsafe` or `libc::`: it calls the small functions here,
+//! which take borrowed descriptors, return `io::Result`, retry `EINTR` themselves (S2) and turn
+//! the errno values that are expected outcomes into `Ok` (`EINPROGRESS` from `connect`).
+//!
+//! # Implementation notes
+//! The [`syscall!`] macro turns the C convention (`-1` and `errno`) into `io::Result`.
+//! `connect` is the one call that must *not* be retried on `EINTR`: the connection attempt goes
+//! on in the background, and a second `connect` would fail with `EALREADY`. It is handled like
+//! `EINPROGRESS` (wait for writability) instead.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+mod addr;
+mod signal;
+mod sockopt;
+
+pub(crate) use addr::{from_sockaddr, to_sockaddr};
+pub use signal::block_signals;
+pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
+pub use signal::{reap_children, ChildStatus};
+pub use sockopt::Keepalive;
+pub(crate) use sockopt::*;
+
+/// Calls a libc function, turning `-1` into the thread's `errno` as an `io::Error`.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        // SAFETY: every caller passes descriptors it borrows for the duration of the call and
+        // pointers to memory it owns, with the lengths of that memory.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// Runs `f` again while it fails with `EINTR` (S2: slow calls are interrupted by signals).
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Creates a non-blocking, close-on-exec socket.
+pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = syscall!(socket(
+        domain,
+        ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: `socket` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds a socket to an address.
+pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<()> {
+    let (storage, len) = to_sockaddr(addr);
+    syscall!(bind(
+        fd.as_raw_fd(),
+        (&storage as *const libc::sockaddr_storage).cast(),
+        len
+    ))
+    .map(drop)
+}
+
+/// Marks a socket as listening with the given backlog (S23).
+pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    syscall!(listen(fd.as_raw_fd(), backlog)).map(drop)
+}
+
+/// Starts a non-blocking connect. `Ok(true)`: connected at once (a local peer may accept
+/// immediately); `Ok(false)`: in progress, wait for writability and read the verdict with
+/// [`take_error`]. `EINTR` is treated as in progress and the call is never re-issued (S2, S4).
+pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<bool> {
+    let (storage, len) = to_sockaddr(addr);
+    match syscall!(connect(
+        fd.as_raw_fd(),
+        (&storage as *const libc::sockaddr_storage).cast(),
+        len
+    )) {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINPROGRESS) | Some(libc::EINTR)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads into `buf`; `Ok(0)` is end of stream.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| {
+        syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize)
+    })
+}
+
+/// Copies queued input into `buf` without consuming it (S22: `MSG_PEEK`).
+pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| {
+        syscall!(recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK
+        ))
+        .map(|n| n as usize)
+    })
+}
+
+/// The most iovecs one `sendmsg` takes on Linux (`IOV_MAX`).
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// Gather write with `MSG_NOSIGNAL`: a peer that reset the connection makes this return
+/// `EPIPE` instead of raising SIGPIPE, whatever the process's signal disposition (S6, S15).
+pub(crate) fn sendmsg(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is a valid empty message; the fields set below point at `bufs`,
+    // which outlives the call. `IoSlice` is guaranteed ABI-compatible with `iovec`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(IOV_MAX) as _;
+    retry(|| {
+        syscall!(sendmsg(
+            fd.as_raw_fd(),
+            &msg,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT
+        ))
+        .map(|n| n as usize)
+    })
+}
+
+/// Half-closes the sending side: the peer reads end of stream once queued data is delivered.
+pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_WR)).map(drop)
+}
+
+/// How many bytes wait in the receive queue (S22: `ioctl(FIONREAD)`).
+pub(crate) fn bytes_readable(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    syscall!(ioctl(
+        fd.as_raw_fd(),
+        libc::FIONREAD,
+        &mut n as *mut libc::c_int
+    ))?;
+    Ok(n as usize)
+}
+
+/// The peer's address; `ENOTCONN` while a connect is still in progress (S4).
+pub(crate) fn getpeername(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; all zeros is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    syscall!(getpeername(
+        fd.as_raw_fd(),
+        (&mut storage as *mut libc::sockaddr_storage).cast(),
+        &mut len
+    ))?;
+    from_sockaddr(&storage)
+}
+
+/// The local address of a socket.
+pub(crate) fn getsockname(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; all zeros is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    syscall!(getsockname(
+        fd.as_raw_fd(),
+        (&mut storage as *mut libc::sockaddr_storage).cast(),
+        &mut len
+    ))?;
+    from_sockaddr(&storage)
+}
+
+/// The descriptor limit of this process (`RLIMIT_NOFILE`): (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+}
+
+/// Sets the soft descriptor limit of this process (`RLIMIT_NOFILE`), keeping the hard one.
+/// Tests use it to provoke `EMFILE` (S27).
+pub fn set_nofile_limit(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim)).map(drop)
+}
+
+/// Opens `/dev/null`, used as the spare descriptor an exhausted listener can give back.
+pub(crate) fn open_devnull() -> io::Result<OwnedFd> {
+    let fd = syscall!(open(
+        c"/dev/null".as_ptr(),
+        libc::O_RDONLY | libc::O_CLOEXEC
+    ))?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The errno values an accept loop skips (S5): the connection died between readiness and
+/// `accept`, a signal interrupted the call, or a firewall rule refused it.
+pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED) | Some(libc::EPROTO) | Some(libc::EINTR) | Some(libc::EPERM)
+    )
+}
+
+/// The errno values that mean "out of descriptors or kernel memory" (S27): the listener must
+/// back off instead of spinning.
+pub(crate) fn is_resource_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}

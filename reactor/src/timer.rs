@@ -1,0 +1,78 @@
+//! What the reactor files in its timer wheel, and the clock that turns time into ticks.
+
+use std::time::{Duration, Instant};
+
+use timers::{Tick, TimerKey};
+
+use crate::ConnId;
+
+/// Names a timer armed by a handler with [`Cx::set_timer`](crate::Cx::set_timer); handed back to
+/// [`Protocol::on_timer`](crate::Protocol::on_timer) when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    pub(crate) key: TimerKey,
+    pub(crate) tag: u64,
+}
+
+impl TimerId {
+    /// The value the handler passed when it armed the timer.
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+}
+
+/// The kinds of timer a connection can have armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnTimer {
+    /// Connect timeout (outgoing) or first-byte timeout (accepted).
+    Open,
+    Idle,
+    Linger,
+    Stall,
+    User(u64),
+}
+
+/// One entry of the reactor's wheel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TimerEntry {
+    Conn(ConnId, ConnTimer),
+    /// A listener's back-off ended: accept again.
+    ListenerResume(usize),
+    /// The shutdown deadline passed: abort what is left.
+    ShutdownDeadline,
+}
+
+/// Milliseconds since the reactor started: the wheel's tick.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// The current tick (rounded down).
+    pub(crate) fn now(&self) -> Tick {
+        self.start.elapsed().as_millis() as Tick
+    }
+
+    /// The first tick not earlier than `delay` from now (rounded up, so never early).
+    pub(crate) fn deadline_after(&self, delay: Duration) -> Tick {
+        let at = self.start.elapsed() + delay;
+        let ms = at.as_millis() as Tick;
+        if Duration::from_millis(ms) < at {
+            ms + 1
+        } else {
+            ms
+        }
+    }
+
+    /// How long from now until `tick` begins (zero if it has).
+    pub(crate) fn until(&self, tick: Tick) -> Duration {
+        Duration::from_millis(tick).saturating_sub(self.start.elapsed())
+    }
+}
