@@ -23,7 +23,7 @@ use crate::{CloseReason, Cx, TimerId};
 /// use reactor::{Cx, Protocol};
 ///
 /// /// Sends every byte back.
-/// pub struct Echo;
+/// struct Echo;
 ///
 /// impl<App> Protocol<App> for Echo {
 ///     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
@@ -31,6 +31,9 @@ use crate::{CloseReason, Cx, TimerId};
 ///         data.len()
 ///     }
 /// }
+///
+/// let handler: Box<dyn Protocol<()>> = Box::new(Echo);
+/// # drop(handler);
 /// ```
 pub trait Protocol<App> {
     /// The connection is established.
