@@ -22,6 +22,9 @@ pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
 pub use signal::{reap_children, ChildStatus};
 pub use sockopt::Keepalive;
+
+/// Signal numbers for [`crate::Reactor::catch_signals`].
+pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 pub(crate) use sockopt::*;
 
 /// Calls a libc function, turning `-1` into the thread's `errno` as an `io::Error`.

@@ -1,0 +1,34 @@
+//! TCP echo: every byte received is sent back, in order.
+//!
+//! The smallest useful handler, and the one the benchmarks compare with other echo servers. It
+//! keeps no state, so the handler costs no allocation per connection; reading pauses by itself
+//! when a peer does not read its echo (the reactor's backpressure), so a peer that only sends
+//! cannot grow the server's memory.
+
+use reactor::{Cx, Protocol};
+
+/// Sends every byte back.
+///
+/// ```
+/// use protocols::echo::Echo;
+/// use reactor::{ListenOptions, Reactor};
+///
+/// let mut reactor = Reactor::new(())?;
+/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
+/// assert_ne!(addr.port(), 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Echo;
+
+impl<App> Protocol<App> for Echo {
+    fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
+        cx.write(data);
+        data.len()
+    }
+
+    /// The peer half-closed: finish sending what it sent, then close.
+    fn on_eof(&mut self, cx: &mut Cx<'_, App>) {
+        cx.close();
+    }
+}

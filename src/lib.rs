@@ -1,0 +1,6 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub use protocols;
+pub use reactor;
+pub use timers;
