@@ -37,6 +37,8 @@ pub(crate) enum Source<App> {
     Conn(Conn<App>),
     /// The read end of the signal pipe.
     Signals,
+    /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
+    Waker,
 }
 
 /// Everything a callback can reach.
@@ -66,6 +68,8 @@ pub(crate) struct Core<App> {
     pub(crate) shutting_down: bool,
     /// Set when the loop must return at the end of this turn (abortive stop).
     pub(crate) stop_now: bool,
+    /// Closures scheduled on the wheel.
+    pub(crate) tasks: Slab<crate::task::Task<App>>,
 }
 
 impl<App> Core<App> {
@@ -640,6 +644,7 @@ impl<App> Core<App> {
         match entry {
             TimerEntry::Conn(id, kind) => self.fire_conn(key, id, kind),
             TimerEntry::ListenerResume(index) => self.resume_listener(index),
+            TimerEntry::Task(index) => self.run_task(index),
             TimerEntry::ShutdownDeadline => {
                 let open: Vec<usize> = self
                     .sources

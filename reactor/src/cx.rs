@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::conn::State;
 use crate::core::Core;
 use crate::timer::{ConnTimer, TimerEntry};
-use crate::{CloseReason, ConnConfig, ConnId, Protocol, Shared, SocketRef, Stats, TimerId};
+use crate::{CloseReason, ConnConfig, ConnId, Protocol, Shared, SocketRef, Stats, TaskId, TimerId};
 
 /// What a handler can do while one of its callbacks runs: reach the shared user state, write to
 /// its own or any other connection, arm timers, close, connect.
@@ -236,6 +236,35 @@ impl<'a, App> Cx<'a, App> {
         config: ConnConfig,
     ) -> io::Result<ConnId> {
         self.core.connect(addr, Box::new(handler), Rc::new(config))
+    }
+
+    /// Runs `f` once, `after` from now, inside the loop (not tied to any connection).
+    pub fn schedule(
+        &mut self,
+        after: Duration,
+        f: impl FnOnce(&mut Cx<'_, App>) + 'static,
+    ) -> TaskId {
+        self.core
+            .schedule_task(after, crate::task::TaskKind::Once(Box::new(f)))
+    }
+
+    /// Runs `f` every `interval` until it returns `false` or is cancelled: the building block
+    /// of heartbeats and periodic sweeps (S13).
+    pub fn every(
+        &mut self,
+        interval: Duration,
+        f: impl FnMut(&mut Cx<'_, App>) -> bool + 'static,
+    ) -> TaskId {
+        self.core.schedule_task(
+            interval,
+            crate::task::TaskKind::Repeat(Box::new(f), interval),
+        )
+    }
+
+    /// Cancels a closure scheduled with [`schedule`](Self::schedule) or
+    /// [`every`](Self::every). Returns whether it was still scheduled.
+    pub fn cancel(&mut self, task: TaskId) -> bool {
+        self.core.cancel_task(task)
     }
 
     /// Starts a graceful shutdown of the whole reactor (see [`crate::Reactor::shutdown`]).

@@ -1,8 +1,10 @@
 //! The event loop itself.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
@@ -12,6 +14,7 @@ use timers::{TimerKey, Wheel};
 use crate::conn::State;
 use crate::core::{Core, Source};
 use crate::cx::NO_CONN;
+use crate::handle::{Handle, Inbox, Mailbox, Posted};
 use crate::listener::{self, Listener};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
@@ -103,6 +106,21 @@ pub struct Reactor<App: 'static> {
     /// Reused list of expired timers.
     expired: Vec<(TimerKey, TimerEntry)>,
     signals: Option<Signals<App>>,
+    /// The queue behind every [`Handle`], created by the first call to [`Reactor::handle`].
+    mailbox: Option<Arc<Mailbox<App>>>,
+    /// Reused queue the posted closures are swapped into.
+    posted: VecDeque<Posted<App>>,
+}
+
+impl<App: 'static> Drop for Reactor<App> {
+    fn drop(&mut self) {
+        // Posts from now on fail with `Stopped` instead of waiting forever.
+        if let Some(mailbox) = &self.mailbox {
+            let mut inbox = mailbox.queue.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.closed = true;
+            inbox.posted.clear();
+        }
+    }
 }
 
 impl<App> std::fmt::Debug for Reactor<App> {
@@ -137,12 +155,15 @@ impl<App: 'static> Reactor<App> {
                 stats: Stats::default(),
                 shutting_down: false,
                 stop_now: false,
+                tasks: Slab::new(),
             },
             ready_buf: Vec::new(),
             dirty_buf: Vec::new(),
             dead_buf: Vec::new(),
             expired: Vec::new(),
             signals: None,
+            mailbox: None,
+            posted: VecDeque::new(),
         })
     }
 
@@ -398,7 +419,41 @@ impl<App: 'static> Reactor<App> {
                 }
             }
             Some(Source::Signals) => self.handle_signals(),
+            Some(Source::Waker) => self.run_posted(),
             None => {}
+        }
+    }
+
+    /// A handle for posting work into this reactor from other threads (created on first use).
+    pub fn handle(&mut self) -> io::Result<Handle<App>> {
+        if self.mailbox.is_none() {
+            let entry = self.core.sources.vacant_entry();
+            let waker = mio::Waker::new(self.poll.registry(), Token(entry.key()))?;
+            entry.insert(Source::Waker);
+            self.mailbox = Some(Arc::new(Mailbox {
+                queue: Mutex::new(Inbox {
+                    posted: VecDeque::new(),
+                    closed: false,
+                }),
+                waker,
+            }));
+        }
+        Ok(Handle {
+            mailbox: Arc::clone(self.mailbox.as_ref().expect("created above")),
+        })
+    }
+
+    /// Runs every closure posted through a [`Handle`], in order.
+    fn run_posted(&mut self) {
+        let Some(mailbox) = &self.mailbox else {
+            return;
+        };
+        {
+            let mut inbox = mailbox.queue.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut inbox.posted, &mut self.posted);
+        }
+        while let Some(f) = self.posted.pop_front() {
+            f(&mut Cx::new(&mut self.core, NO_CONN));
         }
     }
 

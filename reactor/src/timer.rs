@@ -36,6 +36,8 @@ pub(crate) enum ConnTimer {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum TimerEntry {
     Conn(ConnId, ConnTimer),
+    /// A scheduled closure is due (index into the task slab).
+    Task(usize),
     /// A listener's back-off ended: accept again.
     ListenerResume(usize),
     /// The shutdown deadline passed: abort what is left.
