@@ -18,8 +18,10 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Flavor {
     /// One thread runs everything.
+    #[value(name = "current_thread", alias = "current-thread")]
     CurrentThread,
     /// A work-stealing pool of `--workers` threads.
+    #[value(name = "multi_thread", alias = "multi-thread")]
     MultiThread,
 }
 
