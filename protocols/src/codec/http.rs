@@ -62,15 +62,19 @@
 //!
 //! # Implementation notes
 //!
-//! Between calls returning `Ok(None)` the decoder remembers how far it searched for the blank
-//! line that ends the head, and, once the head is complete, the head's length and how far the
-//! body has been read (for a chunked body, the chunk parser's state). So a request trickling in
-//! a byte at a time is not re-parsed from its start on every byte. `httparse` runs when the
-//! first bytes arrive (so garbage is refused at once), when a blank line shows up, and when the
-//! head reaches its limit; its output is not kept between calls (it borrows the input), so a
-//! request whose body arrives later has its head parsed a second time, once, when the body is
-//! complete. Only the first limit's worth of bytes of the head and of the body are looked at,
-//! so the outcome never depends on how the stream was split.
+//! Between calls returning `Ok(None)` the decoder remembers how far it searched for blank lines
+//! (where a head can end) and, once the head is complete, the head's length and how far the body
+//! has been read (for a chunked body, the chunk parser's state). `httparse` runs on every arrival
+//! while the head is within its first eighth of the limit (1 KiB by default, so garbage such as a
+//! TLS hello is refused at once), then only when a blank line arrives or the limit is reached: a
+//! head trickling in a byte at a time is not re-parsed on every byte. Its output borrows the
+//! input and is not kept between calls, so a request whose body arrives later has its head
+//! parsed a second time, once, when the body is complete. Which prefix gets parsed depends only
+//! on the bytes, never on how they were cut, so neither does the outcome.
+//!
+//! One pathological input still costs quadratic time: a stream of empty lines before the request
+//! line (which `httparse` skips, as RFC 9112 allows) makes every byte a blank line. The head
+//! limit bounds it: about 32 MB of scanning for an 8 KiB limit delivered one byte per read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -109,11 +113,8 @@ pub struct HttpCodec {
 /// again.
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// Waiting for the end of the head; the first `scanned` bytes hold no blank line.
-    Head {
-        /// Bytes already searched for a blank line.
-        scanned: usize,
-    },
+    /// Waiting for the end of the head.
+    Head(HeadProgress),
     /// The head is complete and valid; waiting for the body.
     Body {
         /// Length of the head: the body starts there.
@@ -218,7 +219,7 @@ impl HttpCodec {
             max_head_length: DEFAULT_MAX_HEAD_LENGTH,
             max_headers: DEFAULT_MAX_HEADERS,
             max_body_length: DEFAULT_MAX_BODY_LENGTH,
-            state: State::Head { scanned: 0 },
+            state: State::Head(HeadProgress::default()),
         }
     }
 
@@ -272,17 +273,24 @@ impl HttpCodec {
         let (head, head_len, mut body) = match self.state {
             State::Body { head_len, body } if head_len <= buf.len() => (None, head_len, body),
             State::Head { .. } | State::Body { .. } => {
-                let scanned = match self.state {
-                    State::Head { scanned } => scanned,
-                    State::Body { .. } => 0,
+                let mut progress = match self.state {
+                    State::Head(progress) => progress,
+                    State::Body { .. } => HeadProgress::default(),
                 };
                 let window = &buf[..buf.len().min(self.max_head_length)];
                 let window_full = buf.len() >= self.max_head_length;
-                // Parse when bytes first arrive (to refuse garbage at once), when a blank line
-                // may have ended the head, and when the head hit its limit.
-                let parse = scanned == 0 || window_full || has_blank_line(window, scanned);
-                let head = if parse {
-                    self.parse_head(window)?
+                // Parse up to the last blank line (where the head may end), or up to the eager
+                // prefix if that is longer, or everything once the window is full.
+                progress.scan(window);
+                let eager = window.len().min(self.max_head_length / EAGER_FRACTION);
+                let target = if window_full {
+                    window.len()
+                } else {
+                    progress.blank_line_end.max(eager)
+                };
+                // Parsing the same prefix again would give the same `Partial`.
+                let head = if target > progress.parsed {
+                    self.parse_head(&window[..target])?
                 } else {
                     None
                 };
@@ -292,11 +300,8 @@ impl HttpCodec {
                             max: self.max_head_length,
                         });
                     }
-                    if !buf.is_empty() {
-                        self.state = State::Head {
-                            scanned: window.len(),
-                        };
-                    }
+                    progress.parsed = target;
+                    self.state = State::Head(progress);
                     return Ok(None);
                 };
                 let (framing, _) = framing(&head, self.max_body_length)?;
@@ -378,18 +383,48 @@ impl Decoder for HttpCodec {
     }
 
     fn reset(&mut self) {
-        self.state = State::Head { scanned: 0 };
+        self.state = State::Head(HeadProgress::default());
     }
 }
 
-/// Whether `window` has a line ending followed by an empty line (`\n\n` or `\n\r\n`) ending at
-/// or after `from`: the end of the head may have arrived.
-fn has_blank_line(window: &[u8], from: usize) -> bool {
-    (from.min(window.len())..window.len()).any(|i| {
-        window[i] == b'\n'
-            && ((i >= 1 && window[i - 1] == b'\n')
-                || (i >= 2 && window[i - 1] == b'\r' && window[i - 2] == b'\n'))
-    })
+/// The part of the head limit parsed on every arrival, as a fraction: with the 8 KiB default,
+/// the first 1 KiB. Beyond it, the head is parsed again only when a blank line arrives.
+const EAGER_FRACTION: usize = 8;
+
+/// How far an unfinished head has been looked at.
+///
+/// The head is parsed with `httparse` up to a target that depends only on the bytes: the whole
+/// window once it is full; otherwise the end of the last blank line (`\n\n` or `\n\r\n`, where
+/// a head can end) or the eager prefix, whichever is longer. Whatever the cuts, the last call
+/// parses the same prefix as a single call would, so the outcome cannot depend on them; and
+/// past the eager prefix a trickling head is parsed once per blank line, not once per byte.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeadProgress {
+    /// Bytes already searched for blank lines.
+    scanned: usize,
+    /// Just past the last blank line found, or zero.
+    blank_line_end: usize,
+    /// Length of the prefix last parsed (which was incomplete).
+    parsed: usize,
+}
+
+impl HeadProgress {
+    /// Searches the bytes of `window` not yet searched for blank lines.
+    fn scan(&mut self, window: &[u8]) {
+        // A stale state (the caller broke the contract) must not index out of bounds.
+        if self.scanned > window.len() {
+            *self = HeadProgress::default();
+        }
+        for i in self.scanned..window.len() {
+            let blank = window[i] == b'\n'
+                && ((i >= 1 && window[i - 1] == b'\n')
+                    || (i >= 2 && window[i - 1] == b'\r' && window[i - 2] == b'\n'));
+            if blank {
+                self.blank_line_end = i + 1;
+            }
+        }
+        self.scanned = window.len();
+    }
 }
 
 /// A parsed request head, borrowing from the input.
@@ -1290,6 +1325,25 @@ mod tests {
             Err(HttpError::Malformed(_))
         ));
         assert_eq!(HttpError::Malformed(httparse::Error::Token).status(), 400);
+    }
+
+    #[test]
+    fn garbage_outcome_does_not_depend_on_cuts() {
+        use crate::codec::split::decode_chunked;
+        // Once found by the property tests: parsing only on blank lines after the first call
+        // made one-byte reads miss an error that a single read reported.
+        let input = b"H  ";
+        let whole = decode_chunked(&mut HttpCodec::new(), input, &[], |r| owned(&r));
+        let bytewise = decode_chunked(&mut HttpCodec::new(), input, &[1, 2], |r| owned(&r));
+        assert!(whole.error.is_some());
+        assert_eq!(whole, bytewise);
+        // The same past the eager prefix (here 4 bytes of a 32-byte limit).
+        let input = b"GET /aaaa HTTP/1.1\r\nX:\x01\r\n";
+        let codec = || HttpCodec::new().with_max_head_length(32);
+        let whole = decode_chunked(&mut codec(), input, &[], |r| owned(&r));
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        let bytewise = decode_chunked(&mut codec(), input, &cuts, |r| owned(&r));
+        assert_eq!(whole, bytewise);
     }
 
     #[test]
