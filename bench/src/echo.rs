@@ -30,6 +30,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::pattern::{Pattern, MAX_RUN};
@@ -38,6 +39,9 @@ use crate::sys;
 
 /// How long after the issuing stops the run waits for echoes still in flight.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
+/// Token of the rate limiter's timer; connections use `0..connections`.
+const TIMER: Token = Token(usize::MAX);
 
 /// Size of the buffer every read lands in.
 const READ_BUF: usize = 64 * 1024;
@@ -218,6 +222,18 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
         });
     }
 
+    // With a rate limit a timer descriptor wakes the loop at each scheduled send, finer than
+    // the millisecond timeout of epoll.
+    let timer = match cfg.rate {
+        Some(_) => {
+            let t = sys::timerfd_create()?;
+            poll.registry()
+                .register(&mut SourceFd(&t.as_raw_fd()), TIMER, Interest::READABLE)?;
+            Some(t)
+        }
+        None => None,
+    };
+
     let start = Instant::now();
     let window_start = start + cfg.warmup;
     let window_end = window_start + cfg.duration;
@@ -267,9 +283,10 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
         }
 
         // Step 4: sleep until an event, the next scheduled message, or the next deadline.
-        let mut wake = if issuing { window_end } else { hard_end };
-        if let (Some(rate), true) = (cfg.rate, issuing && !ready.is_empty()) {
-            wake = wake.min(start + Duration::from_secs_f64(tally.issued as f64 / rate));
+        let wake = if issuing { window_end } else { hard_end };
+        if let (Some(rate), Some(timer), true) = (cfg.rate, &timer, issuing && !ready.is_empty()) {
+            let next = start + Duration::from_secs_f64(tally.issued as f64 / rate);
+            sys::timerfd_set(timer, next.saturating_duration_since(now))?;
         }
         let timeout = wake.saturating_duration_since(now);
         match poll.poll(&mut events, Some(timeout)) {
@@ -281,6 +298,12 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
 
         // Step 5: read echoes, complete messages, issue the next ones, write.
         for event in events.iter() {
+            if event.token() == TIMER {
+                if let Some(timer) = &timer {
+                    sys::timerfd_drain(timer)?;
+                }
+                continue;
+            }
             let i = event.token().0;
             let conn = &mut conns[i];
             if conn.dead {
