@@ -70,6 +70,12 @@ pub(crate) struct Core<App> {
     pub(crate) stop_now: bool,
     /// Closures scheduled on the wheel.
     pub(crate) tasks: Slab<crate::task::Task<App>>,
+    /// Loop-wide limits (connections, output budget).
+    pub(crate) limits: crate::Limits,
+    /// Output bytes queued across all connections, kept for the output budget.
+    pub(crate) queued_total: usize,
+    /// Some listener is paused at the connection limit.
+    pub(crate) listeners_at_limit: bool,
 }
 
 impl<App> Core<App> {
@@ -143,17 +149,13 @@ impl<App> Core<App> {
 
     pub(crate) fn mark_ready(&mut self, index: usize) {
         match self.sources.get_mut(index) {
-            Some(Source::Conn(conn)) => {
-                if !conn.ready {
-                    conn.ready = true;
-                    self.ready.push(index);
-                }
+            Some(Source::Conn(conn)) if !conn.ready => {
+                conn.ready = true;
+                self.ready.push(index);
             }
-            Some(Source::Listener(l)) => {
-                if !l.ready {
-                    l.ready = true;
-                    self.ready.push(index);
-                }
+            Some(Source::Listener(l)) if !l.ready => {
+                l.ready = true;
+                self.ready.push(index);
             }
             _ => {}
         }
@@ -161,22 +163,34 @@ impl<App> Core<App> {
 
     /// Queues output on a connection through `push`. Returns `false` if the connection does not
     /// exist or no longer takes writes. Passing the hard cap aborts it as a slow consumer.
-    pub(crate) fn queue(&mut self, id: ConnId, push: impl FnOnce(&mut OutQueue)) -> bool {
+    pub(crate) fn queue(
+        &mut self,
+        id: ConnId,
+        incoming: usize,
+        push: impl FnOnce(&mut OutQueue),
+    ) -> bool {
         let now = self.now;
+        let index = id.index as usize;
+        match self.conn_mut(id) {
+            Some(conn) if conn.accepts_writes() => {}
+            _ => return false,
+        }
+        // The loop-wide budget is enforced before the bytes are queued.
+        if !self.make_room(index, incoming) {
+            return false;
+        }
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        if !conn.accepts_writes() {
-            return false;
-        }
-        let was_empty = conn.output.is_empty();
+        let before = conn.output.len();
         push(&mut conn.output);
-        if was_empty {
+        let after = conn.output.len();
+        if before == 0 {
             // Stall time counts from the moment output started waiting.
             conn.last_progress = now;
         }
-        let over = conn.output.len() > conn.config.max_output;
-        let index = id.index as usize;
+        let over = after > conn.config.max_output;
+        self.queued_total += after - before;
         if over {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);
@@ -211,7 +225,7 @@ impl<App> Core<App> {
 
     /// Closes at once with RST (`SO_LINGER` 0), dropping queued output (S17).
     pub(crate) fn abort(&mut self, index: usize, reason: CloseReason) {
-        let Some(conn) = self.conn_at(index) else {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return;
         };
         if conn.state == State::Dead {
@@ -220,6 +234,7 @@ impl<App> Core<App> {
         if let Err(e) = conn.stream.set_abortive() {
             log::debug!("SO_LINGER 0 on #{index}: {e}");
         }
+        self.queued_total -= conn.output.len();
         conn.output.clear();
         self.kill(index, reason);
     }
@@ -243,7 +258,7 @@ impl<App> Core<App> {
     /// Writes queued output, then moves a graceful close along and applies the water marks.
     pub(crate) fn flush(&mut self, index: usize) {
         let now = self.now;
-        let Some(conn) = self.conn_at(index) else {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return;
         };
         if matches!(conn.state, State::Connecting | State::Dead) {
@@ -253,6 +268,7 @@ impl<App> Core<App> {
             let Conn { stream, output, .. } = conn;
             match output.flush(|iov| stream.write_vectored(iov)) {
                 Ok((_, written)) => {
+                    self.queued_total -= written;
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         conn.last_activity = now;
@@ -620,7 +636,9 @@ impl<App> Core<App> {
             self.wheel.cancel(key);
         }
         let reason = conn.reason.take().unwrap_or(CloseReason::Local);
+        self.queued_total -= conn.output.len();
         self.stats.open -= 1;
+        self.connection_released();
         self.stats.closed[reason.kind() as usize] += 1;
         log::debug!(
             "#{index} closed: {reason} (in {} B, out {} B)",
@@ -730,6 +748,21 @@ impl<App> Core<App> {
                 self.call(index, |h, cx| h.on_timer(cx, timer));
             }
         }
+    }
+
+    /// Aborts every connection and makes `run` return at the end of this turn.
+    pub(crate) fn stop_now(&mut self) {
+        let conns: Vec<usize> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| matches!(s, Source::Conn(_)))
+            .map(|(i, _)| i)
+            .collect();
+        for index in conns {
+            self.abort(index, CloseReason::Shutdown);
+        }
+        self.shutting_down = true;
+        self.stop_now = true;
     }
 
     /// Begins a graceful shutdown: stop accepting, close every connection gracefully, and abort

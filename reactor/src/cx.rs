@@ -54,28 +54,30 @@ impl<'a, App> Cx<'a, App> {
     /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
     /// takes writes (closing, half-closed, or gone).
     pub fn write(&mut self, data: &[u8]) -> bool {
-        self.core.queue(self.id, |q| q.push_slice(data))
+        self.core.queue(self.id, data.len(), |q| q.push_slice(data))
     }
 
     /// Queues an owned buffer on this connection without copying it.
     pub fn write_vec(&mut self, data: Vec<u8>) -> bool {
-        self.core.queue(self.id, |q| q.push_vec(data))
+        self.core.queue(self.id, data.len(), |q| q.push_vec(data))
     }
 
     /// Queues a shared buffer on this connection without copying it (S16).
     pub fn write_shared(&mut self, data: &Shared) -> bool {
-        self.core.queue(self.id, |q| q.push_shared(data.clone()))
+        self.core
+            .queue(self.id, data.len(), |q| q.push_shared(data.clone()))
     }
 
     /// Queues a copy of `data` on another connection.
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        self.core.queue(conn, |q| q.push_slice(data))
+        self.core.queue(conn, data.len(), |q| q.push_slice(data))
     }
 
     /// Queues a shared buffer on another connection: the way to broadcast one message to many
     /// connections with one allocation (S16).
     pub fn send_shared_to(&mut self, conn: ConnId, data: &Shared) -> bool {
-        self.core.queue(conn, |q| q.push_shared(data.clone()))
+        self.core
+            .queue(conn, data.len(), |q| q.push_shared(data.clone()))
     }
 
     /// Bytes queued on this connection and not yet accepted by the kernel.
@@ -275,6 +277,11 @@ impl<'a, App> Cx<'a, App> {
     /// A snapshot of every connection of this reactor.
     pub fn connections(&self) -> Vec<crate::ConnSnapshot> {
         self.core.snapshot()
+    }
+
+    /// Aborts every connection and makes the reactor's `run` return at the end of this turn.
+    pub fn stop_reactor_now(&mut self) {
+        self.core.stop_now();
     }
 
     /// The reactor's counters.

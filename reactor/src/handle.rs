@@ -84,6 +84,11 @@ impl<App> Handle<App> {
         self.post(move |cx| cx.shutdown_reactor(grace))
     }
 
+    /// Asks the reactor to abort every connection and stop at once.
+    pub fn stop_now(&self) -> crate::Result<()> {
+        self.post(|cx| cx.stop_reactor_now())
+    }
+
     /// Whether the reactor behind this handle is gone.
     pub fn is_stopped(&self) -> bool {
         self.mailbox

@@ -44,6 +44,8 @@ pub(crate) struct Listener<App> {
     /// Failed accepts in the current exhaustion episode (0: not in one). One log line opens an
     /// episode and one closes it, never a line per failure.
     pub(crate) episode_failures: u64,
+    /// Paused at the reactor's connection limit; resumed when a connection closes.
+    pub(crate) at_limit: bool,
     /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
     /// out.
     pub(crate) spare: Option<OwnedFd>,
@@ -95,6 +97,7 @@ impl<App> Listener<App> {
             paused: false,
             ready: false,
             episode_failures: 0,
+            at_limit: false,
             spare: sys::open_devnull().ok(),
         })
     }
@@ -127,6 +130,17 @@ impl<App> Core<App> {
                 self.mark_ready(index);
                 return;
             }
+            if !self.admit_connection() {
+                // At the connection limit: leave new clients in the backlog until one closes.
+                if let Some(l) = self.listener(index) {
+                    l.at_limit = true;
+                }
+                self.listeners_at_limit = true;
+                return;
+            }
+            let Some(l) = self.listener(index) else {
+                return;
+            };
             match l.accept_one() {
                 Ok((stream, peer)) => {
                     accepted += 1;

@@ -19,7 +19,7 @@ use crate::listener::{self, Listener};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
 use crate::timer::{Clock, TimerEntry};
-use crate::{CloseReason, ConnConfig, ConnId, Cx, ListenOptions, Protocol};
+use crate::{ConnConfig, ConnId, Cx, ListenOptions, Protocol};
 
 /// Size of the one read buffer shared by every connection (S16).
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -156,6 +156,9 @@ impl<App: 'static> Reactor<App> {
                 shutting_down: false,
                 stop_now: false,
                 tasks: Slab::new(),
+                limits: crate::Limits::default(),
+                queued_total: 0,
+                listeners_at_limit: false,
             },
             ready_buf: Vec::new(),
             dirty_buf: Vec::new(),
@@ -175,6 +178,18 @@ impl<App: 'static> Reactor<App> {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.core.stats
+    }
+
+    /// Sets the loop-wide limits (connection count, output budget).
+    pub fn set_limits(&mut self, limits: crate::Limits) {
+        self.core.limits = limits;
+        self.core.listeners_at_limit = true;
+        self.core.connection_released();
+    }
+
+    /// The loop-wide limits in force.
+    pub fn limits(&self) -> &crate::Limits {
+        &self.core.limits
     }
 
     /// A snapshot of every connection (peer, age, idle time, queued bytes, timers).
@@ -373,6 +388,8 @@ impl<App: 'static> Reactor<App> {
             self.dead_buf.clear();
         }
 
+        self.core.stats.queued_bytes = self.core.queued_total as u64;
+        self.core.stats.timers_armed = self.core.wheel.len() as u64;
         let spent = started.elapsed();
         if spent > self.core.stats.longest_turn {
             self.core.stats.longest_turn = spent;
@@ -492,18 +509,7 @@ impl<App: 'static> Reactor<App> {
 
     /// Aborts every connection and makes `run` return at the end of this turn.
     pub fn stop_now(&mut self) {
-        let conns: Vec<usize> = self
-            .core
-            .sources
-            .iter()
-            .filter(|(_, s)| matches!(s, Source::Conn(_)))
-            .map(|(i, _)| i)
-            .collect();
-        for index in conns {
-            self.core.abort(index, CloseReason::Shutdown);
-        }
-        self.core.shutting_down = true;
-        self.core.stop_now = true;
+        self.core.stop_now();
     }
 }
 

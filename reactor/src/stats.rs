@@ -61,6 +61,14 @@ pub struct Stats {
     pub accept_shed: u64,
     /// Connections aborted because their output passed the hard cap.
     pub slow_consumers: u64,
+    /// Connections aborted to keep the loop-wide output budget.
+    pub budget_sheds: u64,
+    /// Idle connections closed to admit new ones at the connection limit.
+    pub idle_sheds: u64,
+    /// Output bytes queued across all connections now.
+    pub queued_bytes: u64,
+    /// Timers armed in the wheel (as of the end of the last turn).
+    pub timers_armed: u64,
     /// Bytes received.
     pub bytes_in: u64,
     /// Bytes the kernel accepted for sending.

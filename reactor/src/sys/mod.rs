@@ -192,7 +192,7 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
         rlim_max: 0,
     };
     syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Sets the soft descriptor limit of this process (`RLIMIT_NOFILE`), keeping the hard one.
@@ -214,6 +214,40 @@ pub(crate) fn open_devnull() -> io::Result<OwnedFd> {
     ))?;
     // SAFETY: `open` just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes (`None`: no limit), with
+/// `poll(2)`. Returns one flag per descriptor; all `false` on timeout or `EINTR`. For driving a
+/// reactor from a foreign loop (watch [`crate::Reactor`]'s descriptor beside others).
+pub fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.map_or(-1, |t| {
+        // Round up so a sub-millisecond wait does not become a busy loop.
+        let ms = t.as_micros().div_ceil(1000);
+        ms.min(i32::MAX as u128) as libc::c_int
+    });
+    match syscall!(poll(
+        pollfds.as_mut_ptr(),
+        pollfds.len() as libc::nfds_t,
+        ms
+    )) {
+        Ok(_) => Ok(pollfds
+            .iter()
+            .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![false; fds.len()]),
+        Err(e) => Err(e),
+    }
 }
 
 /// The errno values an accept loop skips (S5): the connection died between readiness and

@@ -1,0 +1,134 @@
+//! Loop-wide limits: how many connections, and how many queued output bytes across all of them.
+//!
+//! Per-connection water marks stop one slow reader from growing memory; they do not stop ten
+//! thousand slow readers, each just under its cap. The output budget bounds the sum: when a
+//! write would take the total past it, the connections with the most queued bytes are aborted
+//! first with [`CloseReason::SlowConsumer`], *before* the new bytes are queued, so memory never
+//! grows past the budget. The connection limit keeps the loop below the descriptor limit: at the
+//! limit listeners pause (the kernel keeps new clients in the backlog) instead of failing
+//! accepts, and resume as connections close.
+
+use crate::conn::State;
+use crate::core::{Core, Source};
+use crate::{sys, CloseReason};
+
+/// Limits that apply to a whole reactor.
+///
+/// ```
+/// use reactor::Limits;
+/// let limits = Limits { output_budget: Some(256 << 20), ..Limits::default() };
+/// assert!(limits.max_connections > 0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most connections open at once (accepted plus outgoing). At the limit listeners pause
+    /// until a connection closes. Default: the descriptor limit (`RLIMIT_NOFILE`) minus a margin
+    /// for listeners, the poll descriptor, logs and the spare descriptor.
+    pub max_connections: usize,
+    /// At the connection limit, close the longest-idle connection to admit a new one instead of
+    /// pausing. Off by default.
+    pub shed_idle_at_limit: bool,
+    /// The most output bytes queued across all connections; `None`: unbounded (each connection
+    /// is still bounded by its own `max_output`).
+    pub output_budget: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let soft = sys::nofile_limit().map_or(1024, |(soft, _)| soft.min(1 << 24) as usize);
+        let margin = (soft / 16).clamp(16, 256);
+        Limits {
+            max_connections: soft.saturating_sub(margin).max(1),
+            shed_idle_at_limit: false,
+            output_budget: None,
+        }
+    }
+}
+
+impl<App> Core<App> {
+    /// Makes room for `incoming` more output bytes within the budget by aborting the
+    /// connections with the largest queues. Returns `false` if `target` itself was aborted (or
+    /// the bytes can never fit).
+    pub(crate) fn make_room(&mut self, target: usize, incoming: usize) -> bool {
+        let Some(budget) = self.limits.output_budget else {
+            return true;
+        };
+        while self.queued_total + incoming > budget {
+            let victim = self
+                .sources
+                .iter()
+                .filter_map(|(i, s)| match s {
+                    Source::Conn(c) if c.state != State::Dead && !c.output.is_empty() => {
+                        Some((c.output.len(), i))
+                    }
+                    _ => None,
+                })
+                .max();
+            let Some((queued, index)) = victim else {
+                // Nothing left to shed: this write alone is over the budget.
+                self.stats.slow_consumers += 1;
+                self.abort(target, CloseReason::SlowConsumer);
+                return false;
+            };
+            log::debug!("output budget {budget} B exceeded: shedding #{index} ({queued} B queued)");
+            self.stats.slow_consumers += 1;
+            self.stats.budget_sheds += 1;
+            self.abort(index, CloseReason::SlowConsumer);
+            if index == target {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether another connection may be opened now; at the limit, optionally sheds the
+    /// longest-idle connection to make room.
+    pub(crate) fn admit_connection(&mut self) -> bool {
+        if (self.stats.open as usize) < self.limits.max_connections {
+            return true;
+        }
+        if !self.limits.shed_idle_at_limit {
+            return false;
+        }
+        let idlest = self
+            .sources
+            .iter()
+            .filter_map(|(i, s)| match s {
+                Source::Conn(c) if c.state == State::Open => Some((c.last_activity, i)),
+                _ => None,
+            })
+            .min();
+        match idlest {
+            Some((_, index)) => {
+                self.stats.idle_sheds += 1;
+                // Aborted, not closed gracefully: the slot must be free at the end of this turn.
+                self.abort(index, CloseReason::IdleTimeout);
+                // The slot frees when the dead connection is finalized; the listener resumes then.
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A connection closed: wake listeners paused at the connection limit.
+    pub(crate) fn connection_released(&mut self) {
+        if !self.listeners_at_limit || (self.stats.open as usize) >= self.limits.max_connections {
+            return;
+        }
+        self.listeners_at_limit = false;
+        let paused: Vec<usize> = self
+            .sources
+            .iter()
+            .filter_map(|(i, s)| match s {
+                Source::Listener(l) if l.at_limit => Some(i),
+                _ => None,
+            })
+            .collect();
+        for index in paused {
+            if let Some(Source::Listener(l)) = self.sources.get_mut(index) {
+                l.at_limit = false;
+            }
+            self.mark_ready(index);
+        }
+    }
+}
