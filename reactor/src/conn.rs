@@ -50,6 +50,15 @@ pub(crate) enum State {
     Dead,
 }
 
+/// A periodic handler timer plus a read-idle timeout (S13).
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    /// The wheel entry of the next beat.
+    pub(crate) key: TimerKey,
+    pub(crate) interval: std::time::Duration,
+    pub(crate) read_idle: std::time::Duration,
+}
+
 /// One connection's slot.
 pub(crate) struct Conn<App> {
     /// The protocol handler; `None` only while one of its callbacks runs.
@@ -94,6 +103,10 @@ pub(crate) struct Conn<App> {
     pub(crate) stall_timer: Option<TimerKey>,
     /// Timers armed by the handler, cancelled when the connection ends.
     pub(crate) user_timers: Vec<TimerKey>,
+    /// The application heartbeat, boxed so connections without one pay one pointer.
+    pub(crate) heartbeat: Option<Box<Heartbeat>>,
+    /// Last tick a byte was received (the heartbeat's read-idle check).
+    pub(crate) last_read: Tick,
     /// When the connection was created.
     pub(crate) created: Tick,
     /// Last tick with traffic either way.
@@ -147,6 +160,8 @@ impl<App> Conn<App> {
             linger_timer: None,
             stall_timer: None,
             user_timers: Vec::new(),
+            heartbeat: None,
+            last_read: now,
             created: now,
             last_activity: now,
             last_progress: now,

@@ -455,6 +455,7 @@ impl<App> Core<App> {
             }
             conn.bytes_in += n as u64;
             conn.last_activity = now;
+            conn.last_read = now;
             self.stats.bytes_in += n as u64;
             if !conn.got_byte {
                 conn.got_byte = true;
@@ -632,6 +633,7 @@ impl<App> Core<App> {
         .into_iter()
         .flatten()
         .chain(conn.user_timers.drain(..))
+        .chain(conn.heartbeat.take().map(|h| h.key))
         {
             self.wheel.cancel(key);
         }
@@ -738,6 +740,30 @@ impl<App> Core<App> {
                         conn.stall_timer = Some(key);
                     }
                 }
+            }
+            ConnTimer::Heartbeat => {
+                let Some(hb) = conn.heartbeat.as_ref() else {
+                    return;
+                };
+                if hb.key != key || conn.state != State::Open {
+                    return;
+                }
+                let (interval, read_idle) = (hb.interval, hb.read_idle);
+                if now.saturating_sub(conn.last_read) >= read_idle.as_millis() as Tick {
+                    log::debug!("#{index}: nothing received for {read_idle:?}");
+                    conn.heartbeat = None;
+                    self.close(index, CloseReason::IdleTimeout);
+                    return;
+                }
+                let next = self.arm(interval, TimerEntry::Conn(id, ConnTimer::Heartbeat));
+                if let Some(hb) = self.conn_at(index).and_then(|c| c.heartbeat.as_mut()) {
+                    hb.key = next;
+                }
+                let timer = crate::TimerId {
+                    key,
+                    tag: crate::TimerId::HEARTBEAT,
+                };
+                self.call(index, |h, cx| h.on_timer(cx, timer));
             }
             ConnTimer::User(tag) => {
                 conn.user_timers.retain(|k| *k != key);

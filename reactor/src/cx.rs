@@ -182,6 +182,37 @@ impl<'a, App> Cx<'a, App> {
         self.core.wheel.cancel(timer.key).is_some()
     }
 
+    /// Arms an application heartbeat (S13), replacing any previous one: every `interval`,
+    /// [`Protocol::on_timer`] runs with a timer whose tag is [`TimerId::HEARTBEAT`] (send your
+    /// ping there), and if nothing at all was received for `read_idle` the connection is closed
+    /// with [`CloseReason::IdleTimeout`]. TCP keepalive (see [`crate::SocketRef::set_keepalive`])
+    /// notices a vanished host; a heartbeat also notices a hung peer application.
+    pub fn set_heartbeat(&mut self, interval: Duration, read_idle: Duration) -> bool {
+        self.cancel_heartbeat();
+        if self.core.conn_ref(self.id).is_none() {
+            return false;
+        }
+        let key = self
+            .core
+            .arm(interval, TimerEntry::Conn(self.id, ConnTimer::Heartbeat));
+        let Some(conn) = self.core.conn_mut(self.id) else {
+            return false;
+        };
+        conn.heartbeat = Some(Box::new(crate::conn::Heartbeat {
+            key,
+            interval,
+            read_idle,
+        }));
+        true
+    }
+
+    /// Stops the heartbeat armed with [`set_heartbeat`](Self::set_heartbeat).
+    pub fn cancel_heartbeat(&mut self) {
+        if let Some(hb) = self.core.conn_mut(self.id).and_then(|c| c.heartbeat.take()) {
+            self.core.wheel.cancel(hb.key);
+        }
+    }
+
     /// Changes this connection's idle timeout (`None`: none).
     pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
         let index = self.id.index as usize;

@@ -85,7 +85,8 @@ impl<App> Core<App> {
                         .iter()
                         .flatten()
                         .count()
-                        + c.user_timers.len(),
+                        + c.user_timers.len()
+                        + c.heartbeat.is_some() as usize,
                     bytes_in: c.bytes_in,
                     bytes_out: c.bytes_out,
                 }),

@@ -15,6 +15,9 @@ pub struct TimerId {
 }
 
 impl TimerId {
+    /// The tag of heartbeat timers armed with [`Cx::set_heartbeat`](crate::Cx::set_heartbeat).
+    pub const HEARTBEAT: u64 = u64::MAX;
+
     /// The value the handler passed when it armed the timer.
     pub fn tag(&self) -> u64 {
         self.tag
@@ -29,6 +32,7 @@ pub(crate) enum ConnTimer {
     Idle,
     Linger,
     Stall,
+    Heartbeat,
     User(u64),
 }
 
