@@ -735,3 +735,28 @@ pub fn is_reset(e: &io::Error) -> bool {
             | io::ErrorKind::BrokenPipe
     )
 }
+
+/// Waits up to `limit` for `fd` to report `events` (`libc::POLLIN`, `libc::POLLOUT`, …) and
+/// returns whether it did.
+pub fn wait_ready(fd: BorrowedFd<'_>, events: libc::c_short, limit: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(n > 0);
+    }
+}
