@@ -6,7 +6,11 @@ use crate::Tick;
 /// The index of no entry: the end of a list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// Which list holds an entry.
+/// Which list holds an entry whose tick is still ahead of the wheel.
+///
+/// Once an entry's tick is at or before the wheel's `elapsed`, the entry is in the due list,
+/// whatever its `Home` says: emptying a level-0 slot hands its whole list to the due list in
+/// O(1), without visiting (and so without updating) its entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Home {
     /// A slot of a level: the entry fires when the wheel reaches that slot or a lower level's
@@ -17,8 +21,6 @@ pub(crate) enum Home {
         /// The slot inside the level, `0..SLOTS`.
         slot: u8,
     },
-    /// The due list: the entry's tick has come and `poll` hands it out next.
-    Due,
     /// The far list: the entry's tick lies outside the range the levels cover right now.
     Far,
 }
@@ -42,8 +44,8 @@ pub(crate) struct Entry<T> {
     pub(crate) prev: u32,
     /// The next entry in the same list, or [`NIL`] at the tail.
     pub(crate) next: u32,
-    /// The list holding the entry, so that unlinking it can fix that list's ends (and the
-    /// level's occupied bit) in O(1) without searching.
+    /// The list holding the entry while its tick is ahead, so that unlinking it can fix that
+    /// list's ends (and the level's occupied bit) in O(1) without searching.
     pub(crate) home: Home,
 }
 

@@ -104,8 +104,8 @@ impl Level {
         }
     }
 
-    /// Empties `slot` and returns the head of its detached chain.
-    pub(crate) fn take(&mut self, slot: usize) -> u32 {
+    /// Empties `slot` and returns its detached list.
+    pub(crate) fn take(&mut self, slot: usize) -> List {
         self.occupied &= !(1 << slot);
         self.slots[slot].take()
     }
@@ -199,7 +199,7 @@ mod tests {
             generation: 0,
             prev: crate::entry::NIL,
             next: crate::entry::NIL,
-            home: Home::Due,
+            home: Home::Far,
         }
     }
 
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(level.next_expiration(1, 4096 + 70), Some((3, 4096 + 192)));
         level.unlink(&mut entries, 3, a);
         assert_eq!(level.next_expiration(1, 70), Some((40, 2560)));
-        assert_eq!(level.take(40), b);
+        assert_eq!(level.take(40).head(), b);
         assert_eq!(level.next_expiration(1, 70), None);
     }
 

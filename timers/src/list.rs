@@ -69,11 +69,29 @@ impl List {
         Some(head)
     }
 
-    /// Empties the list and returns its first entry: the caller walks the detached chain
-    /// through the `next` links, reading each link before it files the entry elsewhere.
-    pub(crate) fn take(&mut self) -> u32 {
-        let head = self.head;
-        *self = List::EMPTY;
-        head
+    /// The first entry, or [`NIL`]: a detached list is walked through the `next` links,
+    /// reading each link before the entry is filed elsewhere.
+    pub(crate) fn head(&self) -> u32 {
+        self.head
+    }
+
+    /// Empties the list and returns what it held.
+    pub(crate) fn take(&mut self) -> List {
+        std::mem::replace(self, List::EMPTY)
+    }
+
+    /// Moves every entry of `other` to the tail of this list, in order, in O(1).
+    pub(crate) fn append<T>(&mut self, entries: &mut Slab<Entry<T>>, other: List) {
+        if other.is_empty() {
+            return;
+        }
+        match self.tail {
+            NIL => self.head = other.head,
+            tail => {
+                entries[tail as usize].next = other.head;
+                entries[other.head as usize].prev = tail;
+            }
+        }
+        self.tail = other.tail;
     }
 }

@@ -70,8 +70,9 @@ pub struct Wheel<T> {
     /// Not later than the earliest tick in `far` (`Tick::MAX` when `far` is empty). Cancelling a
     /// far timer leaves it alone, so it may be early; walking `far` makes it exact again.
     far_min: Tick,
-    /// The tick the wheel has advanced to. Invariant: every entry in a level fires after it,
-    /// every entry in `due` at or before it, every entry in `far` in a later `RANGE` block.
+    /// The tick the wheel has advanced to. Invariant: an entry is in `due` exactly when its
+    /// tick is at or before `elapsed`; any other entry is in the slot `level_for` and `slot_for`
+    /// name for it seen from `elapsed`, or in `far` when its tick lies in a later `RANGE` block.
     elapsed: Tick,
     /// The generation given to the next armed timer, so that keys of freed entries go stale.
     generation: u32,
@@ -175,7 +176,7 @@ impl<T> Wheel<T> {
             generation,
             prev: NIL,
             next: NIL,
-            home: Home::Due,
+            home: Home::Far,
         });
         assert!(
             index < NIL as usize,
@@ -331,7 +332,16 @@ impl<T> Wheel<T> {
     /// Moves the wheel to the expiration's tick and files every entry of its list again: the
     /// ones whose tick has come go to `due`, the others to a lower level (or the far list).
     fn expire(&mut self, expiration: Expiration) {
-        let head = match expiration {
+        debug_assert!(expiration.deadline() >= self.elapsed);
+        self.elapsed = expiration.deadline();
+        let list = match expiration {
+            // A level-0 slot spans one tick, the one just reached: all of it is due. Hand the
+            // whole list over without visiting its entries.
+            Expiration::Slot { level: 0, slot, .. } => {
+                let list = self.levels[0].take(slot);
+                self.due.append(&mut self.entries, list);
+                return;
+            }
             Expiration::Slot { level, slot, .. } => self.levels[level].take(slot),
             Expiration::Far { .. } => {
                 // The walk below finds the exact minimum of what stays far.
@@ -339,9 +349,7 @@ impl<T> Wheel<T> {
                 self.far.take()
             }
         };
-        debug_assert!(expiration.deadline() >= self.elapsed);
-        self.elapsed = expiration.deadline();
-        let mut index = head;
+        let mut index = list.head();
         while index != NIL {
             // Read the link first: filing rewrites it.
             let next = self.entries[index as usize].next;
@@ -355,7 +363,6 @@ impl<T> Wheel<T> {
         let when = self.entries[index as usize].when;
         if when <= self.elapsed {
             self.due.push_back(&mut self.entries, index);
-            self.entries[index as usize].home = Home::Due;
             return;
         }
         match level_for(self.elapsed, when) {
@@ -372,11 +379,17 @@ impl<T> Wheel<T> {
 
     /// Unlinks a linked entry from whichever list holds it.
     fn unlink(&mut self, index: u32) {
-        match self.entries[index as usize].home {
+        let entry = &self.entries[index as usize];
+        // By the invariant on `elapsed`, an entry whose tick has come is in `due`; its `home`
+        // may still name the level-0 slot it was handed over from.
+        if entry.when <= self.elapsed {
+            self.due.unlink(&mut self.entries, index);
+            return;
+        }
+        match entry.home {
             Home::Slot { level, slot } => {
                 self.levels[level as usize].unlink(&mut self.entries, slot as usize, index)
             }
-            Home::Due => self.due.unlink(&mut self.entries, index),
             Home::Far => {
                 self.far.unlink(&mut self.entries, index);
                 if self.far.is_empty() {
