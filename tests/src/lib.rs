@@ -574,23 +574,30 @@ pub fn connect_with(
     addr: SocketAddr,
     configure: impl FnOnce(BorrowedFd<'_>) -> io::Result<()>,
 ) -> io::Result<TcpStream> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let fd = tcp_socket()?;
+    configure(fd.as_fd())?;
+    connect_socket(fd, addr)
+}
+
+/// A new, unconnected IPv4 TCP socket.
+pub fn tcp_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked below.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `socket` just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    configure(fd.as_fd())?;
-    let stream = TcpStream::from(fd);
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Connects a socket made by [`tcp_socket`] to an IPv4 `addr` (blocking); read and write
+/// timeouts are [`WAIT`]. Connecting allocates no descriptor, so sockets made earlier can
+/// connect when the process has none left.
+pub fn connect_socket(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     let SocketAddr::V4(v4) = addr else {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only"));
     };
+    let stream = TcpStream::from(fd);
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: v4.port().to_be(),
@@ -608,7 +615,18 @@ pub fn connect_with(
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+        // A connect interrupted by a signal goes on in the background: wait for it instead
+        // of issuing it again (S2).
+        if !wait_ready(stream.as_fd(), libc::POLLOUT, WAIT)? {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
     }
     stream.set_read_timeout(Some(WAIT))?;
     stream.set_write_timeout(Some(WAIT))?;
