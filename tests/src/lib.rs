@@ -778,3 +778,41 @@ pub fn wait_ready(fd: BorrowedFd<'_>, events: libc::c_short, limit: Duration) ->
         return Ok(n > 0);
     }
 }
+
+/// A listening socket on 127.0.0.1 (port 0) with the given `listen` backlog, which
+/// `std::net::TcpListener` does not let one choose. A listener that never accepts and whose
+/// queue is full makes Linux drop new SYNs: a connect to it hangs until it times out, with no
+/// packet leaving the machine.
+pub fn listen_with_backlog(backlog: libc::c_int) -> io::Result<std::net::TcpListener> {
+    let fd = tcp_socket()?;
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: plain listen(2) on a socket we own.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// An address on 127.0.0.1 where nothing listens (a port just bound and released).
+pub fn closed_port() -> io::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind(localhost())?;
+    l.local_addr()
+}
