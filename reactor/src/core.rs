@@ -464,6 +464,14 @@ impl<App> Core<App> {
                 }
             }
             self.deliver(index, &scratch[..n]);
+            // Backpressure as soon as this read's output passes the high-water mark, not only
+            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            if let Some(conn) = self.conn_at(index) {
+                if conn.output.len() > conn.config.high_water {
+                    self.mark_ready(index);
+                    return;
+                }
+            }
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
             if n < scratch.len() && !drain_all {
@@ -548,11 +556,13 @@ impl<App> Core<App> {
         let entry = self.sources.vacant_entry();
         let index = entry.key();
         let mut stream = stream;
-        self.registry.register(
-            stream.source(),
-            Token(index),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        if let Some(source) = stream.source() {
+            self.registry.register(
+                source,
+                Token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+        }
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let open_timeout = match state {
@@ -823,13 +833,16 @@ impl<App> Core<App> {
 
 /// Applies the per-connection socket options of `config` to a connected stream.
 pub(crate) fn apply_conn_options(stream: &Stream, config: &ConnConfig) {
+    let Some(fd) = stream.fd() else {
+        return;
+    };
     if config.nodelay {
-        if let Err(e) = sys::set_nodelay(stream.fd(), true) {
+        if let Err(e) = sys::set_nodelay(fd, true) {
             log::debug!("TCP_NODELAY: {e}");
         }
     }
     if let Some(ka) = config.keepalive {
-        if let Err(e) = sys::set_keepalive(stream.fd(), Some(ka)) {
+        if let Err(e) = sys::set_keepalive(fd, Some(ka)) {
             log::debug!("SO_KEEPALIVE: {e}");
         }
     }

@@ -243,7 +243,7 @@ impl<'a, App> Cx<'a, App> {
 
     /// Socket options of this connection (S20).
     pub fn socket(&self) -> Option<SocketRef<'_>> {
-        Some(SocketRef::new(self.core.conn_ref(self.id)?.stream.fd()))
+        Some(SocketRef::new(self.core.conn_ref(self.id)?.stream.fd()?))
     }
 
     /// Bytes waiting in the kernel's receive queue (`FIONREAD`, S22).

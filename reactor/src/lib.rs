@@ -51,6 +51,8 @@ mod stats;
 mod stream;
 pub mod sys;
 mod task;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timer;
 
 pub use config::{ConnConfig, ListenOptions};

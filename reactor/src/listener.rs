@@ -25,9 +25,16 @@ use crate::{sys, ConnConfig, ListenOptions, Protocol};
 /// Makes the handler of each accepted connection.
 pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
 
+/// The accepting end: a real listening socket, or an in-memory backlog in tests.
+pub(crate) enum ListenSocket {
+    Tcp(mio::net::TcpListener),
+    #[cfg(feature = "testing")]
+    Mem(crate::testing::MemBacklog),
+}
+
 /// A listening socket's slot.
 pub(crate) struct Listener<App> {
-    pub(crate) socket: mio::net::TcpListener,
+    pub(crate) socket: ListenSocket,
     pub(crate) local_addr: SocketAddr,
     pub(crate) factory: Factory<App>,
     /// Settings shared by every connection this listener accepts.
@@ -81,12 +88,13 @@ pub(crate) fn bind(addr: SocketAddr, opts: &ListenOptions) -> io::Result<mio::ne
 
 impl<App> Listener<App> {
     pub(crate) fn new(
-        socket: mio::net::TcpListener,
+        socket: ListenSocket,
+        local_addr: SocketAddr,
         factory: Factory<App>,
         opts: &ListenOptions,
     ) -> io::Result<Self> {
         Ok(Listener {
-            local_addr: socket.local_addr()?,
+            local_addr,
             socket,
             factory,
             conn: Rc::new(opts.conn.clone()),
@@ -104,7 +112,11 @@ impl<App> Listener<App> {
 
     /// Accepts one pending connection (the accept side of the syscall seam).
     fn accept_one(&self) -> io::Result<(Stream, SocketAddr)> {
-        self.socket.accept().map(|(s, a)| (Stream::Tcp(s), a))
+        match &self.socket {
+            ListenSocket::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), a)),
+            #[cfg(feature = "testing")]
+            ListenSocket::Mem(backlog) => backlog.accept(),
+        }
     }
 }
 

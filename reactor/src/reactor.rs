@@ -15,7 +15,7 @@ use crate::conn::State;
 use crate::core::{Core, Source};
 use crate::cx::NO_CONN;
 use crate::handle::{Handle, Inbox, Mailbox, Posted};
-use crate::listener::{self, Listener};
+use crate::listener::{self, ListenSocket, Listener};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
 use crate::timer::{Clock, TimerEntry};
@@ -32,6 +32,16 @@ const EVENTS_CAPACITY: usize = 1024;
 const SETTLE_ROUNDS: usize = 8;
 
 type SignalCallback<App> = Box<dyn FnMut(&mut Cx<'_, App>, i32)>;
+
+/// What a readiness event says about a source.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Readiness {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// The peer's FIN (or a reset) arrived.
+    pub(crate) read_closed: bool,
+    pub(crate) error: bool,
+}
 
 /// Signals delivered as events (S31).
 struct Signals<App> {
@@ -97,7 +107,7 @@ pub struct Reactor<App: 'static> {
     events: Events,
     /// The one read buffer every connection reads into (S16).
     scratch: Box<[u8]>,
-    core: Core<App>,
+    pub(crate) core: Core<App>,
     /// Reused list of sources served from last turn's ready list.
     ready_buf: Vec<usize>,
     /// Reused lists for the flush and close steps.
@@ -225,8 +235,10 @@ impl<App: 'static> Reactor<App> {
         self.core
             .registry
             .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
+        let local = socket.local_addr()?;
         let l = Listener::new(
-            socket,
+            ListenSocket::Tcp(socket),
+            local,
             Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
             &opts,
         )?;
@@ -309,7 +321,7 @@ impl<App: 'static> Reactor<App> {
             .map(|t| self.core.clock.until(t))
     }
 
-    fn has_pending_work(&self) -> bool {
+    pub(crate) fn has_pending_work(&self) -> bool {
         !self.core.ready.is_empty() || !self.core.dirty.is_empty() || !self.core.dead.is_empty()
     }
 
@@ -353,6 +365,10 @@ impl<App: 'static> Reactor<App> {
             self.dispatch(event);
         }
         self.events = events;
+        #[cfg(feature = "testing")]
+        for (index, ready) in crate::testing::take_edges(&mut self.core) {
+            self.dispatch_ready(index, ready);
+        }
 
         // 4. Expired timers, collected first so that timers armed by their callbacks wait for
         // the next turn even when already due.
@@ -416,7 +432,17 @@ impl<App: 'static> Reactor<App> {
 
     /// Handles one readiness event.
     fn dispatch(&mut self, event: &mio::event::Event) {
-        let index = event.token().0;
+        let ready = Readiness {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            read_closed: event.is_read_closed(),
+            error: event.is_error(),
+        };
+        self.dispatch_ready(event.token().0, ready);
+    }
+
+    /// Serves one source that became ready (from mio, or from the in-memory transport).
+    pub(crate) fn dispatch_ready(&mut self, index: usize, ready: Readiness) {
         match self.core.sources.get(index) {
             Some(Source::Listener(_)) => self.core.accept(index),
             Some(Source::Conn(conn)) => {
@@ -425,13 +451,13 @@ impl<App: 'static> Reactor<App> {
                     if !matches!(self.core.conn_at(index), Some(c) if c.state == State::Open) {
                         return;
                     }
-                } else if event.is_writable() {
+                } else if ready.writable {
                     self.core.flush(index);
                 }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                if ready.readable || ready.read_closed || ready.error {
                     // The peer's FIN or an error is already reported: no later edge will come,
                     // so read to the end instead of stopping at a short read.
-                    let drain_all = event.is_read_closed() || event.is_error();
+                    let drain_all = ready.read_closed || ready.error;
                     self.core.read(index, &mut self.scratch, drain_all);
                 }
             }

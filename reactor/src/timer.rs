@@ -49,26 +49,43 @@ pub(crate) enum TimerEntry {
 }
 
 /// Milliseconds since the reactor started: the wheel's tick.
+///
+/// A test harness can stop the clock and move it by hand ([`Clock::set_manual`]), so timers
+/// are tested without waiting and without a real clock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     start: Instant,
+    /// A clock set by hand: `elapsed` is this instead of real time.
+    manual: Option<Duration>,
 }
 
 impl Clock {
     pub(crate) fn new() -> Self {
         Clock {
             start: Instant::now(),
+            manual: None,
         }
+    }
+
+    /// Stops real time: from now on the clock reads `at` until set again.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn set_manual(&mut self, at: Duration) {
+        self.manual = Some(at);
+    }
+
+    /// Time since the start.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.manual.unwrap_or_else(|| self.start.elapsed())
     }
 
     /// The current tick (rounded down).
     pub(crate) fn now(&self) -> Tick {
-        self.start.elapsed().as_millis() as Tick
+        self.elapsed().as_millis() as Tick
     }
 
     /// The first tick not earlier than `delay` from now (rounded up, so never early).
     pub(crate) fn deadline_after(&self, delay: Duration) -> Tick {
-        let at = self.start.elapsed() + delay;
+        let at = self.elapsed() + delay;
         let ms = at.as_millis() as Tick;
         if Duration::from_millis(ms) < at {
             ms + 1
@@ -79,6 +96,6 @@ impl Clock {
 
     /// How long from now until `tick` begins (zero if it has).
     pub(crate) fn until(&self, tick: Tick) -> Duration {
-        Duration::from_millis(tick).saturating_sub(self.start.elapsed())
+        Duration::from_millis(tick).saturating_sub(self.elapsed())
     }
 }
