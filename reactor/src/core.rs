@@ -333,22 +333,24 @@ impl<App> Core<App> {
                 self.kill(index, reason);
                 return;
             }
-            if closing {
-                if conn.eof {
-                    self.kill(index, CloseReason::Local);
-                } else {
-                    let linger = config.linger_timeout;
-                    let id = ConnId {
-                        index: index as u32,
-                        generation: conn.generation,
-                    };
-                    let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.linger_timer = Some(key);
-                    }
-                    // The peer's FIN may already be queued behind unread input.
-                    self.mark_ready(index);
+        }
+        // A graceful close whose FIN is out (just now, or earlier by a half-close) waits for
+        // the peer's end of stream, bounded by the linger timer, armed once.
+        if closing && conn.linger_timer.is_none() {
+            if conn.eof {
+                self.kill(index, CloseReason::Local);
+            } else {
+                let linger = config.linger_timeout;
+                let id = ConnId {
+                    index: index as u32,
+                    generation: conn.generation,
+                };
+                let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
+                if let Some(conn) = self.conn_at(index) {
+                    conn.linger_timer = Some(key);
                 }
+                // The peer's FIN may already be queued behind unread input.
+                self.mark_ready(index);
             }
         }
     }
