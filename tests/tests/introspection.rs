@@ -64,7 +64,8 @@ fn stats_and_snapshots_follow_a_scripted_scenario() -> io::Result<()> {
     let b_id = observer.wait_open(&[a_id]);
     let (a_addr, b_addr) = (a.local_addr()?, b.local_addr()?);
 
-    let (stats, snaps, timers) = server.with(|r| (r.stats().clone(), r.connections(), r.timers_armed()));
+    let (stats, snaps, timers) =
+        server.with(|r| (r.stats().clone(), r.connections(), r.timers_armed()));
     assert_eq!(stats.accepted, 2);
     assert_eq!(stats.open, 2);
     assert_eq!(stats.bytes_in, 5);
