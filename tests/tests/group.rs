@@ -88,7 +88,10 @@ fn two_reactors_share_one_port_and_both_serve() -> io::Result<()> {
         per_thread.push(rx.recv_timeout(WAIT).expect("no answer from a reactor"));
     }
     assert_eq!(per_thread.iter().sum::<usize>(), CLIENTS, "{per_thread:?}");
-    assert!(per_thread.iter().all(|&n| n > 0), "not spread: {per_thread:?}");
+    assert!(
+        per_thread.iter().all(|&n| n > 0),
+        "not spread: {per_thread:?}"
+    );
     eprintln!("connections per reactor: {per_thread:?}");
 
     drop(clients);

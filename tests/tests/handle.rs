@@ -17,7 +17,10 @@ use reactor::{ConnConfig, ConnId, Cx, Error, Protocol, Reactor};
 fn run_bounded<App>(reactor: &mut Reactor<App>, limit: Duration) -> io::Result<()> {
     let deadline = Instant::now() + limit;
     while !reactor.is_finished() {
-        assert!(Instant::now() < deadline, "the reactor did not finish in {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the reactor did not finish in {limit:?}"
+        );
         reactor.turn(Some(Duration::from_millis(50)))?;
     }
     Ok(())
@@ -63,7 +66,9 @@ fn posts_from_many_threads_run_once_in_per_sender_order() -> io::Result<()> {
             poster.join().expect("a poster panicked");
         }
         // Posted after every message: it runs last.
-        handle.shutdown(Duration::ZERO).expect("the reactor is running");
+        handle
+            .shutdown(Duration::ZERO)
+            .expect("the reactor is running");
     });
     run_bounded(&mut reactor, Duration::from_secs(30))?;
     join_bounded(senders, WAIT);
@@ -157,7 +162,10 @@ fn posts_racing_shutdown_run_or_fail_with_stopped() -> io::Result<()> {
     let ran = tally.ran.load(Ordering::SeqCst);
     let dropped = tally.dropped.load(Ordering::SeqCst);
     assert_eq!(stopped, POSTERS as u64 * REJECTIONS);
-    assert!(ran >= 20_000 && ran <= accepted, "ran {ran}, accepted {accepted}");
+    assert!(
+        ran >= 20_000 && ran <= accepted,
+        "ran {ran}, accepted {accepted}"
+    );
     // One closure for the final `post` above (rejected) plus every one the threads made.
     assert_eq!(dropped, accepted + stopped + 1, "a closure was leaked");
     eprintln!(
@@ -228,7 +236,10 @@ fn posted_closures_write_to_connections_and_connect() -> io::Result<()> {
     let target_addr = target.local_addr()?;
     handle
         .post(move |cx| {
-            let _ = tx.send(cx.connect(target_addr, Greet, ConnConfig::default()).is_ok());
+            let _ = tx.send(
+                cx.connect(target_addr, Greet, ConnConfig::default())
+                    .is_ok(),
+            );
         })
         .expect("the reactor is running");
     assert_eq!(rx.recv_timeout(WAIT), Ok(true));

@@ -1,0 +1,122 @@
+//! Restart on the same port at once, with the old connections in TIME-WAIT (S18).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use evdrive_tests::{connect, expect_eof, observe, tcp_socket, Server, WAIT};
+use protocols::echo::Echo;
+use reactor::{Cx, ListenOptions, Protocol};
+
+/// Answers the first bytes with "bye" and closes: the server sends the first FIN, so its side
+/// of the connection ends in TIME-WAIT.
+struct SayByeAndClose;
+
+impl<App> Protocol<App> for SayByeAndClose {
+    fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
+        cx.write(b"bye");
+        cx.close();
+        data.len()
+    }
+}
+
+/// Connections on `port` in TIME-WAIT, from `/proc/net/tcp`.
+fn time_wait_on(port: u16) -> io::Result<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp")?;
+    let local = format!("0100007F:{port:04X}");
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 3 && cols[1] == local && cols[3] == "06"
+        })
+        .count())
+}
+
+/// Binds a fresh socket to `addr` without `SO_REUSEADDR` (the mistake S18 warns about).
+fn bind_without_reuseaddr(addr: SocketAddr) -> io::Result<()> {
+    let fd = tcp_socket()?;
+    let SocketAddr::V4(v4) = addr else {
+        unreachable!("IPv4 only")
+    };
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(v4.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// S18: a server whose connections sit in TIME-WAIT on its side (it closed first), and one
+/// more still open when it stops, is dropped; a new reactor listens on the same address at
+/// once and serves. (A socket without `SO_REUSEADDR` could not bind there.)
+#[test]
+fn a_new_reactor_binds_the_same_port_at_once() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let (watch, mut observer) = observe();
+    let first = Server::listen(
+        || (),
+        ListenOptions::default(),
+        move |_, _: SocketAddr| watch.wrap(SayByeAndClose),
+    )?;
+    let addr = first.addr();
+
+    // Connections the server closes first.
+    for _ in 0..3 {
+        let mut c = connect(addr)?;
+        c.write_all(b"hi")?;
+        let mut bye = [0u8; 3];
+        c.read_exact(&mut bye)?;
+        assert_eq!(&bye, b"bye");
+        expect_eof(&mut c)?;
+    }
+    // One still open when the server stops.
+    let mut open = connect(addr)?;
+    let opened: Vec<_> = (0..4).fold(Vec::new(), |mut seen, _| {
+        seen.push(observer.wait_open(&seen));
+        seen
+    });
+    for conn in &opened[..3] {
+        observer.wait_close(*conn);
+    }
+    first.stop()?;
+    expect_eof(&mut open)?;
+    drop(open);
+    assert!(
+        time_wait_on(addr.port())? >= 3,
+        "no TIME-WAIT on the server side"
+    );
+    let err = bind_without_reuseaddr(addr).expect_err("TIME-WAIT blocks a plain bind");
+    assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE), "{err}");
+
+    // The restart.
+    let second = Server::start(
+        || (),
+        move |r| r.listen(addr, ListenOptions::default(), |_, _| Echo),
+    )?;
+    assert_eq!(second.addr(), addr);
+    let mut c = connect(addr)?;
+    c.write_all(b"served again")?;
+    let mut back = [0u8; 12];
+    c.read_exact(&mut back)?;
+    assert_eq!(&back, b"served again");
+    drop(c);
+    second.shutdown(WAIT)?;
+    Ok(())
+}
