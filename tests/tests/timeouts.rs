@@ -1,0 +1,114 @@
+//! Silent connections are closed: the first-byte timeout and the idle timeout (S24).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use evdrive_tests::{connect, expect_eof, observe, Event, Observer, Server, WAIT};
+use protocols::echo::Echo;
+use reactor::{CloseKind, ConnConfig, ListenOptions};
+
+/// An echo server whose connections have the given timeouts.
+fn echo_server(
+    first_byte: Option<Duration>,
+    idle: Option<Duration>,
+) -> io::Result<(Server<()>, Observer)> {
+    let (watch, observer) = observe();
+    let opts = ListenOptions {
+        conn: ConnConfig {
+            first_byte_timeout: first_byte,
+            idle_timeout: idle,
+            ..ConnConfig::default()
+        },
+        ..ListenOptions::default()
+    };
+    let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Echo))?;
+    Ok((server, observer))
+}
+
+fn echo_byte(client: &mut TcpStream) -> io::Result<()> {
+    client.write_all(b".")?;
+    let mut b = [0u8; 1];
+    client.read_exact(&mut b)?;
+    assert_eq!(&b, b".");
+    Ok(())
+}
+
+/// S24: a client that connects and sends nothing is closed after the first-byte timeout
+/// (long before the idle timeout), with `IdleTimeout`; it reads end of stream.
+#[test]
+fn silent_client_is_closed_after_first_byte_timeout() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let timeout = Duration::from_millis(200);
+    let (server, mut observer) = echo_server(Some(timeout), Some(Duration::from_secs(30)))?;
+    let started = Instant::now();
+    let mut client = connect(server.addr())?;
+    let conn = observer.wait_open(&[]);
+    expect_eof(&mut client)?;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= timeout, "closed early, after {elapsed:?}");
+    assert!(elapsed < timeout * 10, "closed late, after {elapsed:?}");
+    drop(client);
+    assert_eq!(observer.wait_close(conn), CloseKind::IdleTimeout);
+    server.shutdown(WAIT)?;
+    observer.assert_closed_once();
+    Ok(())
+}
+
+/// A client that sends one byte and then nothing is closed by the idle timeout, counted from
+/// that byte's traffic.
+#[test]
+fn client_silent_after_one_byte_is_closed_by_idle_timeout() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let timeout = Duration::from_millis(200);
+    let (server, mut observer) = echo_server(None, Some(timeout))?;
+    let mut client = connect(server.addr())?;
+    let conn = observer.wait_open(&[]);
+    echo_byte(&mut client)?;
+    let last_traffic = Instant::now();
+    expect_eof(&mut client)?;
+    let elapsed = last_traffic.elapsed();
+    assert!(
+        elapsed >= timeout,
+        "closed early, {elapsed:?} after the last byte"
+    );
+    assert!(
+        elapsed < timeout * 10,
+        "closed late, {elapsed:?} after the last byte"
+    );
+    drop(client);
+    assert_eq!(observer.wait_close(conn), CloseKind::IdleTimeout);
+    server.shutdown(WAIT)?;
+    observer.assert_closed_once();
+    Ok(())
+}
+
+/// A client that sends a byte every 50 ms for three times the idle timeout of 200 ms is not
+/// closed (the idle timer follows the traffic), and neither is it with a first-byte timeout.
+#[test]
+fn talking_client_is_not_closed() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let timeout = Duration::from_millis(200);
+    let (server, mut observer) = echo_server(Some(timeout), Some(timeout))?;
+    let mut client = connect(server.addr())?;
+    let conn = observer.wait_open(&[]);
+    let started = Instant::now();
+    while started.elapsed() < timeout * 3 {
+        echo_byte(&mut client)?;
+        // The client's own pace: one byte every 50 ms.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    echo_byte(&mut client)?;
+    assert!(
+        !observer
+            .poll()
+            .iter()
+            .any(|e| matches!(e, Event::Close(c, ..) if *c == conn)),
+        "a talking client was closed"
+    );
+    drop(client);
+    assert_eq!(observer.wait_close(conn), CloseKind::PeerClosed);
+    server.shutdown(WAIT)?;
+    observer.assert_closed_once();
+    Ok(())
+}
