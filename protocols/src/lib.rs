@@ -6,6 +6,8 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod chat;
 pub mod codec;
 pub mod echo;
+pub mod http_server;
 pub mod kv;
