@@ -125,7 +125,6 @@ fn at_the_limit_the_longest_idle_connection_makes_room() -> io::Result<()> {
         b_is_fresher = server.with(move |r| {
             let snaps = r.connections();
             let idle = |id| snaps.iter().find(|s| s.id == id).map(|s| s.idle);
-            eprintln!("{snaps:?}");
             idle(a_id) > idle(b_id)
         });
         if b_is_fresher {
