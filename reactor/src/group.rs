@@ -74,6 +74,8 @@ impl<App: 'static> Group<App> {
                             return Err(e);
                         }
                     };
+                    // Reported: let `start` see the channel close once every thread reported.
+                    drop(tx);
                     reactor.run()
                 })?;
             group.threads.push(thread);
@@ -83,6 +85,11 @@ impl<App: 'static> Group<App> {
             match rx.recv() {
                 Ok(Ok(handle)) => group.handles.push(handle),
                 Ok(Err(e)) => {
+                    // Threads still setting up report later: take their handles too, or the
+                    // shutdown below would join reactors nobody asked to stop.
+                    group
+                        .handles
+                        .extend(rx.iter().filter_map(|report| report.ok()));
                     let _ = group.shutdown(Duration::ZERO);
                     return Err(e);
                 }
