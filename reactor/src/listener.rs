@@ -110,6 +110,17 @@ impl<App> Listener<App> {
         })
     }
 
+    /// Whether a client waits in the backlog (the listener is readable), without accepting it.
+    fn has_pending(&self) -> bool {
+        match &self.socket {
+            ListenSocket::Tcp(l) => {
+                sys::poll_readable(&[l.as_fd()], Some(Duration::ZERO)).map_or(true, |r| r[0])
+            }
+            #[cfg(feature = "testing")]
+            ListenSocket::Mem(_) => true,
+        }
+    }
+
     /// Accepts one pending connection (the accept side of the syscall seam).
     fn accept_one(&self) -> io::Result<(Stream, SocketAddr)> {
         match &self.socket {
@@ -140,6 +151,14 @@ impl<App> Core<App> {
             }
             if accepted >= l.accepts_per_turn {
                 self.mark_ready(index);
+                return;
+            }
+            if self.limits.shed_idle_at_limit
+                && self.stats.open as usize >= self.limits.max_connections
+                && !self.listener(index).is_some_and(|l| l.has_pending())
+            {
+                // Nobody is waiting: shedding now would close an idle connection for no
+                // newcomer. The next client raises a new edge.
                 return;
             }
             if !self.admit_connection() {
