@@ -1,19 +1,38 @@
 //! `evdrive`: the sample servers on the command line.
 //!
 //! ```text
-//! evdrive echo [--listen 127.0.0.1:7007]
+//! evdrive echo [--listen 127.0.0.1:7007]     TCP echo
+//! evdrive chat [--listen 127.0.0.1:7000]     line-based chat room (nc, socat, telnet)
+//! evdrive http [--listen 127.0.0.1:8080]     HTTP/1.1 with keep-alive (curl, wrk)
+//! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
 //! ```
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
 //! gracefully (a second one stops at once); SIGUSR1 prints every connection.
+//!
+//! Every subcommand is a call to [`serve`] with its state and handler: the reactor setup, the
+//! signals and the run loop are written once.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use protocols::chat::{self, ChatConn, ChatRoom};
 use protocols::echo::Echo;
+use protocols::http_server::HttpServer;
+use protocols::kv::{KvConn, KvStore};
 use reactor::sys::SIGUSR1;
-use reactor::{ConnConfig, ListenOptions, Reactor};
+use reactor::{ConnConfig, ListenOptions, Protocol, Reactor};
+
+/// Default port of `evdrive echo`.
+const ECHO_PORT: u16 = 7007;
+/// Default port of `evdrive chat`.
+const CHAT_PORT: u16 = 7000;
+/// Default port of `evdrive http`.
+const HTTP_PORT: u16 = 8080;
+/// Default port of `evdrive kv` (next to Redis's 6379, so both can run).
+const KV_PORT: u16 = 6380;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,11 +40,14 @@ use reactor::{ConnConfig, ListenOptions, Reactor};
     version,
     about = "Sample servers on the evdrive event-driven reactor",
     long_about = "Sample servers on the evdrive event-driven reactor.\n\n\
-        Each subcommand serves one protocol on a default local port, ready for a real client \
-        (nc, socat, curl, redis-cli). Log level through RUST_LOG (error, warn, info, debug). \
-        SIGINT/SIGTERM shut down gracefully: listeners close, queued output is flushed, every \
-        connection is half-closed and given the grace period to finish; a second signal stops \
-        at once. SIGUSR1 prints a snapshot of every connection to standard error."
+        Each subcommand serves one protocol on a default port of 127.0.0.1, ready for a real \
+        client: echo on 7007 (nc), chat on 7000 (nc, socat), http on 8080 (curl, wrk), kv on \
+        6380 (redis-cli, redis-benchmark). `evdrive help <subcommand>` lists the protocol's \
+        commands.\n\n\
+        Log level through RUST_LOG (error, warn, info, debug). SIGINT/SIGTERM shut down \
+        gracefully: listeners close, queued output is flushed, every connection is half-closed \
+        and given the grace period to finish; a second signal stops at once. SIGUSR1 prints a \
+        snapshot of every connection to standard error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,13 +57,87 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// TCP echo: every byte is sent back (default 127.0.0.1:7007). Try `nc 127.0.0.1 7007`.
+    #[command(long_about = ECHO_HELP, after_long_help = RUNTIME_HELP)]
     Echo(Common),
+    /// Chat room over lines of text (default 127.0.0.1:7000). Try `nc 127.0.0.1 7000` twice.
+    #[command(long_about = CHAT_HELP, after_long_help = RUNTIME_HELP)]
+    Chat(ChatArgs),
+    /// HTTP/1.1 server with two pages (default 127.0.0.1:8080). Try `curl 127.0.0.1:8080`.
+    #[command(long_about = HTTP_HELP, after_long_help = RUNTIME_HELP)]
+    Http(Common),
+    /// Redis-protocol key-value store (default 127.0.0.1:6380). Try `redis-cli -p 6380`.
+    #[command(long_about = KV_HELP, after_long_help = RUNTIME_HELP)]
+    Kv(Common),
 }
+
+/// What every subcommand's long help ends with.
+const RUNTIME_HELP: &str = "Logging: RUST_LOG=error|warn|info|debug (default info). Signals: \
+    SIGINT or SIGTERM shut down gracefully (queued output is flushed, connections get \
+    --shutdown-grace seconds to finish; a second signal stops at once); SIGUSR1 prints every \
+    connection to standard error.";
+
+const ECHO_HELP: &str = "TCP echo: every byte received is sent back, in order.\n\n\
+    Listens on 127.0.0.1:7007 unless --listen says otherwise. Try: nc 127.0.0.1 7007\n\n\
+    A client that sends but does not read its echo is paused by backpressure, never buffered \
+    without bound.";
+
+const CHAT_HELP: &str = "A chat room over lines of text: what a member types reaches every \
+    other member.\n\n\
+    Listens on 127.0.0.1:7000 unless --listen says otherwise. Try `nc 127.0.0.1 7000` from two \
+    terminals (or `socat - TCP:127.0.0.1:7000`).\n\n\
+    A member joins as guestN and is told so; the others see `* guestN joined` and, later, \
+    `* guestN left`. A line not starting with / is a message: the others receive `<nick> text`, \
+    in the order the server received the lines. Commands:\n\
+    \x20 /nick NAME   change nickname (1-20 of A-Z a-z 0-9 _ -, unique ignoring case)\n\
+    \x20 /who         list the members\n\
+    \x20 /me ACTION   the others see `* nick ACTION`\n\
+    \x20 /quit        leave\n\
+    \x20 /help        list the commands\n\
+    \x20 //text       a message starting with /\n\
+    An unknown command gets an error line; the connection stays.\n\n\
+    Limits: a line is at most 16 KiB (a longer one gets an error line, then that connection \
+    closes); a member who stops reading is disconnected once 256 KiB wait for it (slow \
+    consumer), without holding up the others.\n\n\
+    Timeouts: --idle-timeout closes a connection with no traffic either way, so in a busy room \
+    it does not catch a member who only listens. --heartbeat SECS does: every SECS, a member \
+    who sent nothing during the interval gets a `* ping` line, and one silent for 3 intervals \
+    in a row is disconnected. Any line counts as a sign of life.";
+
+const HTTP_HELP: &str = "A small HTTP/1.1 server.\n\n\
+    Listens on 127.0.0.1:8080 unless --listen says otherwise. Try: curl -v \
+    http://127.0.0.1:8080/ http://127.0.0.1:8080/health\n\n\
+    \x20 GET /          200, `Hello from evdrive`\n\
+    \x20 GET /health    200, `ok`\n\
+    \x20 HEAD           the same headers, no body\n\
+    \x20 other methods  405 on those paths\n\
+    \x20 other paths    404\n\n\
+    Keep-alive and pipelining: every complete request is answered in order, and the \
+    connection stays open unless the client sends `Connection: close` or speaks HTTP/1.0 \
+    without `Connection: keep-alive`. A malformed request gets 400, a request head over 8 KiB \
+    or 64 headers 431, a body over 1 MiB 413, then the connection closes. Use --idle-timeout \
+    to close idle keep-alive connections.";
+
+const KV_HELP: &str = "An in-memory key-value store speaking the Redis protocol (RESP2).\n\n\
+    Listens on 127.0.0.1:6380 unless --listen says otherwise. Try: redis-cli -p 6380, or \
+    redis-benchmark -p 6380 -t ping,set,get,incr -P 16 -q\n\n\
+    Commands:\n\
+    \x20 PING [msg]   ECHO msg\n\
+    \x20 SET key value [NX|XX] [GET] [EX s|PX ms|KEEPTTL]   GET key\n\
+    \x20 DEL key...   EXISTS key...\n\
+    \x20 INCR key   DECR key   INCRBY key n   DECRBY key n\n\
+    \x20 EXPIRE key s   PEXPIRE key ms   PERSIST key   TTL key   PTTL key\n\
+    \x20 DBSIZE   FLUSHALL   FLUSHDB   SELECT 0   QUIT\n\
+    \x20 CONFIG GET param...   COMMAND [DOCS]   (what clients ask for at start)\n\
+    Replies and error messages are Redis's own. Keys expire on the reactor's timer wheel and \
+    are checked on every read. Pipelined commands are answered in order. An unknown command \
+    gets an error reply; a malformed request (or an argument over 1 MiB) gets \
+    `-ERR Protocol error` and a close.";
 
 /// Options every sample server takes.
 #[derive(Args, Debug)]
 struct Common {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    /// Address to listen on; default 127.0.0.1 and the sample's port (port 0 picks a free
+    /// port; the bound address is printed).
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Close a connection that sends nothing this many seconds after connecting (0: never).
@@ -56,6 +152,17 @@ struct Common {
     /// Listen backlog (queued, not yet accepted connections).
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
+}
+
+/// Options of `evdrive chat`.
+#[derive(Args, Debug)]
+struct ChatArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Every this many seconds, ping members silent during the interval and disconnect those
+    /// silent for 3 intervals in a row (0: no heartbeat).
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    heartbeat: f64,
 }
 
 fn secs(s: f64) -> Option<Duration> {
@@ -73,6 +180,14 @@ impl Common {
             },
             ..ListenOptions::default()
         }
+    }
+
+    /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
+    fn addr(&self, default_port: u16) -> SocketAddr {
+        self.listen.unwrap_or(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            default_port,
+        ))
     }
 }
 
@@ -94,16 +209,31 @@ fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
     }
 }
 
-fn serve_echo(common: &Common) -> std::io::Result<()> {
-    let addr = common
-        .listen
-        .unwrap_or_else(|| "127.0.0.1:7007".parse().unwrap());
-    let mut reactor = Reactor::new(())?;
-    let bound = reactor.listen(addr, common.listen_options(), |_, _| Echo)?;
-    eprintln!("evdrive echo listening on {bound}");
+/// Serves one sample until SIGINT/SIGTERM has shut it down: `app` is the state every handler
+/// reaches, `factory` makes the handler of each accepted connection.
+///
+/// This runs one reactor on the calling thread. Scaling out (S12) means running this body once
+/// per thread, each reactor with its own `SO_REUSEPORT` listener (`opts.reuse_port`) and its own
+/// `app`; only the signal catching stays on one of them.
+fn serve<App, P, F>(
+    sample: &str,
+    addr: SocketAddr,
+    opts: ListenOptions,
+    grace: f64,
+    app: App,
+    factory: F,
+) -> io::Result<()>
+where
+    App: 'static,
+    P: Protocol<App> + 'static,
+    F: FnMut(&mut App, SocketAddr) -> P + 'static,
+{
+    let mut reactor = Reactor::new(app)?;
+    let bound = reactor.listen(addr, opts, factory)?;
+    eprintln!("evdrive {sample} listening on {bound}");
     reactor.catch_signals(
         &[SIGUSR1],
-        Some(Duration::from_secs_f64(common.shutdown_grace.max(0.0))),
+        Some(Duration::from_secs_f64(grace.max(0.0))),
         Some(Box::new(|cx, sig| {
             if sig == SIGUSR1 {
                 print_snapshot(cx);
@@ -117,7 +247,46 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Echo(common) => serve_echo(common),
+        Command::Echo(c) => serve(
+            "echo",
+            c.addr(ECHO_PORT),
+            c.listen_options(),
+            c.shutdown_grace,
+            (),
+            |_, _| Echo,
+        ),
+        Command::Chat(ChatArgs {
+            common: c,
+            heartbeat,
+        }) => {
+            let mut opts = c.listen_options();
+            opts.conn = chat::conn_config(opts.conn);
+            let room = ChatRoom::with_heartbeat(secs(*heartbeat));
+            serve(
+                "chat",
+                c.addr(CHAT_PORT),
+                opts,
+                c.shutdown_grace,
+                room,
+                |_, _| ChatConn::new(),
+            )
+        }
+        Command::Http(c) => serve(
+            "http",
+            c.addr(HTTP_PORT),
+            c.listen_options(),
+            c.shutdown_grace,
+            (),
+            |_, _| HttpServer::new(),
+        ),
+        Command::Kv(c) => serve(
+            "kv",
+            c.addr(KV_PORT),
+            c.listen_options(),
+            c.shutdown_grace,
+            KvStore::new(),
+            |_, _| KvConn::new(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
