@@ -56,6 +56,8 @@ enum Command<App: 'static> {
     Run(Job<App>),
     /// Leave the loop at once and drop the reactor (its sockets close without `on_close`).
     Stop,
+    /// Run a closure on the reactor when the loop ends, before the reactor is dropped.
+    AtExit(Job<App>),
 }
 
 /// A reactor running on a thread of its own.
@@ -195,6 +197,23 @@ impl<App: 'static> Server<App> {
         self.join()
     }
 
+    /// Like [`shutdown`](Self::shutdown), then runs `f` on the finished reactor (to read its
+    /// user state and counters after every `on_close` ran) and returns its result.
+    pub fn shutdown_then<R, F>(mut self, grace: Duration, f: F) -> io::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Reactor<App>) -> R + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::AtExit(Box::new(move |reactor| {
+            let _ = tx.send(f(reactor));
+        })));
+        self.send(Command::Run(Box::new(move |r| r.shutdown(grace))));
+        self.join()?;
+        rx.recv_timeout(WAIT)
+            .map_err(|_| io::Error::other("the reactor thread ended without running the closure"))
+    }
+
     /// Stops the reactor at once and drops it: its sockets are closed without `on_close`.
     pub fn stop(mut self) -> io::Result<()> {
         self.send(Command::Stop);
@@ -249,11 +268,27 @@ fn drive<App>(
     inbox: &Receiver<Command<App>>,
     wake: &UnixStream,
 ) -> io::Result<()> {
+    let mut at_exit = Vec::new();
+    let result = drive_until_done(reactor, inbox, wake, &mut at_exit);
+    for f in at_exit {
+        f(reactor);
+    }
+    result
+}
+
+/// The loop of [`drive`]; closures to run at its end are collected in `at_exit`.
+fn drive_until_done<App>(
+    reactor: &mut Reactor<App>,
+    inbox: &Receiver<Command<App>>,
+    wake: &UnixStream,
+    at_exit: &mut Vec<Job<App>>,
+) -> io::Result<()> {
     loop {
         // 1. Commands first: they may stop the loop or start a shutdown.
         while let Ok(command) = inbox.try_recv() {
             match command {
                 Command::Run(f) => f(reactor),
+                Command::AtExit(f) => at_exit.push(f),
                 Command::Stop => return Ok(()),
             }
         }
