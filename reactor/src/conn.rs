@@ -74,8 +74,6 @@ pub(crate) struct Conn<App> {
     pub(crate) output: OutQueue,
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(crate) config: Rc<ConnConfig>,
-    /// Why the connection is closing; the first reason given wins.
-    pub(crate) reason: Option<CloseReason>,
     /// The handler asked to stop reading.
     pub(crate) paused_by_user: bool,
     /// Output passed the high-water mark; reading stops until it drains below low water.
@@ -92,31 +90,39 @@ pub(crate) struct Conn<App> {
     pub(crate) ready: bool,
     /// At least one byte arrived (the first-byte timeout is over).
     pub(crate) got_byte: bool,
-    /// Connect timeout (while connecting) or first-byte timeout (after accepting).
-    pub(crate) open_timer: Option<TimerKey>,
-    /// Idle timeout; reset lazily from `last_activity` when it fires, so traffic costs no
-    /// timer operation.
-    pub(crate) idle_timer: Option<TimerKey>,
-    /// Linger timeout of a graceful close.
-    pub(crate) linger_timer: Option<TimerKey>,
-    /// Write-stall timeout; checked lazily against `last_progress`.
-    pub(crate) stall_timer: Option<TimerKey>,
-    /// Timers armed by the handler, cancelled when the connection ends.
-    pub(crate) user_timers: Vec<TimerKey>,
-    /// The application heartbeat, boxed so connections without one pay one pointer.
-    pub(crate) heartbeat: Option<Box<Heartbeat>>,
-    /// Last tick a byte was received (the heartbeat's read-idle check).
-    pub(crate) last_read: Tick,
+    /// A graceful close has sent its FIN and armed the linger timeout.
+    pub(crate) lingering: bool,
+    /// The timer of the connection's current phase: connect timeout while connecting,
+    /// first-byte timeout until the first byte, linger timeout while closing. The phases never
+    /// overlap, so one slot serves all three.
+    pub(crate) phase_timer: Option<TimerKey>,
+    /// The idle and write-stall timeouts in one lazily re-armed timer: when it fires it checks
+    /// `last_activity` and the output queue's progress tick, and re-arms for whichever is due
+    /// next, so traffic costs no timer operation.
+    pub(crate) watchdog: Option<TimerKey>,
+    /// State few connections need, boxed so the others pay one pointer.
+    pub(crate) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(crate) created: Tick,
     /// Last tick with traffic either way.
     pub(crate) last_activity: Tick,
-    /// Last tick the kernel accepted output (or the queue went from empty to non-empty).
-    pub(crate) last_progress: Tick,
     /// Bytes received.
     pub(crate) bytes_in: u64,
     /// Bytes the kernel accepted.
     pub(crate) bytes_out: u64,
+}
+
+/// The rarely used part of a connection's state.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// Why the connection is closing; the first reason given wins.
+    pub(crate) reason: Option<CloseReason>,
+    /// Timers armed by the handler, cancelled when the connection ends.
+    pub(crate) user_timers: Vec<TimerKey>,
+    /// The application heartbeat.
+    pub(crate) heartbeat: Option<Heartbeat>,
+    /// Last tick a byte was received (the heartbeat's read-idle check).
+    pub(crate) last_read: Tick,
 }
 
 impl<App> fmt::Debug for Conn<App> {
@@ -146,7 +152,6 @@ impl<App> Conn<App> {
             input: Vec::new(),
             output: OutQueue::default(),
             config,
-            reason: None,
             paused_by_user: false,
             paused_by_output: false,
             eof: false,
@@ -155,18 +160,27 @@ impl<App> Conn<App> {
             dirty: false,
             ready: false,
             got_byte: false,
-            open_timer: None,
-            idle_timer: None,
-            linger_timer: None,
-            stall_timer: None,
-            user_timers: Vec::new(),
-            heartbeat: None,
-            last_read: now,
+            lingering: false,
+            phase_timer: None,
+            watchdog: None,
+            extras: None,
             created: now,
             last_activity: now,
-            last_progress: now,
             bytes_in: 0,
             bytes_out: 0,
+        }
+    }
+
+    /// The extras, created on first use.
+    pub(crate) fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Records why the connection ends, unless a reason was given before.
+    pub(crate) fn set_reason(&mut self, reason: CloseReason) {
+        let extras = self.extras();
+        if extras.reason.is_none() {
+            extras.reason = Some(reason);
         }
     }
 
@@ -186,5 +200,15 @@ impl<App> Conn<App> {
         matches!(self.state, State::Open | State::Connecting)
             && !self.write_shut
             && !self.shut_requested
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The slot of an idle connection is the bulk of its memory (S25); keep it small.
+    #[test]
+    fn idle_connection_slot_stays_small() {
+        let size = std::mem::size_of::<crate::core::Source<()>>();
+        assert!(size <= 160, "a connection slot grew to {size} bytes");
     }
 }

@@ -133,11 +133,6 @@ impl<App> Core<App> {
         self.wheel.insert(deadline, entry)
     }
 
-    /// Arms a timer at an absolute tick.
-    pub(crate) fn arm_at(&mut self, tick: Tick, entry: TimerEntry) -> TimerKey {
-        self.wheel.insert(tick, entry)
-    }
-
     pub(crate) fn mark_dirty(&mut self, index: usize) {
         if let Some(conn) = self.conn_at(index) {
             if !conn.dirty {
@@ -167,7 +162,7 @@ impl<App> Core<App> {
         &mut self,
         id: ConnId,
         incoming: usize,
-        push: impl FnOnce(&mut OutQueue),
+        push: impl FnOnce(&mut OutQueue, Tick),
     ) -> bool {
         let now = self.now;
         let index = id.index as usize;
@@ -183,12 +178,10 @@ impl<App> Core<App> {
             return false;
         };
         let before = conn.output.len();
-        push(&mut conn.output);
+        // The queue remembers `now` as its progress tick when it becomes non-empty: stall time
+        // counts from the moment output started waiting.
+        push(&mut conn.output, now);
         let after = conn.output.len();
-        if before == 0 {
-            // Stall time counts from the moment output started waiting.
-            conn.last_progress = now;
-        }
         let over = after > conn.config.max_output;
         self.queued_total += after - before;
         if over {
@@ -203,7 +196,7 @@ impl<App> Core<App> {
     /// Starts a graceful close: stop delivering input, flush, `SHUT_WR`, wait for the peer's end
     /// of stream or the linger timeout (S14, S17). The first reason given is the one reported.
     pub(crate) fn close(&mut self, index: usize, reason: CloseReason) {
-        let Some(conn) = self.conn_at(index) else {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return;
         };
         match conn.state {
@@ -214,9 +207,24 @@ impl<App> Core<App> {
                     CloseReason::Local if conn.eof => CloseReason::PeerClosed,
                     other => other,
                 };
-                conn.reason = Some(reason);
+                conn.set_reason(reason);
                 conn.state = State::Closing;
                 conn.input = Vec::new();
+                // The linger timeout bounds the whole close, flush included, so a peer that
+                // never reads cannot hold the connection open. It replaces a first-byte timer.
+                if let Some(key) = conn.phase_timer.take() {
+                    self.wheel.cancel(key);
+                }
+                conn.lingering = true;
+                let id = ConnId {
+                    index: index as u32,
+                    generation: conn.generation,
+                };
+                let linger = conn.config.linger_timeout;
+                let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
+                if let Some(conn) = self.conn_at(index) {
+                    conn.phase_timer = Some(key);
+                }
                 // The flush at the end of the turn moves the close along.
                 self.mark_dirty(index);
             }
@@ -247,9 +255,7 @@ impl<App> Core<App> {
         if conn.state == State::Dead {
             return;
         }
-        if conn.reason.is_none() {
-            conn.reason = Some(reason);
-        }
+        conn.set_reason(reason);
         conn.state = State::Dead;
         conn.input = Vec::new();
         self.dead.push(index);
@@ -266,13 +272,12 @@ impl<App> Core<App> {
         }
         if !conn.output.is_empty() {
             let Conn { stream, output, .. } = conn;
-            match output.flush(|iov| stream.write_vectored(iov)) {
+            match output.flush(now, |iov| stream.write_vectored(iov)) {
                 Ok((_, written)) => {
                     self.queued_total -= written;
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         conn.last_activity = now;
-                        conn.last_progress = now;
                         self.stats.bytes_out += written as u64;
                     }
                 }
@@ -307,18 +312,9 @@ impl<App> Core<App> {
             return;
         };
         if queued > 0 {
-            if conn.stall_timer.is_none() {
-                if let Some(stall) = config.write_stall_timeout {
-                    let id = ConnId {
-                        index: index as u32,
-                        generation: conn.generation,
-                    };
-                    let at = conn.last_progress + stall.as_millis() as Tick;
-                    let key = self.arm_at(at, TimerEntry::Conn(id, ConnTimer::Stall));
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.stall_timer = Some(key);
-                    }
-                }
+            // Output is waiting on the peer: the watchdog must cover the write-stall deadline.
+            if config.write_stall_timeout.is_some() {
+                self.arm_watchdog(index);
             }
             return;
         }
@@ -335,23 +331,56 @@ impl<App> Core<App> {
             }
         }
         // A graceful close whose FIN is out (just now, or earlier by a half-close) waits for
-        // the peer's end of stream, bounded by the linger timer, armed once.
-        if closing && conn.linger_timer.is_none() {
+        // the peer's end of stream, bounded by the linger timer armed when the close began.
+        if closing {
             if conn.eof {
                 self.kill(index, CloseReason::Local);
             } else {
-                let linger = config.linger_timeout;
-                let id = ConnId {
-                    index: index as u32,
-                    generation: conn.generation,
-                };
-                let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
-                if let Some(conn) = self.conn_at(index) {
-                    conn.linger_timer = Some(key);
-                }
                 // The peer's FIN may already be queued behind unread input.
                 self.mark_ready(index);
             }
+        }
+    }
+
+    /// (Re-)arms the watchdog for the earlier of the idle deadline (open connections with an
+    /// idle timeout) and the write-stall deadline (queued output with a stall timeout), or
+    /// disarms it when neither applies. Moving an armed watchdog is O(1).
+    pub(crate) fn arm_watchdog(&mut self, index: usize) {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return;
+        };
+        let ms = |d: Duration| d.as_millis() as Tick;
+        let idle_due = match (conn.state, conn.config.idle_timeout) {
+            (State::Open, Some(idle)) => Some(conn.last_activity + ms(idle)),
+            _ => None,
+        };
+        let stall_due = match (conn.state, conn.output.progress()) {
+            (State::Dead, _) | (_, None) => None,
+            (_, Some(progress)) => conn.config.write_stall_timeout.map(|t| progress + ms(t)),
+        };
+        let due = match (idle_due, stall_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
+        let entry = TimerEntry::Conn(id, ConnTimer::Watchdog);
+        match (due, conn.watchdog) {
+            (None, None) => {}
+            (None, Some(key)) => {
+                conn.watchdog = None;
+                self.wheel.cancel(key);
+            }
+            (Some(due), Some(key)) => {
+                // Only ever move it earlier here; a later deadline is found when it fires.
+                if self.wheel.deadline(key).is_none_or(|at| at > due) && !self.wheel.reset(key, due)
+                {
+                    conn.watchdog = Some(self.wheel.insert(due, entry));
+                }
+            }
+            (Some(due), None) => conn.watchdog = Some(self.wheel.insert(due, entry)),
         }
     }
 
@@ -457,12 +486,18 @@ impl<App> Core<App> {
             }
             conn.bytes_in += n as u64;
             conn.last_activity = now;
-            conn.last_read = now;
+            if let Some(extras) = conn.extras.as_deref_mut() {
+                extras.last_read = now;
+            }
             self.stats.bytes_in += n as u64;
             if !conn.got_byte {
                 conn.got_byte = true;
-                if let Some(key) = conn.open_timer.take() {
-                    self.wheel.cancel(key);
+                // While open, the phase timer is the first-byte timeout (a closing connection's
+                // is its linger timeout, which stays).
+                if conn.state == State::Open {
+                    if let Some(key) = conn.phase_timer.take() {
+                        self.wheel.cancel(key);
+                    }
                 }
             }
             self.deliver(index, &scratch[..n]);
@@ -511,7 +546,7 @@ impl<App> Core<App> {
             }
         }
         conn.state = State::Open;
-        if let Some(key) = conn.open_timer.take() {
+        if let Some(key) = conn.phase_timer.take() {
             self.wheel.cancel(key);
         }
         let config = Rc::clone(&conn.config);
@@ -519,31 +554,10 @@ impl<App> Core<App> {
         conn.last_activity = self.now;
         let has_output = !conn.output.is_empty();
         self.stats.connected += 1;
-        self.arm_idle(index);
+        self.arm_watchdog(index);
         self.call(index, |h, cx| h.on_open(cx));
         if has_output {
             self.mark_dirty(index);
-        }
-    }
-
-    /// Arms the idle timer of a connection if its config has one.
-    pub(crate) fn arm_idle(&mut self, index: usize) {
-        let Some(conn) = self.conn_at(index) else {
-            return;
-        };
-        let Some(idle) = conn.config.idle_timeout else {
-            return;
-        };
-        let id = ConnId {
-            index: index as u32,
-            generation: conn.generation,
-        };
-        if let Some(key) = conn.idle_timer.take() {
-            self.wheel.cancel(key);
-        }
-        let key = self.arm(idle, TimerEntry::Conn(id, ConnTimer::Idle));
-        if let Some(conn) = self.conn_at(index) {
-            conn.idle_timer = Some(key);
         }
     }
 
@@ -581,7 +595,7 @@ impl<App> Core<App> {
         if let Some(timeout) = open_timeout {
             let key = self.arm(timeout, TimerEntry::Conn(id, ConnTimer::Open));
             if let Some(conn) = self.conn_at(index) {
-                conn.open_timer = Some(key);
+                conn.phase_timer = Some(key);
             }
         }
         self.stats.open += 1;
@@ -636,20 +650,16 @@ impl<App> Core<App> {
         let Some(Source::Conn(mut conn)) = self.sources.try_remove(index) else {
             return;
         };
-        for key in [
-            conn.open_timer.take(),
-            conn.idle_timer.take(),
-            conn.linger_timer.take(),
-            conn.stall_timer.take(),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(conn.user_timers.drain(..))
-        .chain(conn.heartbeat.take().map(|h| h.key))
+        let mut extras = conn.extras.take().map(|b| *b).unwrap_or_default();
+        for key in [conn.phase_timer.take(), conn.watchdog.take()]
+            .into_iter()
+            .flatten()
+            .chain(extras.user_timers.drain(..))
+            .chain(extras.heartbeat.take().map(|h| h.key))
         {
             self.wheel.cancel(key);
         }
-        let reason = conn.reason.take().unwrap_or(CloseReason::Local);
+        let reason = extras.reason.take().unwrap_or(CloseReason::Local);
         self.queued_total -= conn.output.len();
         self.stats.open -= 1;
         self.connection_released();
@@ -705,70 +715,60 @@ impl<App> Core<App> {
         };
         match kind {
             ConnTimer::Open => {
-                conn.open_timer = None;
+                conn.phase_timer = None;
                 match conn.state {
                     State::Connecting => self.kill(index, CloseReason::ConnectTimeout),
                     State::Open if !conn.got_byte => self.close(index, CloseReason::IdleTimeout),
                     _ => {}
                 }
             }
-            ConnTimer::Idle => {
-                conn.idle_timer = None;
-                let Some(idle) = conn.config.idle_timeout else {
-                    return;
-                };
-                let due = conn.last_activity + idle.as_millis() as Tick;
-                if now >= due {
-                    if conn.state == State::Open {
-                        self.close(index, CloseReason::IdleTimeout);
-                    }
-                } else {
-                    // Traffic since arming: re-arm for the rest, lazily (no per-read reset).
-                    let key = self.arm_at(due, TimerEntry::Conn(id, ConnTimer::Idle));
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.idle_timer = Some(key);
-                    }
-                }
-            }
             ConnTimer::Linger => {
-                conn.linger_timer = None;
+                conn.phase_timer = None;
                 self.kill(index, CloseReason::Local);
             }
-            ConnTimer::Stall => {
-                conn.stall_timer = None;
-                let Some(stall) = conn.config.write_stall_timeout else {
-                    return;
-                };
-                if conn.output.is_empty() {
-                    return;
-                }
-                let due = conn.last_progress + stall.as_millis() as Tick;
-                if now >= due {
-                    log::debug!("#{index}: no write progress for {stall:?}");
-                    self.abort(index, CloseReason::TimedOut);
-                } else {
-                    let key = self.arm_at(due, TimerEntry::Conn(id, ConnTimer::Stall));
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.stall_timer = Some(key);
+            ConnTimer::Watchdog => {
+                conn.watchdog = None;
+                let ms = |d: Duration| d.as_millis() as Tick;
+                if let (Some(progress), Some(stall)) =
+                    (conn.output.progress(), conn.config.write_stall_timeout)
+                {
+                    if now >= progress + ms(stall) {
+                        log::debug!("#{index}: no write progress for {stall:?}");
+                        self.abort(index, CloseReason::TimedOut);
+                        return;
                     }
                 }
+                if let (State::Open, Some(idle)) = (conn.state, conn.config.idle_timeout) {
+                    if now >= conn.last_activity + ms(idle) {
+                        self.close(index, CloseReason::IdleTimeout);
+                    }
+                }
+                // Traffic since arming moved the deadlines: re-arm lazily for the next one.
+                self.arm_watchdog(index);
             }
             ConnTimer::Heartbeat => {
-                let Some(hb) = conn.heartbeat.as_ref() else {
+                let Some(extras) = conn.extras.as_deref_mut() else {
+                    return;
+                };
+                let Some(hb) = extras.heartbeat.as_ref() else {
                     return;
                 };
                 if hb.key != key || conn.state != State::Open {
                     return;
                 }
                 let (interval, read_idle) = (hb.interval, hb.read_idle);
-                if now.saturating_sub(conn.last_read) >= read_idle.as_millis() as Tick {
+                if now.saturating_sub(extras.last_read) >= read_idle.as_millis() as Tick {
                     log::debug!("#{index}: nothing received for {read_idle:?}");
-                    conn.heartbeat = None;
+                    extras.heartbeat = None;
                     self.close(index, CloseReason::IdleTimeout);
                     return;
                 }
                 let next = self.arm(interval, TimerEntry::Conn(id, ConnTimer::Heartbeat));
-                if let Some(hb) = self.conn_at(index).and_then(|c| c.heartbeat.as_mut()) {
+                if let Some(hb) = self
+                    .conn_at(index)
+                    .and_then(|c| c.extras.as_deref_mut())
+                    .and_then(|x| x.heartbeat.as_mut())
+                {
                     hb.key = next;
                 }
                 let timer = crate::TimerId {
@@ -778,7 +778,9 @@ impl<App> Core<App> {
                 self.call(index, |h, cx| h.on_timer(cx, timer));
             }
             ConnTimer::User(tag) => {
-                conn.user_timers.retain(|k| *k != key);
+                if let Some(extras) = conn.extras.as_deref_mut() {
+                    extras.user_timers.retain(|k| *k != key);
+                }
                 if conn.state == State::Dead {
                     return;
                 }

@@ -54,30 +54,35 @@ impl<'a, App> Cx<'a, App> {
     /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
     /// takes writes (closing, half-closed, or gone).
     pub fn write(&mut self, data: &[u8]) -> bool {
-        self.core.queue(self.id, data.len(), |q| q.push_slice(data))
+        self.core
+            .queue(self.id, data.len(), |q, now| q.push_slice(data, now))
     }
 
     /// Queues an owned buffer on this connection without copying it.
     pub fn write_vec(&mut self, data: Vec<u8>) -> bool {
-        self.core.queue(self.id, data.len(), |q| q.push_vec(data))
+        let len = data.len();
+        self.core
+            .queue(self.id, len, |q, now| q.push_vec(data, now))
     }
 
     /// Queues a shared buffer on this connection without copying it (S16).
     pub fn write_shared(&mut self, data: &Shared) -> bool {
-        self.core
-            .queue(self.id, data.len(), |q| q.push_shared(data.clone()))
+        self.core.queue(self.id, data.len(), |q, now| {
+            q.push_shared(data.clone(), now)
+        })
     }
 
     /// Queues a copy of `data` on another connection.
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        self.core.queue(conn, data.len(), |q| q.push_slice(data))
+        self.core
+            .queue(conn, data.len(), |q, now| q.push_slice(data, now))
     }
 
     /// Queues a shared buffer on another connection: the way to broadcast one message to many
     /// connections with one allocation (S16).
     pub fn send_shared_to(&mut self, conn: ConnId, data: &Shared) -> bool {
         self.core
-            .queue(conn, data.len(), |q| q.push_shared(data.clone()))
+            .queue(conn, data.len(), |q, now| q.push_shared(data.clone(), now))
     }
 
     /// Bytes queued on this connection and not yet accepted by the kernel.
@@ -162,22 +167,23 @@ impl<'a, App> Cx<'a, App> {
         let key = self
             .core
             .arm(after, TimerEntry::Conn(self.id, ConnTimer::User(tag)));
-        self.core.conn_mut(self.id)?.user_timers.push(key);
+        self.core.conn_mut(self.id)?.extras().user_timers.push(key);
         Some(TimerId { key, tag })
     }
 
     /// Cancels a timer armed with [`set_timer`](Self::set_timer). Returns whether it was armed.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        let Some(conn) = self.core.conn_mut(self.id) else {
+        let Some(extras) = self
+            .core
+            .conn_mut(self.id)
+            .and_then(|c| c.extras.as_deref_mut())
+        else {
             return false;
         };
-        let before = conn.user_timers.len();
-        conn.user_timers.retain(|k| *k != timer.key);
-        if conn.user_timers.len() == before {
+        let before = extras.user_timers.len();
+        extras.user_timers.retain(|k| *k != timer.key);
+        if extras.user_timers.len() == before {
             return false;
-        }
-        if conn.user_timers.is_empty() {
-            conn.user_timers = Vec::new();
         }
         self.core.wheel.cancel(timer.key).is_some()
     }
@@ -195,20 +201,28 @@ impl<'a, App> Cx<'a, App> {
         let key = self
             .core
             .arm(interval, TimerEntry::Conn(self.id, ConnTimer::Heartbeat));
+        let now = self.core.now;
         let Some(conn) = self.core.conn_mut(self.id) else {
             return false;
         };
-        conn.heartbeat = Some(Box::new(crate::conn::Heartbeat {
+        let extras = conn.extras();
+        extras.last_read = now;
+        extras.heartbeat = Some(crate::conn::Heartbeat {
             key,
             interval,
             read_idle,
-        }));
+        });
         true
     }
 
     /// Stops the heartbeat armed with [`set_heartbeat`](Self::set_heartbeat).
     pub fn cancel_heartbeat(&mut self) {
-        if let Some(hb) = self.core.conn_mut(self.id).and_then(|c| c.heartbeat.take()) {
+        if let Some(hb) = self
+            .core
+            .conn_mut(self.id)
+            .and_then(|c| c.extras.as_deref_mut())
+            .and_then(|x| x.heartbeat.take())
+        {
             self.core.wheel.cancel(hb.key);
         }
     }
@@ -225,10 +239,8 @@ impl<'a, App> Cx<'a, App> {
         let mut config = (*conn.config).clone();
         config.idle_timeout = idle;
         conn.config = Rc::new(config);
-        if let Some(key) = conn.idle_timer.take() {
-            self.core.wheel.cancel(key);
-        }
-        self.core.arm_idle(index);
+        // A longer timeout is found lazily when the watchdog fires; a shorter one moves it now.
+        self.core.arm_watchdog(index);
     }
 
     /// The peer's address.

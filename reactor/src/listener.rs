@@ -256,7 +256,7 @@ impl<App> Core<App> {
             Ok(id) => {
                 self.stats.accepted += 1;
                 log::debug!("accepted {id} from {peer}");
-                self.arm_idle(id.index as usize);
+                self.arm_watchdog(id.index as usize);
                 self.call(id.index as usize, |h, cx| h.on_open(cx));
             }
             Err(e) => log::warn!("registering a connection from {peer}: {e}"),

@@ -17,6 +17,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::rc::Rc;
 
+use timers::Tick;
+
 /// A reference-counted, immutable byte buffer that can be queued on many connections at once
 /// without copying (S16).
 ///
@@ -84,15 +86,27 @@ const COALESCE_BELOW: usize = 4096;
 /// the stack; a longer queue is flushed by further calls in the same flush.
 const IOV_BATCH: usize = 64;
 
-/// The output queue of one connection.
+/// The output queue of one connection: one pointer while empty (S25).
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
-    /// Chunks in order; the first may be partly sent.
-    chunks: VecDeque<Chunk>,
-    /// Bytes of the first chunk already accepted by the kernel.
+    /// `None` while nothing is queued, so an idle connection pays 8 bytes and no allocation.
+    inner: Option<Box<Queued>>,
+}
+
+/// What is queued, boxed so that the connection slot stays small.
+#[derive(Debug)]
+struct Queued {
+    /// The first chunk, kept inline so the common case (one chunk per turn) needs no deque
+    /// allocation; it may be partly sent.
+    head: Chunk,
+    /// Chunks after the first, in order.
+    rest: VecDeque<Chunk>,
+    /// Bytes of `head` already accepted by the kernel.
     offset: usize,
     /// Bytes queued and not yet sent, over all chunks.
     len: usize,
+    /// The tick the queue last made progress (or became non-empty): the write-stall clock.
+    progress: Tick,
 }
 
 /// What one flush achieved.
@@ -107,49 +121,76 @@ pub(crate) enum Flushed {
 impl OutQueue {
     /// Bytes waiting to be sent.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.inner.as_ref().map_or(0, |q| q.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.is_none()
     }
 
-    /// Queues a copy of `data`.
-    pub(crate) fn push_slice(&mut self, data: &[u8]) {
-        if data.is_empty() {
+    /// The tick the queue last made progress (or became non-empty); `None` when empty.
+    pub(crate) fn progress(&self) -> Option<Tick> {
+        self.inner.as_ref().map(|q| q.progress)
+    }
+
+    /// Queues `chunk`, appending small owned bytes to the last owned chunk instead.
+    fn push(&mut self, chunk: Chunk, now: Tick) {
+        let add = chunk.bytes().len();
+        if add == 0 {
             return;
         }
-        self.len += data.len();
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
-            if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
-                last.extend_from_slice(data);
+        let Some(q) = self.inner.as_mut() else {
+            self.inner = Some(Box::new(Queued {
+                head: chunk,
+                rest: VecDeque::new(),
+                offset: 0,
+                len: add,
+                progress: now,
+            }));
+            return;
+        };
+        q.len += add;
+        let last = q.rest.back_mut().unwrap_or(&mut q.head);
+        if let (Chunk::Owned(last), Chunk::Owned(new)) = (last, &chunk) {
+            if new.len() < COALESCE_BELOW || last.capacity() - last.len() >= new.len() {
+                last.extend_from_slice(new);
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Owned(data.to_vec()));
+        q.rest.push_back(chunk);
     }
 
-    /// Queues an owned buffer without copying it.
-    pub(crate) fn push_vec(&mut self, data: Vec<u8>) {
-        if data.len() < COALESCE_BELOW {
-            return self.push_slice(&data);
-        }
-        self.len += data.len();
-        self.chunks.push_back(Chunk::Owned(data));
-    }
-
-    /// Queues a shared buffer without copying it.
-    pub(crate) fn push_shared(&mut self, data: Shared) {
+    /// Queues a copy of `data`.
+    pub(crate) fn push_slice(&mut self, data: &[u8], now: Tick) {
         if data.is_empty() {
             return;
         }
-        self.len += data.len();
-        self.chunks.push_back(Chunk::Shared(data));
+        if let Some(q) = self.inner.as_mut() {
+            let last = q.rest.back_mut().unwrap_or(&mut q.head);
+            if let Chunk::Owned(last) = last {
+                if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
+                    last.extend_from_slice(data);
+                    q.len += data.len();
+                    return;
+                }
+            }
+        }
+        self.push(Chunk::Owned(data.to_vec()), now);
+    }
+
+    /// Queues an owned buffer without copying it.
+    pub(crate) fn push_vec(&mut self, data: Vec<u8>, now: Tick) {
+        self.push(Chunk::Owned(data), now);
+    }
+
+    /// Queues a shared buffer without copying it.
+    pub(crate) fn push_shared(&mut self, data: Shared, now: Tick) {
+        self.push(Chunk::Shared(data), now);
     }
 
     /// Drops everything queued and frees the queue's memory.
     pub(crate) fn clear(&mut self) {
-        *self = OutQueue::default();
+        self.inner = None;
     }
 
     /// Hands queued bytes to `write` (one gather write per call) until the queue is empty or the
@@ -157,19 +198,19 @@ impl OutQueue {
     /// `Interrupted` is retried; `WouldBlock` counts as blocked; other errors are returned.
     pub(crate) fn flush(
         &mut self,
+        now: Tick,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
-        while self.len > 0 {
+        while let Some(q) = self.inner.as_mut() {
             let mut iov = [IoSlice::new(&[]); IOV_BATCH];
-            let mut n_iov = 0;
-            let mut offered = 0;
-            for (i, chunk) in self.chunks.iter().take(IOV_BATCH).enumerate() {
-                let bytes = chunk.bytes();
-                let bytes = if i == 0 { &bytes[self.offset..] } else { bytes };
-                iov[i] = IoSlice::new(bytes);
-                offered += bytes.len();
-                n_iov = i + 1;
+            iov[0] = IoSlice::new(&q.head.bytes()[q.offset..]);
+            let mut offered = iov[0].len();
+            let mut n_iov = 1;
+            for chunk in q.rest.iter().take(IOV_BATCH - 1) {
+                iov[n_iov] = IoSlice::new(chunk.bytes());
+                offered += chunk.bytes().len();
+                n_iov += 1;
             }
             let n = match write(&iov[..n_iov]) {
                 Ok(n) => n,
@@ -179,32 +220,42 @@ impl OutQueue {
                 }
                 Err(e) => return Err(e),
             };
+            if n > 0 {
+                q.progress = now;
+            }
             self.consume(n);
             total += n;
             if n < offered {
                 return Ok((Flushed::Blocked, total));
             }
         }
-        // Free the deque's own buffer too: an idle connection holds nothing (S25).
-        self.clear();
         Ok((Flushed::All, total))
     }
 
-    /// Marks `n` bytes from the front as sent.
+    /// Marks `n` bytes from the front as sent; frees the queue when it empties.
     fn consume(&mut self, mut n: usize) {
-        debug_assert!(n <= self.len);
-        n = n.min(self.len);
-        self.len -= n;
+        let Some(q) = self.inner.as_mut() else {
+            return;
+        };
+        debug_assert!(n <= q.len);
+        n = n.min(q.len);
+        q.len -= n;
         while n > 0 {
-            let first_len = self.chunks[0].bytes().len() - self.offset;
-            if n >= first_len {
-                n -= first_len;
-                self.offset = 0;
-                self.chunks.pop_front();
-            } else {
-                self.offset += n;
-                n = 0;
+            let head_left = q.head.bytes().len() - q.offset;
+            if n < head_left {
+                q.offset += n;
+                return;
             }
+            n -= head_left;
+            q.offset = 0;
+            match q.rest.pop_front() {
+                Some(next) => q.head = next,
+                None => break,
+            }
+        }
+        if q.len == 0 {
+            // Free the queue: an idle connection holds nothing (S25).
+            self.inner = None;
         }
     }
 }
@@ -238,38 +289,40 @@ mod tests {
     #[test]
     fn short_writes_keep_order_and_free_memory() {
         let mut q = OutQueue::default();
-        q.push_slice(b"hello ");
-        q.push_shared(Shared::from(&b"shared "[..]));
-        q.push_vec(vec![b'x'; 10_000]);
-        q.push_slice(b"end");
+        q.push_slice(b"hello ", 0);
+        q.push_shared(Shared::from(&b"shared "[..]), 0);
+        q.push_vec(vec![b'x'; 10_000], 0);
+        q.push_slice(b"end", 0);
         let expected: Vec<u8> = [&b"hello shared "[..], &[b'x'; 10_000], b"end"].concat();
         let mut out = Vec::new();
         loop {
-            let (state, _) = q.flush(short_writer(&mut out, 7)).unwrap();
+            let (state, _) = q.flush(1, short_writer(&mut out, 7)).unwrap();
             if state == Flushed::All {
                 break;
             }
         }
         assert_eq!(out, expected);
         assert_eq!(q.len(), 0);
-        assert_eq!(q.chunks.capacity(), 0);
+        assert!(q.inner.is_none(), "an empty queue holds memory");
     }
 
     #[test]
     fn small_writes_coalesce_into_one_chunk() {
         let mut q = OutQueue::default();
         for _ in 0..100 {
-            q.push_slice(b"abc");
+            q.push_slice(b"abc", 0);
         }
-        assert_eq!(q.chunks.len(), 1);
+        assert!(q.inner.as_ref().unwrap().rest.is_empty());
         assert_eq!(q.len(), 300);
     }
 
     #[test]
     fn would_block_leaves_queue_intact() {
         let mut q = OutQueue::default();
-        q.push_slice(b"data");
-        let (state, n) = q.flush(|_| Err(io::ErrorKind::WouldBlock.into())).unwrap();
+        q.push_slice(b"data", 0);
+        let (state, n) = q
+            .flush(0, |_| Err(io::ErrorKind::WouldBlock.into()))
+            .unwrap();
         assert_eq!((state, n), (Flushed::Blocked, 0));
         assert_eq!(q.len(), 4);
     }

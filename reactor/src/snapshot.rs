@@ -81,12 +81,10 @@ impl<App> Core<App> {
                         State::Closing => "closing",
                         State::Dead => "dead",
                     },
-                    timers: [c.open_timer, c.idle_timer, c.linger_timer, c.stall_timer]
-                        .iter()
-                        .flatten()
-                        .count()
-                        + c.user_timers.len()
-                        + c.heartbeat.is_some() as usize,
+                    timers: [c.phase_timer, c.watchdog].iter().flatten().count()
+                        + c.extras
+                            .as_ref()
+                            .map_or(0, |x| x.user_timers.len() + x.heartbeat.is_some() as usize),
                     bytes_in: c.bytes_in,
                     bytes_out: c.bytes_out,
                 }),

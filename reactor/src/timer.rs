@@ -29,9 +29,10 @@ impl TimerId {
 pub(crate) enum ConnTimer {
     /// Connect timeout (outgoing) or first-byte timeout (accepted).
     Open,
-    Idle,
+    /// The bound on a graceful close.
     Linger,
-    Stall,
+    /// The idle and write-stall timeouts, checked lazily.
+    Watchdog,
     Heartbeat,
     User(u64),
 }

@@ -508,3 +508,74 @@ proptest! {
         prop_assert!(got == data, "{} bytes back of {}", got.len(), data.len());
     }
 }
+
+#[test]
+fn write_stall_kills_a_stopped_reader_not_a_slow_one() -> io::Result<()> {
+    /// Sends a large response on the first byte.
+    struct Big;
+    impl Protocol<Log> for Big {
+        fn on_data(&mut self, cx: &mut Cx<'_, Log>, data: &[u8]) -> usize {
+            cx.write_vec(vec![9u8; 1 << 20]);
+            data.len()
+        }
+        fn on_close(&mut self, cx: &mut Cx<'_, Log>, reason: CloseReason) {
+            cx.app().closed.push(reason.kind());
+        }
+    }
+    let mut h = Harness::new(Log::default())?;
+    let opts = ListenOptions {
+        conn: ConnConfig {
+            write_stall_timeout: Some(Duration::from_millis(500)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..ConnConfig::default()
+        },
+        ..ListenOptions::default()
+    };
+    let l = h.listen(opts, |_, _| Big);
+    let slow = l.connect();
+    let stopped = l.connect();
+    slow.set_write_budget(Some(0));
+    stopped.set_write_budget(Some(0));
+    slow.send(b"?");
+    stopped.send(b"?");
+    h.settle()?;
+    let mut got = 0;
+    // The slow reader takes a little every 400 ms: always within the stall timeout.
+    for _ in 0..30 {
+        h.advance(Duration::from_millis(400))?;
+        slow.set_write_budget(Some(30_000));
+        h.settle()?;
+        got += slow.take_received().len();
+        slow.set_write_budget(Some(0));
+    }
+    assert!(
+        stopped.was_aborted(),
+        "a reader that stopped was not closed"
+    );
+    assert!(!slow.is_closed(), "a slow but live reader was killed");
+    assert_eq!(got, 30 * 30_000);
+    assert_eq!(h.app().closed, vec![CloseKind::TimedOut]);
+    Ok(())
+}
+
+#[test]
+fn linger_bounds_a_close_whose_flush_never_finishes() -> io::Result<()> {
+    let conn = ConnConfig {
+        linger_timeout: Duration::from_secs(1),
+        ..ConnConfig::default()
+    };
+    let (mut h, l) = echo_harness(conn)?;
+    let peer = l.connect();
+    peer.set_write_budget(Some(0));
+    peer.send(b"stuck");
+    h.settle()?;
+    let id = h.reactor().connections()[0].id;
+    h.reactor().cx().close_conn(id, CloseReason::Local);
+    h.settle()?;
+    h.advance(Duration::from_millis(999))?;
+    assert!(!peer.is_closed());
+    h.advance(Duration::from_millis(1))?;
+    assert!(peer.is_closed());
+    assert_eq!(h.app().closed, vec![CloseKind::Local]);
+    Ok(())
+}
