@@ -81,9 +81,10 @@ impl Protocol<Sender<Report>> for HalfCloser {
 }
 
 /// S14: the server half-closes with `Cx::shutdown_write`: the client reads what was queued,
-/// then end of stream, and can still send; the server still receives.
+/// then end of stream, and can still send; the server still receives. When the client then
+/// closes, the close finishes (regression: a close after `shutdown_write` never finished).
 #[test]
-fn server_half_close_still_receives() -> io::Result<()> {
+fn server_half_close_still_receives_and_close_after_it_finishes() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
     let (reports_tx, reports) = mpsc::channel();
