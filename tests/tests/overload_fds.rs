@@ -1,0 +1,282 @@
+//! Descriptor exhaustion (S27): the process runs out of descriptors (`EMFILE`) while clients
+//! keep connecting. The listener must not spin, must tell the clients it cannot serve (accept
+//! and close them with the spare descriptor) instead of leaving them hanging, and must resume
+//! by itself once descriptors free up.
+//!
+//! `RLIMIT_NOFILE` is process-wide, so this file is its own test process and holds one real
+//! test. The clients run in a child process, the test binary itself started again with
+//! `--ignored --exact fd_exhaustion_client` and the server's address in its environment: in
+//! this process they would use up the very descriptors under test, and the count of clients
+//! served would depend on how many the clients hold. The child raises its own limit back to the
+//! hard limit (a lowered soft limit is inherited across `exec`), and reports over its standard
+//! output; the parent steps it through its phases over its standard input.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use evdrive_tests::{connect, is_reset, localhost, Server, WAIT};
+use protocols::echo::Echo;
+use reactor::{Limits, ListenOptions};
+
+/// The environment variable that turns the test binary into the client process.
+const CLIENT_ENV: &str = "EVDRIVE_FDS_CLIENT_ADDR";
+/// What the client prefixes its reports with (the test harness prints lines of its own).
+const MARK: &str = "fd-client:";
+/// Descriptors the server may open beyond those the process holds when the test starts.
+const HEADROOM: u64 = 64;
+/// Clients connecting at once in phase 1: more than fit.
+const BURST: usize = 150;
+/// Clients connecting one by one in phase 2, while descriptors are exhausted.
+const TRICKLE: usize = 10;
+/// The most loop turns per second the exhausted reactor may make.
+const MAX_TURNS_PER_SEC: f64 = 200.0;
+
+/// Descriptors this process holds now.
+fn open_descriptors() -> io::Result<u64> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count() as u64)
+}
+
+/// Parses `served=S shed=D hanging=H` from a report line.
+fn parse_report(line: &str) -> (usize, usize, usize) {
+    let field = |name: &str| -> usize {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    };
+    (field("served="), field("shed="), field("hanging="))
+}
+
+/// S27, S23: with the soft descriptor limit lowered to what the process holds plus 64 and a
+/// connection limit far above it, 150 clients connect at once: those that fit are echoed, and
+/// every other one is closed (end of stream or reset), none left hanging (`accept_shed`,
+/// `accept_errors.emfile`). Then, still exhausted, 20 more connect one by one: each is closed
+/// promptly, and the loop makes fewer than 200 turns per second meanwhile (the listener waits
+/// on a back-off timer instead of spinning on a readable socket). Once the clients leave, a new
+/// client is served again, with nothing done to the reactor.
+#[test]
+fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let (soft_before, _) = reactor::sys::nofile_limit()?;
+    let limit = open_descriptors()? + HEADROOM;
+    reactor::sys::set_nofile_limit(limit)?;
+
+    // 1. The server, built under the lowered limit, with a connection limit that never bites.
+    let opts = ListenOptions {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(100),
+        ..ListenOptions::default()
+    };
+    let server = Server::start(
+        || (),
+        move |r| {
+            r.set_limits(Limits {
+                max_connections: 10_000,
+                ..Limits::default()
+            });
+            r.listen(localhost(), opts, |_, _| Echo)
+        },
+    )?;
+
+    // 2. The client process, and a thread turning its reports into events.
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([
+            "fd_exhaustion_client",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CLIENT_ENV, server.addr().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut to_child = child.stdin.take().expect("piped");
+    let from_child = child.stdout.take().expect("piped");
+    let (tx, reports) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from_child).lines().map_while(Result::ok) {
+            if let Some(at) = line.find(MARK) {
+                let _ = tx.send(line[at + MARK.len()..].trim().to_string());
+            }
+        }
+    });
+    let report = |phase: &str| -> String {
+        let line = reports
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no {phase} report from the client process"));
+        assert!(line.starts_with(phase), "expected {phase}, got {line:?}");
+        line
+    };
+
+    // 3. Phase 1: the burst. Served or shed, never hanging.
+    let (served, shed, hanging) = parse_report(&report("burst"));
+    assert_eq!(hanging, 0, "clients left hanging");
+    assert_eq!(served + shed, BURST);
+    assert!(served > 0 && (served as u64) < HEADROOM, "served {served}");
+    assert!(shed > 0);
+
+    // 4. Phase 2: still exhausted, clients trickle in; count the turns meanwhile.
+    let turns_before = server.stats().turns;
+    let started = Instant::now();
+    writeln!(to_child, "trickle")?;
+    let (t_served, t_shed, t_hanging) = parse_report(&report("trickle"));
+    let elapsed = started.elapsed();
+    let turns = server.stats().turns - turns_before;
+    let rate = turns as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "burst: {served} served, {shed} shed; trickle: {t_shed} shed, {turns} turns in {elapsed:?} \
+         ({rate:.0}/s)"
+    );
+    assert_eq!((t_served, t_shed, t_hanging), (0, TRICKLE, 0));
+    assert!(
+        rate < MAX_TURNS_PER_SEC,
+        "{turns} turns in {elapsed:?}: spinning"
+    );
+
+    // 5. The clients leave; the reactor serves again by itself.
+    writeln!(to_child, "close")?;
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the client process did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "client process: {status}");
+    server
+        .wait_for(WAIT, |r| (r.stats().open == 0).then_some(()))
+        .expect("the served clients' connections did not close");
+    let mut client = connect(server.addr())?;
+    client.write_all(b"back")?;
+    let mut echo = [0u8; 4];
+    client.read_exact(&mut echo)?;
+    assert_eq!(&echo, b"back");
+
+    let stats = server.stats();
+    assert!(stats.accept_errors.emfile > 0, "{stats:?}");
+    assert!(stats.accept_shed >= (shed + TRICKLE) as u64, "{stats:?}");
+    assert_eq!(stats.accepted, served as u64 + 1, "{stats:?}");
+    drop(client);
+    server.shutdown(Duration::from_secs(1))?;
+    reactor::sys::set_nofile_limit(soft_before)
+}
+
+/// What became of one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Its byte came back.
+    Served,
+    /// End of stream or reset: the server told it.
+    Shed,
+}
+
+/// Waits (at most `limit`) until every client got its echo, end of stream or a reset.
+/// `None` marks a client still hanging at the deadline.
+fn resolve(clients: &[TcpStream], limit: Duration) -> Vec<Option<Verdict>> {
+    let mut verdicts = vec![None; clients.len()];
+    let deadline = Instant::now() + limit;
+    loop {
+        let pending: Vec<usize> = (0..clients.len())
+            .filter(|&i| verdicts[i].is_none())
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if pending.is_empty() || left.is_zero() {
+            return verdicts;
+        }
+        let mut fds: Vec<libc::pollfd> = pending
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: clients[i].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: `fds` is a valid array of pollfd structures for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            continue;
+        }
+        for (fd, &i) in fds.iter().zip(&pending) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let mut byte = [0u8; 1];
+            verdicts[i] = match (&clients[i]).read(&mut byte) {
+                Ok(1) => Some(Verdict::Served),
+                Ok(_) => Some(Verdict::Shed),
+                Err(e) if is_reset(&e) => Some(Verdict::Shed),
+                Err(e) => panic!("client {i}: {e}"),
+            };
+        }
+    }
+}
+
+/// Connects and sends one byte.
+fn ping_client(addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut client = TcpStream::connect(addr)?;
+    client.write_all(b"p")?;
+    Ok(client)
+}
+
+/// Prints a phase's report for the parent.
+fn print_report(phase: &str, verdicts: &[Option<Verdict>]) {
+    let count = |v| verdicts.iter().filter(|&&x| x == v).count();
+    println!(
+        "{MARK} {phase} served={} shed={} hanging={}",
+        count(Some(Verdict::Served)),
+        count(Some(Verdict::Shed)),
+        count(None)
+    );
+    let _ = io::stdout().flush();
+}
+
+/// The client process of the test above; does nothing unless started by it.
+#[test]
+#[ignore = "the client half of the descriptor exhaustion test, started by it in a child process"]
+fn fd_exhaustion_client() -> io::Result<()> {
+    let Ok(addr) = std::env::var(CLIENT_ENV) else {
+        return Ok(());
+    };
+    let addr: SocketAddr = addr.parse().expect("an address");
+    let (_, hard) = reactor::sys::nofile_limit()?;
+    reactor::sys::set_nofile_limit(hard)?;
+    let mut commands = io::stdin().lines();
+
+    // Phase 1: the burst.
+    let burst = (0..BURST)
+        .map(|_| ping_client(addr))
+        .collect::<io::Result<Vec<_>>>()?;
+    let verdicts = resolve(&burst, Duration::from_secs(5));
+    print_report("burst", &verdicts);
+    // Keep the served ones open: they hold the server's descriptors.
+    let served: Vec<TcpStream> = burst
+        .into_iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| **v == Some(Verdict::Served))
+        .map(|(c, _)| c)
+        .collect();
+
+    // Phase 2: one client every 25 ms, each resolved before the next.
+    assert_eq!(commands.next().transpose()?.as_deref(), Some("trickle"));
+    let mut verdicts = Vec::new();
+    for _ in 0..TRICKLE {
+        let client = ping_client(addr)?;
+        verdicts.extend(resolve(
+            std::slice::from_ref(&client),
+            Duration::from_secs(2),
+        ));
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    print_report("trickle", &verdicts);
+
+    assert_eq!(commands.next().transpose()?.as_deref(), Some("close"));
+    drop(served);
+    Ok(())
+}
