@@ -33,7 +33,8 @@ pub(crate) const READS_PER_TURN: usize = 16;
 
 /// A slot of the reactor's slab; its key is the mio token.
 pub(crate) enum Source<App> {
-    Listener(Listener<App>),
+    /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
+    Listener(Box<Listener<App>>),
     Conn(Conn<App>),
     /// The read end of the signal pipe.
     Signals,
@@ -209,7 +210,7 @@ impl<App> Core<App> {
                 };
                 conn.set_reason(reason);
                 conn.state = State::Closing;
-                conn.input = Vec::new();
+                conn.input.clear();
                 // The linger timeout bounds the whole close, flush included, so a peer that
                 // never reads cannot hold the connection open. It replaces a first-byte timer.
                 if let Some(key) = conn.phase_timer.take() {
@@ -257,7 +258,7 @@ impl<App> Core<App> {
         }
         conn.set_reason(reason);
         conn.state = State::Dead;
-        conn.input = Vec::new();
+        conn.input.clear();
         self.dead.push(index);
     }
 
@@ -431,7 +432,7 @@ impl<App> Core<App> {
             }
         } else {
             conn.input.extend_from_slice(new);
-            let input = std::mem::take(&mut conn.input);
+            let input = conn.input.take();
             let consumed = self
                 .call(index, |h, cx| h.on_data(cx, &input))
                 .unwrap_or(input.len())
@@ -442,7 +443,7 @@ impl<App> Core<App> {
             if conn.state == State::Open && consumed < input.len() {
                 let mut input = input;
                 input.drain(..consumed);
-                conn.input = input;
+                conn.input.set(input);
             }
         }
         let Some(conn) = self.conn_at(index) else {
@@ -654,7 +655,7 @@ impl<App> Core<App> {
         for key in [conn.phase_timer.take(), conn.watchdog.take()]
             .into_iter()
             .flatten()
-            .chain(extras.user_timers.drain(..))
+            .chain(extras.user_timers.drain(..).map(|(key, _)| key))
             .chain(extras.heartbeat.take().map(|h| h.key))
         {
             self.wheel.cancel(key);
@@ -685,8 +686,8 @@ impl<App> Core<App> {
     pub(crate) fn fire(&mut self, key: TimerKey, entry: TimerEntry) {
         match entry {
             TimerEntry::Conn(id, kind) => self.fire_conn(key, id, kind),
-            TimerEntry::ListenerResume(index) => self.resume_listener(index),
-            TimerEntry::Task(index) => self.run_task(index),
+            TimerEntry::ListenerResume(index) => self.resume_listener(index as usize),
+            TimerEntry::Task(index) => self.run_task(index as usize),
             TimerEntry::ShutdownDeadline => {
                 let open: Vec<usize> = self
                     .sources
@@ -777,10 +778,14 @@ impl<App> Core<App> {
                 };
                 self.call(index, |h, cx| h.on_timer(cx, timer));
             }
-            ConnTimer::User(tag) => {
-                if let Some(extras) = conn.extras.as_deref_mut() {
-                    extras.user_timers.retain(|k| *k != key);
-                }
+            ConnTimer::User => {
+                let Some(extras) = conn.extras.as_deref_mut() else {
+                    return;
+                };
+                let Some(at) = extras.user_timers.iter().position(|(k, _)| *k == key) else {
+                    return;
+                };
+                let (_, tag) = extras.user_timers.swap_remove(at);
                 if conn.state == State::Dead {
                     return;
                 }

@@ -166,8 +166,12 @@ impl<'a, App> Cx<'a, App> {
         self.core.conn_ref(self.id)?;
         let key = self
             .core
-            .arm(after, TimerEntry::Conn(self.id, ConnTimer::User(tag)));
-        self.core.conn_mut(self.id)?.extras().user_timers.push(key);
+            .arm(after, TimerEntry::Conn(self.id, ConnTimer::User));
+        self.core
+            .conn_mut(self.id)?
+            .extras()
+            .user_timers
+            .push((key, tag));
         Some(TimerId { key, tag })
     }
 
@@ -181,7 +185,7 @@ impl<'a, App> Cx<'a, App> {
             return false;
         };
         let before = extras.user_timers.len();
-        extras.user_timers.retain(|k| *k != timer.key);
+        extras.user_timers.retain(|(k, _)| *k != timer.key);
         if extras.user_timers.len() == before {
             return false;
         }

@@ -233,7 +233,7 @@ impl<App> Core<App> {
         let delay = l.backoff;
         l.backoff = (l.backoff * 2).min(l.backoff_max);
         self.stats.accept_shed += shed;
-        self.arm(delay, TimerEntry::ListenerResume(index));
+        self.arm(delay, TimerEntry::ListenerResume(index as u32));
     }
 
     /// The back-off ended: accept again (no edge will announce what queued meanwhile).

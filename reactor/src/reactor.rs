@@ -244,7 +244,7 @@ impl<App: 'static> Reactor<App> {
         )?;
         let local = l.local_addr;
         log::info!("listening on {local}");
-        entry.insert(Source::Listener(l));
+        entry.insert(Source::Listener(Box::new(l)));
         Ok(local)
     }
 

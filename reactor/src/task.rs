@@ -49,7 +49,7 @@ impl<App> Core<App> {
             key: None,
             cancelled: false,
         });
-        let key = self.arm(after, TimerEntry::Task(index));
+        let key = self.arm(after, TimerEntry::Task(index as u32));
         self.tasks[index].key = Some(key);
         TaskId {
             index: index as u32,
@@ -97,7 +97,7 @@ impl<App> Core<App> {
                 let task = &mut self.tasks[index];
                 if again && !task.cancelled {
                     task.kind = Some(TaskKind::Repeat(f, every));
-                    let key = self.arm(every, TimerEntry::Task(index));
+                    let key = self.arm(every, TimerEntry::Task(index as u32));
                     self.tasks[index].key = Some(key);
                 } else {
                     self.tasks.remove(index);

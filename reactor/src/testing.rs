@@ -488,7 +488,10 @@ impl<App: 'static> Harness<App> {
             &opts,
         )
         .expect("an in-memory listener cannot fail");
-        self.reactor.core.sources.insert(Source::Listener(l));
+        self.reactor
+            .core
+            .sources
+            .insert(Source::Listener(Box::new(l)));
         MemListener { backlog }
     }
 

@@ -34,7 +34,8 @@ pub(crate) enum ConnTimer {
     /// The idle and write-stall timeouts, checked lazily.
     Watchdog,
     Heartbeat,
-    User(u64),
+    /// A handler timer; its tag is kept with the connection, so wheel entries stay small.
+    User,
 }
 
 /// One entry of the reactor's wheel.
@@ -42,9 +43,9 @@ pub(crate) enum ConnTimer {
 pub(crate) enum TimerEntry {
     Conn(ConnId, ConnTimer),
     /// A scheduled closure is due (index into the task slab).
-    Task(usize),
-    /// A listener's back-off ended: accept again.
-    ListenerResume(usize),
+    Task(u32),
+    /// A listener's back-off ended: accept again (its slab index).
+    ListenerResume(u32),
     /// The shutdown deadline passed: abort what is left.
     ShutdownDeadline,
 }

@@ -30,13 +30,15 @@ pub(crate) enum Home {
 pub(crate) struct Entry<T> {
     /// The caller's value, handed back when the timer fires or is cancelled.
     pub(crate) value: T,
-    /// The deadline the caller asked for; `Wheel::deadline` reports it and `reset` replaces it.
-    pub(crate) deadline: Tick,
-    /// How many ticks late the timer may fire; `reset` keeps it.
-    pub(crate) slack: Tick,
-    /// The tick the timer fires at, chosen by [`fire_tick`] from `deadline` and `slack`. The
-    /// wheel files the entry by this tick, never by `deadline`.
+    /// The tick the timer fires at, chosen by [`fire_tick`] from the deadline and `slack`. The
+    /// wheel files the entry by this tick, never by the deadline.
     pub(crate) when: Tick,
+    /// How many ticks after the deadline `when` lies (at most `slack`): the deadline the caller
+    /// asked for is `when - lead`. Stored as a difference so an entry stays small.
+    pub(crate) lead: u32,
+    /// How many ticks late the timer may fire; `reset` keeps it. Slack is capped at `u32::MAX`
+    /// ticks (49 days at 1 ms), far beyond any use of it.
+    pub(crate) slack: u32,
     /// The generation of the key handed out for this entry: a key whose generation differs is
     /// stale and matches nothing.
     pub(crate) generation: u32,

@@ -193,9 +193,9 @@ mod tests {
     fn entry(when: Tick) -> Entry<()> {
         Entry {
             value: (),
-            deadline: when,
-            slack: 0,
             when,
+            lead: 0,
+            slack: 0,
             generation: 0,
             prev: crate::entry::NIL,
             next: crate::entry::NIL,

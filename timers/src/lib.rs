@@ -80,6 +80,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod entry;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 mod level;
 mod list;
 mod wheel;
@@ -96,5 +98,6 @@ pub struct TimerKey {
     /// The timer's index in the wheel's slab.
     index: u32,
     /// The generation the entry had when this key was handed out; a mismatch means stale.
-    generation: u32,
+    /// Never zero, so `Option<TimerKey>` is as small as a key.
+    generation: std::num::NonZeroU32,
 }

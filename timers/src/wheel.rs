@@ -1,6 +1,7 @@
 //! The wheel itself: filing, cancelling, resetting and expiring timers.
 
 use slab::Slab;
+use std::num::NonZeroU32;
 
 use crate::entry::{fire_tick, Entry, Home, NIL};
 use crate::level::{level_for, slot_for, Level, LEVELS, RANGE};
@@ -166,13 +167,16 @@ impl<T> Wheel<T> {
     ///
     /// If the wheel already holds `u32::MAX - 1` timers.
     pub fn insert_with_slack(&mut self, deadline: Tick, slack: Tick, value: T) -> TimerKey {
-        self.generation = self.generation.wrapping_add(1);
+        // Generations skip zero, so that a key has a niche and `Option<TimerKey>` stays 8 bytes.
+        self.generation = self.generation.wrapping_add(1).max(1);
         let generation = self.generation;
+        let slack = slack.min(u32::MAX as Tick);
+        let when = fire_tick(deadline, slack);
         let index = self.entries.insert(Entry {
             value,
-            deadline,
-            slack,
-            when: fire_tick(deadline, slack),
+            when,
+            lead: (when - deadline) as u32,
+            slack: slack as u32,
             generation,
             prev: NIL,
             next: NIL,
@@ -184,14 +188,17 @@ impl<T> Wheel<T> {
         );
         let index = index as u32;
         self.file(index);
-        TimerKey { index, generation }
+        TimerKey {
+            index,
+            generation: NonZeroU32::new(generation).expect("generations skip zero"),
+        }
     }
 
     /// The index of the live entry `key` names, if any.
     fn live(&self, key: TimerKey) -> Option<u32> {
         self.entries
             .get(key.index as usize)
-            .filter(|e| e.generation == key.generation)
+            .filter(|e| e.generation == key.generation.get())
             .map(|_| key.index)
     }
 
@@ -214,8 +221,8 @@ impl<T> Wheel<T> {
         };
         self.unlink(index);
         let entry = &mut self.entries[index as usize];
-        entry.deadline = deadline;
-        entry.when = fire_tick(deadline, entry.slack);
+        entry.when = fire_tick(deadline, Tick::from(entry.slack));
+        entry.lead = (entry.when - deadline) as u32;
         self.file(index);
         true
     }
@@ -228,8 +235,10 @@ impl<T> Wheel<T> {
 
     /// The deadline of an armed timer, as given to `insert` or the last `reset`.
     pub fn deadline(&self, key: TimerKey) -> Option<Tick> {
-        self.live(key)
-            .map(|index| self.entries[index as usize].deadline)
+        self.live(key).map(|index| {
+            let entry = &self.entries[index as usize];
+            entry.when - Tick::from(entry.lead)
+        })
     }
 
     /// A tick before which nothing fires; never later than the earliest deadline.
@@ -269,7 +278,8 @@ impl<T> Wheel<T> {
                 return Some((
                     TimerKey {
                         index,
-                        generation: entry.generation,
+                        generation: NonZeroU32::new(entry.generation)
+                            .expect("generations skip zero"),
                     },
                     entry.value,
                 ));

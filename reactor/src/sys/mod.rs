@@ -5,7 +5,7 @@
 //! the errno values that are expected outcomes into `Ok` (`EINPROGRESS` from `connect`).
 //!
 //! # Implementation notes
-//! The [`syscall!`] macro turns the C convention (`-1` and `errno`) into `io::Result`.
+//! The `syscall!` macro turns the C convention (`-1` and `errno`) into `io::Result`.
 //! `connect` is the one call that must *not* be retried on `EINTR`: the connection attempt goes
 //! on in the background, and a second `connect` would fail with `EALREADY`. It is handled like
 //! `EINPROGRESS` (wait for writability) instead.
