@@ -80,8 +80,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod entry;
-#[cfg(feature = "fuzz")]
-pub mod fuzz;
 mod level;
 mod list;
 mod wheel;
