@@ -22,8 +22,8 @@ use protocols::chat::{self, ChatConn, ChatRoom};
 use protocols::echo::Echo;
 use protocols::http_server::HttpServer;
 use protocols::kv::{KvConn, KvStore};
-use reactor::sys::SIGUSR1;
-use reactor::{ConnConfig, ListenOptions, Protocol, Reactor};
+use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
+use reactor::{ConnConfig, Group, ListenOptions, Protocol, Reactor};
 
 /// Default port of `evdrive echo`.
 const ECHO_PORT: u16 = 7007;
@@ -152,6 +152,10 @@ struct Common {
     /// Listen backlog (queued, not yet accepted connections).
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
+    /// Reactor threads, each with its own SO_REUSEPORT listener on the address and its own
+    /// state (a chat room or key-value store per thread); the kernel spreads connections.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threads: usize,
 }
 
 /// Options of `evdrive chat`.
@@ -209,38 +213,91 @@ fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
     }
 }
 
-/// Serves one sample until SIGINT/SIGTERM has shut it down: `app` is the state every handler
-/// reaches, `factory` makes the handler of each accepted connection.
+/// Serves `sample` on `addr` until a shutdown signal: `make_app` makes the state every handler
+/// of one reactor reaches, `factory` makes the handler of each accepted connection.
 ///
-/// This runs one reactor on the calling thread. Scaling out (S12) means running this body once
-/// per thread, each reactor with its own `SO_REUSEPORT` listener (`opts.reuse_port`) and its own
-/// `app`; only the signal catching stays on one of them.
-fn serve<App, P, F>(
+/// With one thread the reactor runs on the calling thread and catches the signals itself. With
+/// more (S12), each thread runs its own reactor with its own `SO_REUSEPORT` listener and its own
+/// state, and the calling thread only catches signals and relays them through the reactors'
+/// handles: the first SIGINT/SIGTERM shuts them down gracefully, a second stops them at once,
+/// SIGUSR1 makes each print its connections.
+fn serve<App, P, F, M>(
     sample: &str,
     addr: SocketAddr,
     opts: ListenOptions,
     grace: f64,
-    app: App,
+    threads: usize,
+    make_app: M,
     factory: F,
 ) -> io::Result<()>
 where
     App: 'static,
     P: Protocol<App> + 'static,
-    F: FnMut(&mut App, SocketAddr) -> P + 'static,
+    F: Fn(&mut App, SocketAddr) -> P + Clone + Send + Sync + 'static,
+    M: Fn() -> App + Send + Sync + 'static,
 {
-    let mut reactor = Reactor::new(app)?;
-    let bound = reactor.listen(addr, opts, factory)?;
-    eprintln!("evdrive {sample} listening on {bound}");
-    reactor.catch_signals(
-        &[SIGUSR1],
-        Some(Duration::from_secs_f64(grace.max(0.0))),
-        Some(Box::new(|cx, sig| {
+    let grace = Duration::from_secs_f64(grace.max(0.0));
+    if threads <= 1 {
+        let mut reactor = Reactor::new(make_app())?;
+        let bound = reactor.listen(addr, opts, factory)?;
+        // Signals are caught before the address is announced, so a client that reacts to the
+        // announcement can never find a default disposition.
+        reactor.catch_signals(
+            &[SIGUSR1],
+            Some(grace),
+            Some(Box::new(|cx, sig| {
+                if sig == SIGUSR1 {
+                    print_snapshot(cx);
+                }
+            })),
+        )?;
+        eprintln!("evdrive {sample} listening on {bound}");
+        return reactor.run();
+    }
+
+    // Every thread's listener needs the same port: resolve port 0 once, up front.
+    let addr = if addr.port() == 0 {
+        std::net::TcpListener::bind(addr)?.local_addr()?
+    } else {
+        addr
+    };
+    let opts = ListenOptions {
+        reuse_port: true,
+        ..opts
+    };
+    let group = Group::start(threads, move |_| {
+        let mut reactor = Reactor::new(make_app())?;
+        reactor.listen(addr, opts.clone(), factory.clone())?;
+        Ok(reactor)
+    })?;
+    // This thread only relays signals to the reactors.
+    let handles = group.handles().to_vec();
+    let mut signals = Reactor::new(0u32)?;
+    signals.catch_signals(
+        &[SIGUSR1, SIGINT, SIGTERM],
+        None,
+        Some(Box::new(move |cx, sig| {
             if sig == SIGUSR1 {
-                print_snapshot(cx);
+                for handle in &handles {
+                    let _ = handle.post(|cx| print_snapshot(cx));
+                }
+                return;
+            }
+            *cx.app() += 1;
+            for handle in &handles {
+                let _ = if *cx.app() == 1 {
+                    handle.shutdown(grace)
+                } else {
+                    handle.stop_now()
+                };
             }
         })),
     )?;
-    reactor.run()
+    eprintln!("evdrive {sample} listening on {addr} ({threads} threads)");
+    while !group.is_finished() {
+        signals.turn(Some(Duration::from_millis(100)))?;
+    }
+    group.join()
 }
 
 fn main() -> ExitCode {
@@ -252,7 +309,8 @@ fn main() -> ExitCode {
             c.addr(ECHO_PORT),
             c.listen_options(),
             c.shutdown_grace,
-            (),
+            c.threads,
+            || (),
             |_, _| Echo,
         ),
         Command::Chat(ChatArgs {
@@ -261,13 +319,14 @@ fn main() -> ExitCode {
         }) => {
             let mut opts = c.listen_options();
             opts.conn = chat::conn_config(opts.conn);
-            let room = ChatRoom::with_heartbeat(secs(*heartbeat));
+            let heartbeat = secs(*heartbeat);
             serve(
                 "chat",
                 c.addr(CHAT_PORT),
                 opts,
                 c.shutdown_grace,
-                room,
+                c.threads,
+                move || ChatRoom::with_heartbeat(heartbeat),
                 |_, _| ChatConn::new(),
             )
         }
@@ -276,7 +335,8 @@ fn main() -> ExitCode {
             c.addr(HTTP_PORT),
             c.listen_options(),
             c.shutdown_grace,
-            (),
+            c.threads,
+            || (),
             |_, _| HttpServer::new(),
         ),
         Command::Kv(c) => serve(
@@ -284,7 +344,8 @@ fn main() -> ExitCode {
             c.addr(KV_PORT),
             c.listen_options(),
             c.shutdown_grace,
-            KvStore::new(),
+            c.threads,
+            KvStore::new,
             |_, _| KvConn::new(),
         ),
     };

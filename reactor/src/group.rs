@@ -125,6 +125,11 @@ impl<App: 'static> Group<App> {
         self.join()
     }
 
+    /// Whether every reactor thread has finished (without waiting).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
     /// Waits for every reactor thread to finish.
     pub fn join(self) -> io::Result<()> {
         let mut first = Ok(());

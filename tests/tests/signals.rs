@@ -87,9 +87,11 @@ impl Evdrive {
         let marker = "evdrive echo listening on ";
         let line = server.wait_line(|l| l.contains(marker));
         let at = line.find(marker).expect("matched") + marker.len();
+        // The address is the first word after the marker ("(N threads)" may follow).
         server.addr = line[at..]
-            .trim()
-            .parse()
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
             .expect("an address after the marker");
         Ok(server)
     }
@@ -309,5 +311,58 @@ fn sigusr1_prints_every_connection() -> io::Result<()> {
     drop(clients);
     let status = server.wait_exit(WAIT)?.expect("evdrive did not exit");
     assert_eq!(status.code(), Some(0), "{status}");
+    Ok(())
+}
+
+/// `--threads 2` (S12): two reactors on one port serve clients; SIGUSR1 makes each print its
+/// connections; SIGTERM shuts both down gracefully and the process exits 0.
+#[test]
+fn threads_serve_one_port_and_shut_down_on_sigterm() -> io::Result<()> {
+    let mut server = Evdrive::start(&["--threads", "2"])?;
+    assert!(server
+        .wait_line(|l| l.contains("(2 threads)"))
+        .contains("(2 threads)"));
+    let mut clients = Vec::new();
+    for i in 0..20u8 {
+        let mut client = connect(server.addr)?;
+        ping(&mut client, i)?;
+        clients.push(client);
+    }
+    server.signal(libc::SIGUSR1);
+    // One summary line per reactor thread, each counting the connections it accepted.
+    let deadline = Instant::now() + WAIT;
+    let summaries = |seen: &[String]| -> Vec<String> {
+        seen.iter()
+            .filter(|l| l.starts_with("-- "))
+            .cloned()
+            .collect()
+    };
+    while summaries(&server.seen).len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match server.lines.recv_timeout(left) {
+            Ok(line) => server.seen.push(line),
+            Err(_) => panic!("fewer than two summaries: {:#?}", server.seen),
+        }
+    }
+    let accepted: u64 = summaries(&server.seen)
+        .iter()
+        .map(|line| {
+            line.split(", ")
+                .nth(1)
+                .and_then(|f| f.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("an accepted count in the summary")
+        })
+        .sum();
+    assert_eq!(
+        accepted, 20,
+        "the two reactors together accepted every client"
+    );
+    server.signal(libc::SIGTERM);
+    for mut client in clients {
+        expect_eof(&mut client)?;
+    }
+    let status = server.wait_exit(WAIT)?.expect("exited after SIGTERM");
+    assert!(status.success(), "exit status {status}");
     Ok(())
 }
