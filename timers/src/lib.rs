@@ -80,6 +80,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod entry;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 mod level;
 mod list;
 mod wheel;
