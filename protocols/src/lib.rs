@@ -9,5 +9,7 @@
 pub mod chat;
 pub mod codec;
 pub mod echo;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod http_server;
 pub mod kv;

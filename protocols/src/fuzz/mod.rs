@@ -1,0 +1,50 @@
+//! The checks behind the fuzz targets and the property tests (feature `fuzz`).
+//!
+//! Each entry point takes arbitrary bytes, reads them as a script, runs a codec or a handler
+//! under that script and panics if an invariant breaks. The fuzz targets in the repository's
+//! `fuzz/` folder are one call each; the property tests feed the same functions random scripts
+//! on stable Rust, and the regression tests replay every input the fuzzer ever found.
+//!
+//! | entry point | what runs | what must hold |
+//! |---|---|---|
+//! | [`codec_lines`], [`codec_length`], [`codec_resp`], [`codec_http`] | a codec, on the input whole, cut where the script says, and byte by byte | the same frames and error however the input is cut; no frame over a limit; frames that were encoded come back unchanged |
+//! | [`echo`] | [`Echo`](crate::echo::Echo) on the in-memory transport | exactly the bytes sent come back, in order |
+//! | [`output_queue`] | an echo that queues its output in many small pieces, with tiny high/low-water marks | bytes out equal bytes in, in order, under any short writes, `EINTR` and pauses |
+//! | [`http`] | [`HttpServer`](crate::http_server::HttpServer) on the in-memory transport | one response per complete request, in order, with the status a reference router gives |
+//! | [`kv`] | [`KvConn`](crate::kv::KvConn) on the in-memory transport | one valid RESP reply per command, in order, equal to a model store's |
+//!
+//! # Scripts
+//!
+//! A handler target's input is read as: one byte of flags, one byte `n`, then `n` operations
+//! of two bytes each, then the payload. An operation plays the peer or the kernel (see
+//! [`PeerOp`]): send the next part of the payload, change the write budget (short writes and
+//! `WouldBlock`), inject `EINTR`, change the read size, let the reactor run, move the clock, send
+//! FIN or RST. When the operations run out, the rest of the payload is sent, the write budget is
+//! lifted and the reactor settles, so every byte sent is answered before the checks run.
+//! Reading past the end of a script gives zeros, so every byte string is a valid script.
+//!
+//! A codec target's input is two bytes choosing limits and mode, one byte `k`, `k` cut offsets
+//! of two bytes each, then the payload; see [`codec_lines`].
+//!
+//! # Example
+//!
+//! ```
+//! // Any bytes are a valid script: this one sends "hello" with a write budget of 2 bytes.
+//! let script = [0, 2, 1, 2, 5, 0, b'h', b'e', b'l', b'l', b'o'];
+//! protocols::fuzz::echo(&script);
+//! protocols::fuzz::output_queue(&script);
+//! protocols::fuzz::codec_lines(b"\x00\x01\x00\x03one\ntwo\r\n");
+//! ```
+
+mod codecs;
+mod echo;
+mod http;
+mod kv;
+mod resp_reply;
+mod script;
+
+pub use codecs::{codec_http, codec_length, codec_lines, codec_resp};
+pub use echo::{echo, output_queue};
+pub use http::http;
+pub use kv::kv;
+pub use script::{converse, Conversation, PeerOp, Script};
