@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("output_queue", fuzz::output_queue),
     ("http", fuzz::http),
     ("kv", fuzz::kv),
+    ("chat", fuzz::chat),
 ];
 
 fn regressions() -> PathBuf {
@@ -150,4 +151,30 @@ fn codecs_on_hand_written_inputs() {
     fuzz::codec_resp(b"\x83\x0f\x80\x02\x03GET\x01k\x00\x04\x01a\x01b\x01c\x01d");
     fuzz::codec_http(b"\x0f\x03\x81\x00\x09GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     fuzz::codec_http(b"\x8f\x03\x80\x01\x02\x30\x05hello\x00\x03\x12");
+}
+
+#[test]
+fn chat_lines_commands_and_departures() {
+    // Raw lines dealt to three members: messages, a nick change, /who, /me, /quit.
+    let raw = b"hello there\n/nick ann\n/who\n/me waves\n\x1b[2Jboo\r\n/quit\nlate\n";
+    let ops = [
+        (SEND, 20),
+        (8 | SEND, 40),
+        (16 | SEND, 127),
+        (BUDGET, 3),
+        (SEND, 127),
+    ];
+    fuzz::chat(&script(1, &ops, raw));
+    // Built lines; one member half-closes, one is reset.
+    let built: Vec<u8> = (0..=255u8).flat_map(|i| [i, i / 5, i / 3]).collect();
+    let ops = [
+        (SEND, 200),
+        (8 | BUDGET, 2),
+        (8 | SEND, 200),
+        (16 | SEND, 100),
+        (6, 0),
+        (8 | 7, 0),
+        (16 | SEND, 255),
+    ];
+    fuzz::chat(&script(4 | 2, &ops, &built));
 }

@@ -12,6 +12,7 @@
 //! | [`output_queue`] | an echo that queues its output in many small pieces, with tiny high/low-water marks | bytes out equal bytes in, in order, under any short writes, `EINTR` and pauses |
 //! | [`http`] | [`HttpServer`](crate::http_server::HttpServer) on the in-memory transport | one response per complete request, in order, with the status a reference router gives |
 //! | [`kv`] | [`KvConn`](crate::kv::KvConn) on the in-memory transport | one valid RESP reply per command, in order, equal to a model store's |
+//! | [`chat`] | [`ChatConn`](crate::chat::ChatConn) with two to four members | every complete line reaches every other member, in order, as a model room says |
 //!
 //! # Scripts
 //!
@@ -36,6 +37,7 @@
 //! protocols::fuzz::codec_lines(b"\x00\x01\x00\x03one\ntwo\r\n");
 //! ```
 
+mod chat;
 mod codecs;
 mod echo;
 mod http;
@@ -43,6 +45,7 @@ mod kv;
 mod resp_reply;
 mod script;
 
+pub use chat::chat;
 pub use codecs::{codec_http, codec_length, codec_lines, codec_resp};
 pub use echo::{echo, output_queue};
 pub use http::http;
