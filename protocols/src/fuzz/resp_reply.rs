@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn counts_every_kind() {
         let out = b"+OK\r\n-ERR x\r\n:42\r\n:-1\r\n$3\r\na\rb\r\n$-1\r\n$0\r\n\r\n*2\r\n$1\r\nx\r\n:1\r\n*-1\r\n*0\r\n";
-        assert_eq!(count_replies(out), 9);
+        assert_eq!(count_replies(out), 10);
         assert_eq!(count_replies(b""), 0);
     }
 
