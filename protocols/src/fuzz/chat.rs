@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use reactor::testing::{Harness, MemPeer};
 
 use super::script::{patient, settle, HandlerInput, PeerOp, Script};
-use crate::chat::{conn_config, ChatConn, ChatRoom};
+use crate::chat::{conn_config, ChatConn, ChatRoom, MAX_LINE};
 
 /// The most members a script connects.
 const MAX_MEMBERS: usize = 4;
@@ -212,7 +212,7 @@ impl Room {
     }
 
     /// Member `i` sends up to `n` more bytes of its stream; the model acts on every line that
-    /// is now complete.
+    /// is now complete, and on a line that is now sure to be too long.
     fn send(&mut self, i: usize, n: usize) {
         let m = &mut self.members[i];
         if !m.open {
@@ -220,20 +220,41 @@ impl Room {
         }
         let end = m.sent.saturating_add(n).min(m.stream.len());
         m.peer.send(&m.stream[m.sent..end]);
-        let mut done = Vec::new();
+        let mut events = Vec::new();
         for at in m.sent..end {
+            let partial = &m.stream[m.line_start..=at];
             if m.stream[at] == b'\n' {
-                let mut text = m.stream[m.line_start..at].to_vec();
+                let mut text = partial[..partial.len() - 1].to_vec();
                 if text.last() == Some(&b'\r') {
                     text.pop();
                 }
-                done.push(text);
+                events.push((text.len() <= MAX_LINE).then_some(text));
                 m.line_start = at + 1;
+            } else if partial.len() > MAX_LINE + 1
+                || (partial.len() == MAX_LINE + 1 && m.stream[at] != b'\r')
+            {
+                // No `\n` can make this line short enough: the codec refuses it now, whatever
+                // comes next (only a `\r` right before the `\n` is not counted).
+                events.push(None);
+                break;
             }
         }
         m.sent = end;
-        for text in done {
-            self.on_line(i, &text);
+        for event in events {
+            if !self.members[i].present {
+                // After `/quit` or an error, the server reads and ignores.
+                break;
+            }
+            match event {
+                Some(text) => self.on_line(i, &text),
+                None => {
+                    let why = format!("line longer than the maximum of {MAX_LINE} bytes");
+                    self.members[i]
+                        .expected
+                        .push(line(&[b"! ", why.as_bytes(), b"; closing"]));
+                    self.depart(i, &format!(" ({why})"));
+                }
+            }
         }
     }
 }
@@ -270,9 +291,17 @@ fn build_lines(payload: &[u8], members: usize) -> Vec<Vec<u8>> {
     ];
     let mut s = Script::new(payload);
     let mut streams = vec![Vec::new(); members];
+    // Lines at the length limit and past it; a few, as each costs 16 KiB per member.
+    let mut long_lines = 0;
     while !s.is_empty() {
         let who = s.below(members);
-        let line = match s.below(12) {
+        let kind = s.below(13);
+        let line = match kind {
+            12 if long_lines < 4 => {
+                long_lines += 1;
+                "x".repeat(MAX_LINE - 1 + s.below(4))
+            }
+            12 => String::new(),
             0 => "/who".to_owned(),
             1 => format!("/nick {}", s.pick(&NICKS)),
             2 => format!("/nick  {} ", s.pick(&NICKS)),
@@ -298,8 +327,9 @@ fn build_lines(payload: &[u8], members: usize) -> Vec<Vec<u8>> {
 /// Checks [`ChatConn`] with two to four members on the in-memory transport: every complete
 /// line a member sends reaches every other member, in order, as the line a model room says;
 /// commands (`/nick`, `/who`, `/me`, `/quit`, `/help`, unknown ones) get the answers and
-/// notices the model says; members who half-close or reset leave with a notice; short writes,
-/// `EINTR` and split reads change nothing.
+/// notices the model says; a line over the limit gets an error and closes only its sender;
+/// members who half-close or reset leave with a notice; short writes, `EINTR` and split reads
+/// change nothing.
 ///
 /// Input: one byte of flags (bits 0–1: two to four members; bit 2: the payload is a script
 /// building lines, rather than raw bytes dealt round-robin to the members in pieces of 16),
@@ -326,9 +356,18 @@ pub fn chat(data: &[u8]) {
 
     // Step 1: everyone joins, in order.
     let mut h = Harness::new(ChatRoom::new()).expect("a harness needs only a poller");
+    // The chat settings, except that reading never pauses and no member is dropped for not
+    // reading: the server then handles lines in the order the script sends them, which is
+    // the order the model assumes. (Backpressure and the slow-consumer limit are the
+    // reactor's, checked by its own tests.)
     let opts = patient();
     let opts = reactor::ListenOptions {
-        conn: conn_config(opts.conn.clone()),
+        conn: reactor::ConnConfig {
+            high_water: 1 << 30,
+            low_water: 1 << 29,
+            max_output: 1 << 31,
+            ..conn_config(opts.conn.clone())
+        },
         ..opts
     };
     let listener = h.listen(opts, |_, _| ChatConn::new());
