@@ -178,7 +178,15 @@ fn chat_lines_commands_and_departures() {
     ];
     fuzz::chat(&script(4 | 2, &ops, &built));
     // Built lines at the length limit and one past it: the sender alone is closed.
-    let long = [0, 12, 1, 0, 1, 12, 2, 1, 0, 11, 0, 0, 0, 0, 1, 12, 0, 0, 0, 11, 1, 0, 0, 0];
-    let ops = [(SEND, 255), (8 | SEND, 255), (SEND, 255), (8 | SEND, 255), (8 | SEND, 255)];
+    let long = [
+        0, 12, 1, 0, 1, 12, 2, 1, 0, 11, 0, 0, 0, 0, 1, 12, 0, 0, 0, 11, 1, 0, 0, 0,
+    ];
+    let ops = [
+        (SEND, 255),
+        (8 | SEND, 255),
+        (SEND, 255),
+        (8 | SEND, 255),
+        (8 | SEND, 255),
+    ];
     fuzz::chat(&script(4, &ops, &long));
 }
