@@ -203,16 +203,23 @@ impl OutQueue {
     ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while let Some(q) = self.inner.as_mut() {
-            let mut iov = [IoSlice::new(&[]); IOV_BATCH];
-            iov[0] = IoSlice::new(&q.head.bytes()[q.offset..]);
-            let mut offered = iov[0].len();
-            let mut n_iov = 1;
-            for chunk in q.rest.iter().take(IOV_BATCH - 1) {
-                iov[n_iov] = IoSlice::new(chunk.bytes());
-                offered += chunk.bytes().len();
-                n_iov += 1;
-            }
-            let n = match write(&iov[..n_iov]) {
+            let head = IoSlice::new(&q.head.bytes()[q.offset..]);
+            let mut offered = head.len();
+            let result = if q.rest.is_empty() {
+                // The common case, one chunk: no iovec array to fill.
+                write(&[head])
+            } else {
+                let mut iov = [IoSlice::new(&[]); IOV_BATCH];
+                iov[0] = head;
+                let mut n_iov = 1;
+                for chunk in q.rest.iter().take(IOV_BATCH - 1) {
+                    iov[n_iov] = IoSlice::new(chunk.bytes());
+                    offered += chunk.bytes().len();
+                    n_iov += 1;
+                }
+                write(&iov[..n_iov])
+            };
+            let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

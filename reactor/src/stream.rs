@@ -50,9 +50,10 @@ impl Stream {
         }
     }
 
-    /// One gather write (`sendmsg` with `MSG_NOSIGNAL`).
+    /// One gather write (`sendmsg` with `MSG_NOSIGNAL`; plain `send` for a single buffer).
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
+            Stream::Tcp(s) if bufs.len() == 1 => sys::send(s.as_fd(), &bufs[0]),
             Stream::Tcp(s) => sys::sendmsg(s.as_fd(), bufs),
             #[cfg(feature = "testing")]
             Stream::Mem(m) => m.write_vectored(bufs),
