@@ -625,22 +625,27 @@ pub fn tcp_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Connects a socket made by [`tcp_socket`] to an IPv4 `addr` (blocking); read and write
-/// timeouts are [`WAIT`]. Connecting allocates no descriptor, so sockets made earlier can
-/// connect when the process has none left.
-pub fn connect_socket(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
+/// The C form of an IPv4 address, for the tests that call `connect`/`bind` on raw sockets.
+pub fn sockaddr_in(addr: SocketAddr) -> io::Result<libc::sockaddr_in> {
     let SocketAddr::V4(v4) = addr else {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only"));
     };
-    let stream = TcpStream::from(fd);
-    let sin = libc::sockaddr_in {
+    Ok(libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: v4.port().to_be(),
         sin_addr: libc::in_addr {
             s_addr: u32::from_ne_bytes(v4.ip().octets()),
         },
         sin_zero: [0; 8],
-    };
+    })
+}
+
+/// Connects a socket made by [`tcp_socket`] to an IPv4 `addr` (blocking); read and write
+/// timeouts are [`WAIT`]. Connecting allocates no descriptor, so sockets made earlier can
+/// connect when the process has none left.
+pub fn connect_socket(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
+    let sin = sockaddr_in(addr)?;
+    let stream = TcpStream::from(fd);
     // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
     let rc = unsafe {
         libc::connect(

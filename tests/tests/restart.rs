@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-use evdrive_tests::{connect, expect_eof, observe, tcp_socket, Server, WAIT};
+use evdrive_tests::{connect, expect_eof, observe, sockaddr_in, tcp_socket, Server, WAIT};
 use protocols::echo::Echo;
 use reactor::{Cx, ListenOptions, Protocol};
 
@@ -37,17 +37,7 @@ fn time_wait_on(port: u16) -> io::Result<usize> {
 /// Binds a fresh socket to `addr` without `SO_REUSEADDR` (the mistake S18 warns about).
 fn bind_without_reuseaddr(addr: SocketAddr) -> io::Result<()> {
     let fd = tcp_socket()?;
-    let SocketAddr::V4(v4) = addr else {
-        unreachable!("IPv4 only")
-    };
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: v4.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(v4.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
+    let sin = sockaddr_in(addr)?;
     // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
     let rc = unsafe {
         libc::bind(
