@@ -1,6 +1,7 @@
 //! Every call into the operating system, each wrapped once.
 //!
-//! The rest of the crate never writes `unsafe` or `libc::`: it calls the small functions here,
+//! The rest of the crate never writes `unsafe` nor calls into libc (it uses libc's constants
+//! only, such as errno values): it calls the small functions here,
 //! which take borrowed descriptors, return `io::Result`, retry `EINTR` themselves (S2) and turn
 //! the errno values that are expected outcomes into `Ok` (`EINPROGRESS` from `connect`).
 //!
