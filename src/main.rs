@@ -114,8 +114,10 @@ const HTTP_HELP: &str = "A small HTTP/1.1 server.\n\n\
     Keep-alive and pipelining: every complete request is answered in order, and the \
     connection stays open unless the client sends `Connection: close` or speaks HTTP/1.0 \
     without `Connection: keep-alive`. A malformed request gets 400, a request head over 8 KiB \
-    or 64 headers 431, a body over 1 MiB 413, then the connection closes. Use --idle-timeout \
-    to close idle keep-alive connections.";
+    or 64 headers 431, a body over 1 MiB 413, then the connection closes. A request that does \
+    not arrive whole within 20 s of its first byte gets 408 and a close (slow clients cannot \
+    hold a connection), and keep-alive connections idle for --idle-timeout seconds (default \
+    60) are closed.";
 
 const KV_HELP: &str = "An in-memory key-value store speaking the Redis protocol (RESP2).\n\n\
     Listens on 127.0.0.1:6380 unless --listen says otherwise. Try: redis-cli -p 6380, or \
@@ -144,8 +146,9 @@ struct Common {
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     first_byte_timeout: f64,
     /// Close a connection with no traffic either way for this many seconds (0: never).
-    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
-    idle_timeout: f64,
+    /// Default: 60 for http (as nginx's keep-alive timeout), never for the others.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
     /// Seconds a graceful shutdown may take before remaining connections are aborted.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     shutdown_grace: f64,
@@ -174,12 +177,14 @@ fn secs(s: f64) -> Option<Duration> {
 }
 
 impl Common {
-    fn listen_options(&self) -> ListenOptions {
+    /// The listener and connection settings, with `idle_default` seconds of idle timeout unless
+    /// `--idle-timeout` says otherwise.
+    fn listen_options(&self, idle_default: f64) -> ListenOptions {
         ListenOptions {
             backlog: self.backlog,
             conn: ConnConfig {
                 first_byte_timeout: secs(self.first_byte_timeout),
-                idle_timeout: secs(self.idle_timeout),
+                idle_timeout: secs(self.idle_timeout.unwrap_or(idle_default)),
                 ..ConnConfig::default()
             },
             ..ListenOptions::default()
@@ -307,7 +312,7 @@ fn main() -> ExitCode {
         Command::Echo(c) => serve(
             "echo",
             c.addr(ECHO_PORT),
-            c.listen_options(),
+            c.listen_options(0.0),
             c.shutdown_grace,
             c.threads,
             || (),
@@ -317,7 +322,7 @@ fn main() -> ExitCode {
             common: c,
             heartbeat,
         }) => {
-            let mut opts = c.listen_options();
+            let mut opts = c.listen_options(0.0);
             opts.conn = chat::conn_config(opts.conn);
             let heartbeat = secs(*heartbeat);
             serve(
@@ -333,7 +338,8 @@ fn main() -> ExitCode {
         Command::Http(c) => serve(
             "http",
             c.addr(HTTP_PORT),
-            c.listen_options(),
+            // Keep-alive connections left idle are closed after a minute, as nginx does.
+            c.listen_options(60.0),
             c.shutdown_grace,
             c.threads,
             || (),
@@ -342,7 +348,7 @@ fn main() -> ExitCode {
         Command::Kv(c) => serve(
             "kv",
             c.addr(KV_PORT),
-            c.listen_options(),
+            c.listen_options(0.0),
             c.shutdown_grace,
             c.threads,
             KvStore::new,

@@ -31,9 +31,16 @@
 //! ignored. A broken request is answered with its status and `Connection: close`; there is no
 //! way to find where the next request would start, so the connection ends there (S11).
 //!
+//! A request must arrive whole within the request timeout (20 s by default) of its first
+//! byte, or it is answered `408 Request Timeout` and the connection closed: a client that
+//! trickles a request in a byte at a time (slowloris) cannot hold a connection, whatever the
+//! idle timeout says (S24).
+//!
 //! The handler does not depend on the reactor's user state, so it serves inside any reactor.
 
-use reactor::{CloseReason, Cx, Protocol};
+use std::time::Duration;
+
+use reactor::{CloseReason, Cx, Protocol, TimerId};
 
 use crate::codec::http::{Connection, HttpCodec, Request, Response};
 use crate::codec::Decoder;
@@ -71,16 +78,45 @@ pub struct Served {
 /// assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// assert!(out.ends_with(b"\r\n\r\nok\n"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HttpServer {
     /// Progress on the unfinished request, if any.
     codec: HttpCodec,
+    /// How long a request may take from its first byte to its last (S24, S11).
+    request_timeout: Duration,
+    /// Armed while part of a request is buffered: a client trickling a request in (slowloris)
+    /// gets `408` and a close when it fires.
+    request_timer: Option<TimerId>,
+}
+
+/// The default of [`HttpServer::with_request_timeout`].
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The tag of the request timer.
+const REQUEST_TIMER: u64 = 1;
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        HttpServer::with_request_timeout(REQUEST_TIMEOUT)
+    }
 }
 
 impl HttpServer {
-    /// A handler with the codec's default limits (8 KiB head, 64 headers, 1 MiB body).
+    /// A handler with the codec's default limits (8 KiB head, 64 headers, 1 MiB body) and a
+    /// 20 s request timeout.
     pub fn new() -> Self {
         HttpServer::default()
+    }
+
+    /// A handler whose requests must arrive whole within `timeout` of their first byte; a
+    /// slower one is answered `408 Request Timeout` and the connection closed. An idle
+    /// keep-alive connection (nothing buffered) is the idle timeout's business, not this one's.
+    pub fn with_request_timeout(timeout: Duration) -> Self {
+        HttpServer {
+            codec: HttpCodec::new(),
+            request_timeout: timeout,
+            request_timer: None,
+        }
     }
 
     /// Answers every complete request at the front of `data`, appending the responses to `out`.
@@ -171,14 +207,76 @@ impl<App> Protocol<App> for HttpServer {
         cx.write_vec(out);
         if served.close {
             cx.close_with(CloseReason::Local);
+        } else if served.consumed < data.len() {
+            // Part of a request is waiting: it has until the request timer to finish.
+            if self.request_timer.is_none() {
+                self.request_timer = cx.set_timer(self.request_timeout, REQUEST_TIMER);
+            }
+        } else if let Some(timer) = self.request_timer.take() {
+            cx.cancel_timer(timer);
         }
         served.consumed
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx<'_, App>, timer: TimerId) {
+        if timer.tag() != REQUEST_TIMER {
+            return;
+        }
+        self.request_timer = None;
+        let mut out = Vec::new();
+        let response = Response {
+            headers: &[SERVER, TEXT],
+            body: b"request timeout\n",
+            connection: Connection::Close,
+            ..Response::new(408)
+        };
+        response
+            .encode(&mut out)
+            .expect("fixed headers and a known status are valid");
+        cx.write_vec(out);
+        cx.close_with(CloseReason::IdleTimeout);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trickled_request_gets_408_at_the_request_timeout() {
+        use reactor::testing::Harness;
+        use reactor::ListenOptions;
+        let mut h = Harness::new(()).unwrap();
+        let l = h.listen(ListenOptions::default(), |_, _| {
+            HttpServer::with_request_timeout(Duration::from_secs(2))
+        });
+        let slow = l.connect();
+        let quick = l.connect();
+        // One byte a second: the idle timeout would never fire.
+        for byte in b"GET / H" {
+            slow.send(&[*byte]);
+            quick.send(&[*byte]);
+            h.advance(Duration::from_millis(200)).unwrap();
+        }
+        // 1.4 s in: the quick client finishes its request, the slow one does not.
+        quick.send(b"TTP/1.1\r\n\r\n");
+        h.advance(Duration::from_millis(100)).unwrap();
+        assert!(String::from_utf8(quick.take_received())
+            .unwrap()
+            .starts_with("HTTP/1.1 200 OK"));
+        assert!(slow.take_received().is_empty());
+        // The first byte was read at 0.2 s (the harness reads after moving the clock), so the
+        // request timer fires at 2.2 s.
+        h.advance(Duration::from_millis(600)).unwrap();
+        assert!(slow.take_received().is_empty());
+        h.advance(Duration::from_millis(200)).unwrap();
+        let reply = String::from_utf8(slow.take_received()).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+        assert!(slow.fin_received());
+        // The quick client's completed request disarmed its timer: it stays open.
+        h.advance(Duration::from_secs(10)).unwrap();
+        assert!(!quick.fin_received());
+    }
 
     /// Serves `input` delivered in pieces cut at `cuts`, as the reactor would: the unconsumed
     /// tail is offered again with the next piece. Returns the responses and whether the
