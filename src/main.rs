@@ -20,8 +20,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use protocols::chat::{self, ChatConn, ChatRoom};
 use protocols::echo::Echo;
-use protocols::http_server::HttpServer;
-use protocols::kv::{KvConn, KvStore};
+use protocols::http_server::{self, HttpServer};
+use protocols::kv::{self, KvConn, KvStore};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
 use reactor::{ConnConfig, Group, ListenOptions, Protocol, Reactor};
 
@@ -170,6 +170,14 @@ struct ChatArgs {
     /// silent for 3 intervals in a row (0: no heartbeat).
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     heartbeat: f64,
+}
+
+/// `opts` with its connection settings passed through a sample's `conn_config`.
+fn with_conn(opts: ListenOptions, conn_config: fn(ConnConfig) -> ConnConfig) -> ListenOptions {
+    ListenOptions {
+        conn: conn_config(opts.conn.clone()),
+        ..opts
+    }
 }
 
 fn secs(s: f64) -> Option<Duration> {
@@ -322,8 +330,7 @@ fn main() -> ExitCode {
             common: c,
             heartbeat,
         }) => {
-            let mut opts = c.listen_options(0.0);
-            opts.conn = chat::conn_config(opts.conn);
+            let opts = with_conn(c.listen_options(0.0), chat::conn_config);
             let heartbeat = secs(*heartbeat);
             serve(
                 "chat",
@@ -339,7 +346,7 @@ fn main() -> ExitCode {
             "http",
             c.addr(HTTP_PORT),
             // Keep-alive connections left idle are closed after a minute, as nginx does.
-            c.listen_options(60.0),
+            with_conn(c.listen_options(60.0), http_server::conn_config),
             c.shutdown_grace,
             c.threads,
             || (),
@@ -348,7 +355,7 @@ fn main() -> ExitCode {
         Command::Kv(c) => serve(
             "kv",
             c.addr(KV_PORT),
-            c.listen_options(0.0),
+            with_conn(c.listen_options(0.0), kv::conn_config),
             c.shutdown_grace,
             c.threads,
             KvStore::new,

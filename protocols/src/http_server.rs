@@ -92,6 +92,17 @@ pub struct HttpServer {
 /// The default of [`HttpServer::with_request_timeout`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Connection settings for the HTTP sample: the reactor's input limit sits above the codec's
+/// largest request (an 8 KiB head and a 1 MiB body, plus chunk framing), so an oversized
+/// request always gets the codec's status (413, 431) rather than a bare close.
+pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
+    use crate::codec::http::{DEFAULT_MAX_BODY_LENGTH, DEFAULT_MAX_HEAD_LENGTH};
+    reactor::ConnConfig {
+        max_input: DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024,
+        ..base
+    }
+}
+
 /// The tag of the request timer.
 const REQUEST_TIMER: u64 = 1;
 

@@ -62,6 +62,16 @@ use crate::codec::{Decoder, RespCodec, RespCommand};
 /// The error reply for an argument that should be a 64-bit integer and is not, as Redis words it.
 const NOT_AN_INTEGER: &[u8] = b"ERR value is not an integer or out of range";
 
+/// Connection settings for the KV sample: the reactor's input limit sits above the RESP codec's
+/// largest command, so an oversized command always gets the codec's precise error reply (and a
+/// legal command of up to 2 MiB is never cut short by the generic limit).
+pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
+    reactor::ConnConfig {
+        max_input: crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024,
+        ..base
+    }
+}
+
 /// The keys and values: the reactor's user state for the KV server.
 ///
 /// ```
@@ -738,6 +748,35 @@ mod tests {
     use super::*;
     use crate::codec::resp::encode_command;
     use reactor::Reactor;
+
+    /// A value as large as the codec allows is stored, not cut off by the reactor's input limit.
+    #[test]
+    fn the_largest_legal_value_fits_the_connection_limits() {
+        use crate::codec::resp::DEFAULT_MAX_BULK_LENGTH;
+        use reactor::testing::Harness;
+        use reactor::ListenOptions;
+        let mut h = Harness::new(KvStore::new()).unwrap();
+        let opts = ListenOptions {
+            conn: conn_config(reactor::ConnConfig::default()),
+            ..ListenOptions::default()
+        };
+        let l = h.listen(opts, |_, _| KvConn::new());
+        let peer = l.connect();
+        let value = vec![b'v'; DEFAULT_MAX_BULK_LENGTH];
+        let mut cmd = Vec::new();
+        encode_command(&mut cmd, &[b"SET", b"big", &value]);
+        encode_command(&mut cmd, &[b"EXISTS", b"big"]);
+        peer.send(&cmd);
+        h.settle().unwrap();
+        let reply = peer.take_received();
+        assert!(
+            reply.starts_with(b"+OK\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&reply)
+        );
+        assert!(reply.ends_with(b":1\r\n"));
+        assert!(!peer.fin_received());
+    }
 
     /// Runs the byte stream `input` through a fresh handler as the reactor would, delivered in
     /// pieces cut at `cuts`: the unconsumed tail is offered again with the next piece. Returns
