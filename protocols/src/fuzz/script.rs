@@ -139,9 +139,36 @@ pub struct Conversation {
     pub fin: bool,
     /// The peer reset the connection.
     pub reset: bool,
+    /// `(bytes sent so far, clock)` at every settle, in order: a byte at offset `o` was read at
+    /// the clock of the first entry whose count exceeds `o`, as every settle reads all there
+    /// is (unless reading is paused by backpressure).
+    pub settles: Vec<(usize, Duration)>,
+    /// The clock of the settle that read the peer's FIN.
+    pub fin_read: Option<Duration>,
 }
 
 impl Conversation {
+    /// The clock when the byte at `offset` was read (see [`Conversation::settles`]).
+    ///
+    /// # Panics
+    ///
+    /// If that byte was never sent.
+    pub fn read_at(&self, offset: usize) -> Duration {
+        self.settles
+            .iter()
+            .find(|&&(sent, _)| sent > offset)
+            .map(|&(_, at)| at)
+            .expect("every byte sent is read by a later settle")
+    }
+
+    /// Records a settle that just happened at `now`.
+    fn settled(&mut self, now: Duration) {
+        self.settles.push((self.sent.len(), now));
+        if self.fin && self.fin_read.is_none() {
+            self.fin_read = Some(now);
+        }
+    }
+
     /// Takes what the reactor wrote since the last call.
     fn collect(&mut self, peer: &MemPeer) {
         self.received.extend(peer.take_received());
@@ -210,11 +237,15 @@ pub fn converse<App>(
             PeerOp::Unlimited => peer.set_write_budget(None),
             PeerOp::Eintr(n) => peer.inject_eintr(n),
             PeerOp::ReadChunk(n) => peer.set_read_chunk(n),
-            PeerOp::Settle => settle(h),
+            PeerOp::Settle => {
+                settle(h);
+                talk.settled(h.now());
+            }
             PeerOp::Advance(by) => {
                 if let Err(e) = h.advance(by) {
                     panic!("the reactor did not settle: {e}");
                 }
+                talk.settled(h.now());
             }
             PeerOp::Fin if !talk.fin => {
                 talk.fin = true;
@@ -233,6 +264,7 @@ pub fn converse<App>(
     talk.send(peer, payload, payload.len());
     peer.set_write_budget(None);
     settle(h);
+    talk.settled(h.now());
     talk.collect(peer);
     talk
 }
