@@ -32,12 +32,12 @@ struct Expected {
     late_408: bool,
 }
 
-/// Whether a settle at a clock in `from..until` (`until`: `None` for no end) passed `deadline`
-/// first: the request timer armed for `deadline` then fired.
-fn timer_fired(talk: &Conversation, deadline: Duration, until: Option<Duration>) -> bool {
-    talk.settles
-        .iter()
-        .any(|&(_, at)| at >= deadline && until.is_none_or(|end| at < end))
+/// Whether the request timer armed for `deadline` fired before settle `until` (`None`: at
+/// any settle): a settle before it reached the deadline. Within one settle, reads come before
+/// timers, so bytes read by settle `until` itself are in time.
+fn timer_fired(talk: &Conversation, deadline: Duration, until: Option<usize>) -> bool {
+    let end = until.unwrap_or(talk.settles.len());
+    talk.settles[..end].iter().any(|&(_, at)| at >= deadline)
 }
 
 /// Computes what the server owes for what `talk` sent and when: every request decoded from
@@ -51,11 +51,12 @@ fn expected_responses(talk: &Conversation) -> Expected {
     let mut at = 0;
     loop {
         // The request starting at `at`: its timer runs from the read of its first byte.
-        let deadline = (at < sent.len()).then(|| talk.read_at(at) + REQUEST_TIMEOUT);
+        let deadline =
+            (at < sent.len()).then(|| talk.settles[talk.read_by(at)].1 + REQUEST_TIMEOUT);
         match codec.decode(&sent[at..]) {
             Ok(Some((req, n))) => {
                 let req = own_request(req);
-                let done = talk.read_at(at + n - 1);
+                let done = talk.read_by(at + n - 1);
                 if deadline.is_some_and(|d| timer_fired(talk, d, Some(done))) {
                     expected.responses.push((408, false));
                     expected.closes = true;
@@ -85,8 +86,7 @@ fn expected_responses(talk: &Conversation) -> Expected {
                 let seen = talk
                     .settles
                     .iter()
-                    .find(|&&(n, _)| n > at && HttpCodec::new().decode(&sent[at..n]).is_err())
-                    .map(|&(_, when)| when);
+                    .position(|&(n, _)| n > at && HttpCodec::new().decode(&sent[at..n]).is_err());
                 let status = match deadline {
                     Some(d) if timer_fired(talk, d, seen) => 408,
                     _ => e.status(),

@@ -139,34 +139,33 @@ pub struct Conversation {
     pub fin: bool,
     /// The peer reset the connection.
     pub reset: bool,
-    /// `(bytes sent so far, clock)` at every settle, in order: a byte at offset `o` was read at
-    /// the clock of the first entry whose count exceeds `o`, as every settle reads all there
-    /// is (unless reading is paused by backpressure).
+    /// `(bytes sent so far, clock)` at every settle, in order. Every settle reads all there is
+    /// (unless reading is paused by backpressure), so the byte at offset `o` was read by the
+    /// first settle whose count exceeds `o` ([`Conversation::read_by`]).
     pub settles: Vec<(usize, Duration)>,
-    /// The clock of the settle that read the peer's FIN.
-    pub fin_read: Option<Duration>,
+    /// The index in `settles` of the settle that read the peer's FIN.
+    pub fin_read: Option<usize>,
 }
 
 impl Conversation {
-    /// The clock when the byte at `offset` was read (see [`Conversation::settles`]).
+    /// The index in [`Conversation::settles`] of the settle that read the byte at `offset`.
     ///
     /// # Panics
     ///
     /// If that byte was never sent.
-    pub fn read_at(&self, offset: usize) -> Duration {
+    pub fn read_by(&self, offset: usize) -> usize {
         self.settles
             .iter()
-            .find(|&&(sent, _)| sent > offset)
-            .map(|&(_, at)| at)
+            .position(|&(sent, _)| sent > offset)
             .expect("every byte sent is read by a later settle")
     }
 
     /// Records a settle that just happened at `now`.
     fn settled(&mut self, now: Duration) {
-        self.settles.push((self.sent.len(), now));
         if self.fin && self.fin_read.is_none() {
-            self.fin_read = Some(now);
+            self.fin_read = Some(self.settles.len());
         }
+        self.settles.push((self.sent.len(), now));
     }
 
     /// Takes what the reactor wrote since the last call.
