@@ -219,7 +219,13 @@ impl<App> Protocol<App> for HttpServer {
         if served.close {
             cx.close_with(CloseReason::Local);
         } else if served.consumed < data.len() {
-            // Part of a request is waiting: it has until the request timer to finish.
+            // Part of a request is waiting: it has until the request timer to finish. If a
+            // request completed in this call, the waiting one began in it: its own timer starts.
+            if served.consumed > 0 {
+                if let Some(timer) = self.request_timer.take() {
+                    cx.cancel_timer(timer);
+                }
+            }
             if self.request_timer.is_none() {
                 self.request_timer = cx.set_timer(self.request_timeout, REQUEST_TIMER);
             }

@@ -127,6 +127,29 @@ fn http_pipelined_requests_and_errors() {
 }
 
 #[test]
+fn http_request_timeout_runs_from_each_requests_first_byte() {
+    // The first request trickles in over 15 s; the second starts in the read that completes
+    // it. Six seconds later the second has had only 6 of its 20 s: no 408 yet.
+    let ops = [
+        (SEND, 15),
+        (SETTLE, 0),
+        (ADVANCE, 255),
+        (ADVANCE, 45),
+        (SEND, 23),
+        (SETTLE, 0),
+        (ADVANCE, 120),
+    ];
+    fuzz::http(&script(
+        0,
+        &ops,
+        b"GET / HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n",
+    ));
+    // A request unfinished 20 s after its first byte gets 408 and the connection closes.
+    let ops = [(SEND, 9), (SETTLE, 0), (ADVANCE, 255), (ADVANCE, 145)];
+    fuzz::http(&script(0, &ops, b"GET / HTTP/1.1\r\n\r\n"));
+}
+
+#[test]
 fn kv_model_and_raw_commands() {
     let raw = b"PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nGET k\r\n\r\n*0\r\nINCR k\r\nQUIT\r\nPING\r\n";
     fuzz::kv(&script(0, &[(READ_CHUNK, 3), (BUDGET, 4)], raw));
