@@ -235,6 +235,15 @@ impl<App> Protocol<App> for HttpServer {
         served.consumed
     }
 
+    /// The client half-closed: an unfinished request can never complete, so its timer goes,
+    /// and the connection closes once the responses already queued are flushed.
+    fn on_eof(&mut self, cx: &mut Cx<'_, App>) {
+        if let Some(timer) = self.request_timer.take() {
+            cx.cancel_timer(timer);
+        }
+        cx.close();
+    }
+
     fn on_timer(&mut self, cx: &mut Cx<'_, App>, timer: TimerId) {
         if timer.tag() != REQUEST_TIMER {
             return;
