@@ -295,6 +295,10 @@ impl<App: 'static> Reactor<App> {
     /// Begins a graceful shutdown: listeners close, every connection is closed gracefully (its
     /// queued output flushed, FIN sent, the peer's FIN awaited), and whatever is still open after
     /// `grace` is aborted. [`run`](Self::run) returns once no connection is left.
+    ///
+    /// This is the way to end a reactor with open connections: dropping it instead closes
+    /// every socket at once (queued output is lost) and runs no further callbacks, so handlers
+    /// get no `on_close`.
     pub fn shutdown(&mut self, grace: Duration) {
         self.core.begin_shutdown(grace);
     }
