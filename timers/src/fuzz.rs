@@ -179,12 +179,131 @@ impl Model {
     }
 
     /// The id and key of one of the timers ever armed, picked by `pick`.
-    fn pick(&self, pick: u8) -> Option<(u64, TimerKey)> {
+    fn pick(&self, pick: usize) -> Option<(u64, TimerKey)> {
         if self.keys.is_empty() {
             return None;
         }
-        let id = usize::from(pick) % self.keys.len();
+        let id = pick % self.keys.len();
         Some((id as u64, self.keys[id]))
+    }
+}
+
+/// A wheel driven in lockstep with the reference: every operation is applied to both and
+/// checked, so a fuzz script (see [`model`]) and a property test of structured operations drive
+/// the same checks.
+///
+/// ```
+/// use timers::fuzz::Checked;
+/// let mut c = Checked::new();
+/// c.insert(10, 0);
+/// c.insert(5_000, 100);
+/// c.sweep(20);
+/// c.finish();
+/// ```
+#[derive(Default)]
+pub struct Checked {
+    wheel: Wheel<u64>,
+    model: Model,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("live", &self.model.live.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checked {
+    /// An empty wheel at tick 0 and an empty reference.
+    pub fn new() -> Self {
+        Checked::default()
+    }
+
+    /// The wheel's tick.
+    pub fn elapsed(&self) -> Tick {
+        self.wheel.elapsed()
+    }
+
+    /// Arms a timer at `deadline` with `slack`.
+    pub fn insert(&mut self, deadline: Tick, slack: Tick) {
+        self.model.arm(&mut self.wheel, deadline, slack);
+        self.model.check(&self.wheel);
+    }
+
+    /// Cancels one of the timers ever armed (live or stale), picked by `pick`.
+    pub fn cancel(&mut self, pick: usize) {
+        if let Some((id, key)) = self.model.pick(pick) {
+            let expected = self.model.live.remove(&id).map(|_| id);
+            assert_eq!(self.wheel.cancel(key), expected);
+            assert_eq!(self.wheel.cancel(key), None, "cancelled twice");
+        }
+        self.model.check(&self.wheel);
+    }
+
+    /// Resets one of the timers ever armed (live or stale), picked by `pick`, to `deadline`.
+    pub fn reset(&mut self, pick: usize, deadline: Tick) {
+        let elapsed = self.wheel.elapsed();
+        if let Some((id, key)) = self.model.pick(pick) {
+            let live = self.model.live.contains_key(&id);
+            assert_eq!(self.wheel.reset(key, deadline), live);
+            self.model.armings += 1;
+            let armed = self.model.armings;
+            if let Some(timer) = self.model.live.get_mut(&id) {
+                timer.deadline = deadline;
+                timer.due = deadline.max(elapsed);
+                timer.armed = armed;
+            }
+        }
+        self.model.check(&self.wheel);
+    }
+
+    /// Polls until nothing is due at `now`, checking each timer handed out and that nothing
+    /// that had to fire by `now` is left.
+    pub fn sweep(&mut self, now: Tick) {
+        let elapsed = self.wheel.elapsed();
+        let mut elapsed_before = elapsed;
+        while let Some((key, id)) = self.wheel.poll(now) {
+            self.model.fired(key, id, now, elapsed_before);
+            elapsed_before = self.wheel.elapsed();
+        }
+        let now = now.max(elapsed);
+        assert_eq!(self.wheel.elapsed(), now);
+        for timer in self.model.live.values() {
+            assert!(
+                timer.latest() > now,
+                "fired late or never: {timer:?} at {now}"
+            );
+        }
+        self.model.check(&self.wheel);
+    }
+
+    /// Polls once at `now`.
+    pub fn poll_one(&mut self, now: Tick) {
+        let elapsed = self.wheel.elapsed();
+        match self.wheel.poll(now) {
+            Some((key, id)) => self.model.fired(key, id, now, elapsed),
+            None => assert_eq!(self.wheel.elapsed(), now.max(elapsed)),
+        }
+        self.model.check(&self.wheel);
+    }
+
+    /// Checks that stale keys match nothing, then fires everything left at the end of time.
+    pub fn finish(mut self) {
+        for (id, &key) in self.model.keys.iter().enumerate() {
+            if !self.model.live.contains_key(&(id as u64)) {
+                assert_eq!(self.wheel.get(key), None, "a stale key matched");
+                assert!(!self.wheel.reset(key, 0), "a stale key was reset");
+            }
+        }
+        let elapsed = self.wheel.elapsed();
+        while let Some((key, id)) = self.wheel.poll(u64::MAX) {
+            self.model.fired(key, id, u64::MAX, elapsed);
+        }
+        assert!(
+            self.model.live.is_empty() && self.wheel.is_empty(),
+            "timers lost"
+        );
     }
 }
 
@@ -202,79 +321,34 @@ impl Model {
 /// under another key, a stale key matched, or a count or a deadline is wrong.
 pub fn model(data: &[u8]) {
     let mut s = Bytes(data);
-    let mut wheel = Wheel::new();
-    let mut model = Model::default();
+    let mut checked = Checked::new();
     while !s.0.is_empty() {
-        let elapsed = wheel.elapsed();
+        let elapsed = checked.elapsed();
         match s.byte() % 6 {
             0 => {
                 let deadline = s.when(elapsed);
-                model.arm(&mut wheel, deadline, 0);
+                checked.insert(deadline, 0);
             }
             1 => {
                 let deadline = s.when(elapsed);
                 let slack = s.slack();
-                model.arm(&mut wheel, deadline, slack);
+                checked.insert(deadline, slack);
             }
-            2 => {
-                if let Some((id, key)) = model.pick(s.byte()) {
-                    let expected = model.live.remove(&id).map(|_| id);
-                    assert_eq!(wheel.cancel(key), expected);
-                    assert_eq!(wheel.cancel(key), None, "cancelled twice");
-                }
-            }
+            2 => checked.cancel(usize::from(s.byte())),
             3 => {
                 let pick = s.byte();
                 let deadline = s.when(elapsed);
-                if let Some((id, key)) = model.pick(pick) {
-                    let live = model.live.contains_key(&id);
-                    assert_eq!(wheel.reset(key, deadline), live);
-                    model.armings += 1;
-                    let armed = model.armings;
-                    if let Some(timer) = model.live.get_mut(&id) {
-                        timer.deadline = deadline;
-                        timer.due = deadline.max(elapsed);
-                        timer.armed = armed;
-                    }
-                }
+                checked.reset(usize::from(pick), deadline);
             }
             4 => {
                 let now = s.when(elapsed);
-                let mut elapsed_before = elapsed;
-                while let Some((key, id)) = wheel.poll(now) {
-                    model.fired(key, id, now, elapsed_before);
-                    elapsed_before = wheel.elapsed();
-                }
-                let now = now.max(elapsed);
-                assert_eq!(wheel.elapsed(), now);
-                // Nothing that had to fire by `now` is left.
-                for timer in model.live.values() {
-                    assert!(
-                        timer.latest() > now,
-                        "fired late or never: {timer:?} at {now}"
-                    );
-                }
+                checked.sweep(now);
             }
             _ => {
                 let now = s.when(elapsed);
-                match wheel.poll(now) {
-                    Some((key, id)) => model.fired(key, id, now, elapsed),
-                    None => assert_eq!(wheel.elapsed(), now.max(elapsed)),
-                }
+                checked.poll_one(now);
             }
         }
-        model.check(&wheel);
     }
-    // Stale keys match nothing, and the end of time fires everything left.
-    for (id, &key) in model.keys.iter().enumerate() {
-        if !model.live.contains_key(&(id as u64)) {
-            assert_eq!(wheel.get(key), None, "a stale key matched");
-            assert!(!wheel.reset(key, 0), "a stale key was reset");
-        }
-    }
-    let elapsed = wheel.elapsed();
-    while let Some((key, id)) = wheel.poll(u64::MAX) {
-        model.fired(key, id, u64::MAX, elapsed);
-    }
-    assert!(model.live.is_empty() && wheel.is_empty(), "timers lost");
+    checked.finish();
 }

@@ -1,10 +1,11 @@
 //! Model check: random sequences of operations on a `Wheel`, compared step by step with a
-//! plain reference that keeps every timer in a `BTreeMap`.
-
-use std::collections::BTreeMap;
+//! plain reference that keeps every timer in a `BTreeMap` (`timers::fuzz::Checked`, the same
+//! reference the fuzz target drives from bytes; here the operations are structured, so proptest
+//! shrinks a failure to a short readable sequence).
 
 use proptest::prelude::*;
-use timers::{Tick, TimerKey, Wheel};
+use timers::fuzz::Checked;
+use timers::Tick;
 
 /// Ticks covered by the wheel's six levels of 64 slots.
 const RANGE: Tick = 1 << 36;
@@ -108,163 +109,22 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// What the reference knows about one timer it armed.
-#[derive(Debug)]
-struct Timer {
-    key: TimerKey,
-    deadline: Tick,
-    slack: Tick,
-    /// The tick it became due at for ordering: its deadline, or `elapsed()` when it was armed
-    /// if that was later.
-    due: Tick,
-    /// When it was last armed (inserted or reset), counting operations.
-    armed: u64,
-}
-
-impl Timer {
-    /// The last tick it may fire at.
-    fn latest(&self) -> Tick {
-        self.deadline.saturating_add(self.slack)
-    }
-}
-
-/// The reference: live timers by id, and the keys of every id ever handed out.
-#[derive(Default)]
-struct Model {
-    live: BTreeMap<u64, Timer>,
-    keys: Vec<TimerKey>,
-    armings: u64,
-    /// `(due, armed)` of the last zero-slack timer that fired: they must come out in order.
-    last_fired: Option<(Tick, u64)>,
-}
-
-impl Model {
-    fn arm(&mut self, wheel: &mut Wheel<u64>, deadline: Tick, slack: Tick) {
-        let id = self.keys.len() as u64;
-        let key = wheel.insert_with_slack(deadline, slack, id);
-        self.armings += 1;
-        let due = deadline.max(wheel.elapsed());
-        self.live.insert(
-            id,
-            Timer {
-                key,
-                deadline,
-                slack,
-                due,
-                armed: self.armings,
-            },
-        );
-        self.keys.push(key);
-    }
-
-    /// Checks one value handed out by `poll(now)` that started at `elapsed_before`.
-    fn fired(&mut self, key: TimerKey, id: u64, now: Tick, elapsed_before: Tick) {
-        let timer = self
-            .live
-            .remove(&id)
-            .expect("fired a timer that is not armed");
-        assert_eq!(timer.key, key);
-        assert!(
-            timer.deadline <= now.max(elapsed_before),
-            "fired early: {timer:?} at {now}"
-        );
-        if timer.slack == 0 {
-            let order = (timer.due, timer.armed);
-            if let Some(last) = self.last_fired {
-                assert!(last < order, "out of order: {last:?} then {order:?}");
-            }
-            self.last_fired = Some(order);
-        }
-    }
-
-    fn check(&self, wheel: &Wheel<u64>) {
-        assert_eq!(wheel.len(), self.live.len());
-        assert_eq!(wheel.is_empty(), self.live.is_empty());
-        let next = wheel.next_deadline();
-        assert_eq!(next.is_some(), !self.live.is_empty());
-        if let Some(next) = next {
-            let latest = self.live.values().map(Timer::latest).min().unwrap();
-            assert!(next >= wheel.elapsed());
-            assert!(
-                next <= latest.max(wheel.elapsed()),
-                "sleeps past a deadline: {next}"
-            );
-        }
-        for (&id, timer) in &self.live {
-            assert_eq!(wheel.get(timer.key), Some(&id));
-            assert_eq!(wheel.deadline(timer.key), Some(timer.deadline));
-        }
-    }
-}
-
+/// Applies the operations to a wheel in lockstep with the reference (the same checks the fuzz
+/// target runs), then checks stale keys and fires everything left at the end of time.
 fn run(ops: Vec<Op>) {
-    let mut wheel = Wheel::new();
-    let mut model = Model::default();
+    let mut checked = Checked::new();
     for op in ops {
-        let elapsed = wheel.elapsed();
+        let elapsed = checked.elapsed();
         match op {
-            Op::Insert(w) => model.arm(&mut wheel, w.resolve(elapsed), 0),
-            Op::InsertWithSlack(w, slack) => model.arm(&mut wheel, w.resolve(elapsed), slack),
-            Op::Cancel(k) if !model.keys.is_empty() => {
-                let id = (k % model.keys.len()) as u64;
-                let key = model.keys[id as usize];
-                let expected = model.live.remove(&id).map(|_| id);
-                assert_eq!(wheel.cancel(key), expected);
-                assert_eq!(wheel.cancel(key), None);
-            }
-            Op::Reset(k, w) if !model.keys.is_empty() => {
-                let id = (k % model.keys.len()) as u64;
-                let key = model.keys[id as usize];
-                let deadline = w.resolve(elapsed);
-                let live = model.live.contains_key(&id);
-                assert_eq!(wheel.reset(key, deadline), live);
-                if let Some(timer) = model.live.get_mut(&id) {
-                    model.armings += 1;
-                    timer.deadline = deadline;
-                    timer.due = deadline.max(elapsed);
-                    timer.armed = model.armings;
-                }
-            }
-            Op::Cancel(_) | Op::Reset(..) => {}
-            Op::Sweep(w) => {
-                let now = w.resolve(elapsed);
-                let mut elapsed_before = elapsed;
-                while let Some((key, id)) = wheel.poll(now) {
-                    model.fired(key, id, now, elapsed_before);
-                    elapsed_before = wheel.elapsed();
-                }
-                let now = now.max(elapsed);
-                assert_eq!(wheel.elapsed(), now);
-                // Nothing that had to fire by `now` is left.
-                for timer in model.live.values() {
-                    assert!(
-                        timer.latest() > now,
-                        "fired late or never: {timer:?} at {now}"
-                    );
-                }
-            }
-            Op::PollOne(w) => {
-                let now = w.resolve(elapsed);
-                match wheel.poll(now) {
-                    Some((key, id)) => model.fired(key, id, now, elapsed),
-                    None => assert_eq!(wheel.elapsed(), now.max(elapsed)),
-                }
-            }
-        }
-        model.check(&wheel);
-    }
-    // Stale keys match nothing, and the end of time fires everything left.
-    for (id, &key) in model.keys.iter().enumerate() {
-        if !model.live.contains_key(&(id as u64)) {
-            assert_eq!(wheel.get(key), None);
-            assert!(!wheel.reset(key, 0));
+            Op::Insert(w) => checked.insert(w.resolve(elapsed), 0),
+            Op::InsertWithSlack(w, slack) => checked.insert(w.resolve(elapsed), slack),
+            Op::Cancel(k) => checked.cancel(k),
+            Op::Reset(k, w) => checked.reset(k, w.resolve(elapsed)),
+            Op::Sweep(w) => checked.sweep(w.resolve(elapsed)),
+            Op::PollOne(w) => checked.poll_one(w.resolve(elapsed)),
         }
     }
-    let elapsed = wheel.elapsed();
-    while let Some((key, id)) = wheel.poll(u64::MAX) {
-        model.fired(key, id, u64::MAX, elapsed);
-    }
-    assert!(model.live.is_empty() && wheel.is_empty());
+    checked.finish();
 }
 
 proptest! {
