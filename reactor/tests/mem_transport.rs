@@ -579,3 +579,19 @@ fn linger_bounds_a_close_whose_flush_never_finishes() -> io::Result<()> {
     assert_eq!(h.app().closed, vec![CloseKind::Local]);
     Ok(())
 }
+
+/// A peer whose kernel hands over one byte per read takes one turn per byte (every short read
+/// ends the turn, as on a real socket); the harness must tell that slow progress from a loop
+/// that never rests. Regression: a fuzz input with a 1-byte read chunk and 10 KB queued.
+#[test]
+fn one_byte_reads_settle_however_many_turns_they_take() -> io::Result<()> {
+    let (mut h, l) = echo_harness(ConnConfig::default())?;
+    let peer = l.connect();
+    peer.set_read_chunk(Some(1));
+    let data: Vec<u8> = (0..25_000u32).map(|i| (i % 253) as u8).collect();
+    peer.send(&data);
+    h.settle()?;
+    let got = peer.take_received();
+    assert!(got == data, "{} bytes back of {}", got.len(), data.len());
+    Ok(())
+}
