@@ -530,7 +530,7 @@ impl<App: 'static> Harness<App> {
     }
 
     /// Turns until nothing is pending (no edge, no ready source, nothing to flush or close).
-    /// Fails if the loop never rests while making no progress: [`SETTLE_LIMIT`] turns in a
+    /// Fails if the loop never rests while making no progress: 10,000 turns in a
     /// row that move no byte, accept, connect or close nothing (a bug: something re-arms
     /// itself every turn). Slow progress (a peer whose kernel hands over one byte per read) is
     /// not a failure, however many turns it takes.
