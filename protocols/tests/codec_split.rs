@@ -12,7 +12,7 @@ use proptest::sample::Index;
 
 use protocols::codec::http::{HttpCodec, Request};
 use protocols::codec::resp::{self, RespCodec};
-use protocols::codec::split::{decode_chunked, Decoded};
+use protocols::codec::split::{decode_all_ways, Decoded};
 use protocols::codec::{Decoder, HeaderWidth, LengthCodec, LinesCodec};
 
 /// Decodes `input` whole, cut at `cuts`, and one byte at a time, with a fresh decoder from
@@ -29,13 +29,7 @@ where
     T: PartialEq + Debug,
     F: for<'a> Fn(D::Frame<'a>) -> T,
 {
-    let whole = decode_chunked(&mut make(), input, &[], &own);
-    let cut = decode_chunked(&mut make(), input, cuts, &own);
-    assert_eq!(whole, cut, "whole vs cut at {cuts:?}");
-    let every: Vec<usize> = (1..input.len()).collect();
-    let bytewise = decode_chunked(&mut make(), input, &every, &own);
-    assert_eq!(whole, bytewise, "whole vs one byte at a time");
-    whole
+    decode_all_ways(make, input, cuts, true, own)
 }
 
 /// Turns random indices into cut offsets in `0..=len`.

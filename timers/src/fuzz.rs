@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use crate::{Tick, TimerKey, Wheel};
 
 /// Ticks covered by the wheel's six levels of 64 slots.
-const RANGE: Tick = 1 << 36;
+pub const RANGE: Tick = 1 << 36;
 
 /// Deadlines on or next to slot and level boundaries, relative to the wheel's tick.
-const BOUNDARIES: [Tick; 8] = [
+pub const BOUNDARIES: [Tick; 8] = [
     63,
     64,
     4_095,
@@ -32,7 +32,7 @@ const BOUNDARIES: [Tick; 8] = [
 ];
 
 /// Absolute ticks, so timers armed at different times share deadlines.
-const SHARED: [Tick; 5] = [100, 5_000, 70_000, RANGE + 3, u64::MAX / 2];
+pub const SHARED: [Tick; 5] = [100, 5_000, 70_000, RANGE + 3, u64::MAX / 2];
 
 /// Reads script bytes; zeros past the end.
 struct Bytes<'a>(&'a [u8]);

@@ -4,11 +4,8 @@
 //! shrinks a failure to a short readable sequence).
 
 use proptest::prelude::*;
-use timers::fuzz::Checked;
+use timers::fuzz::{Checked, BOUNDARIES, RANGE, SHARED};
 use timers::Tick;
-
-/// Ticks covered by the wheel's six levels of 64 slots.
-const RANGE: Tick = 1 << 36;
 
 /// A deadline or a `now`, relative to the wheel's current tick where that makes sense.
 #[derive(Clone, Debug)]
@@ -32,18 +29,6 @@ enum When {
     /// One of a few absolute ticks, so timers armed at different times share deadlines.
     Shared(usize),
 }
-
-const BOUNDARIES: [Tick; 8] = [
-    63,
-    64,
-    4_095,
-    4_096,
-    262_144,
-    16_777_216,
-    1 << 30,
-    RANGE - 1,
-];
-const SHARED: [Tick; 5] = [100, 5_000, 70_000, RANGE + 3, u64::MAX / 2];
 
 impl When {
     fn resolve(&self, elapsed: Tick) -> Tick {

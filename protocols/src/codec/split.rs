@@ -109,3 +109,39 @@ where
     result.pending = buffered.len();
     result
 }
+
+/// Decodes `input` whole and cut at `cuts` (and, with `bytewise`, one byte at a time), each with
+/// a fresh decoder from `make`, and panics unless every way gives the same frames, error and
+/// pending tail: the property every codec must have, since the reactor cuts input wherever the
+/// kernel does. Returns the whole decode.
+///
+/// ```
+/// use protocols::codec::split::decode_all_ways;
+/// use protocols::codec::LinesCodec;
+///
+/// let decoded = decode_all_ways(LinesCodec::new, b"a\nbc\nd", &[1, 3], true, |l| l.to_vec());
+/// assert_eq!(decoded.frames, vec![b"a".to_vec(), b"bc".to_vec()]);
+/// ```
+pub fn decode_all_ways<D, T, F>(
+    make: impl Fn() -> D,
+    input: &[u8],
+    cuts: &[usize],
+    bytewise: bool,
+    own: F,
+) -> Decoded<T, D::Error>
+where
+    D: Decoder,
+    D::Error: PartialEq + std::fmt::Debug,
+    T: PartialEq + std::fmt::Debug,
+    F: for<'a> Fn(D::Frame<'a>) -> T,
+{
+    let whole = decode_chunked(&mut make(), input, &[], &own);
+    let cut = decode_chunked(&mut make(), input, cuts, &own);
+    assert_eq!(whole, cut, "decoded whole vs cut at {cuts:?}");
+    if bytewise {
+        let every: Vec<usize> = (1..input.len()).collect();
+        let bytes = decode_chunked(&mut make(), input, &every, &own);
+        assert_eq!(whole, bytes, "decoded whole vs one byte at a time");
+    }
+    whole
+}

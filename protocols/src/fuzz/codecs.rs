@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use super::script::Script;
 use crate::codec::http::{HttpCodec, Request};
 use crate::codec::resp::{encode_command, RespCodec, RespCommand};
-use crate::codec::split::{decode_chunked, Decoded};
+use crate::codec::split::{self, Decoded};
 use crate::codec::{Decoder, HeaderWidth, LengthCodec, LinesCodec, LinesError};
 
 /// Inputs up to this size are also decoded one byte at a time (longer ones would make each run
@@ -40,8 +40,9 @@ impl<'a> CodecInput<'a> {
     }
 }
 
-/// Decodes `input` whole, at `cuts` and (if asked) byte by byte with fresh decoders from
-/// `make`; panics unless all agree. Returns the whole decode.
+/// [`decode_all_ways`](crate::codec::split::decode_all_ways) with the cut offsets taken modulo
+/// the length (so every cut lands in the input) and the byte-by-byte pass only for inputs up to
+/// [`BYTEWISE_UP_TO`].
 fn decode_all_ways<D, T, F>(
     make: impl Fn() -> D,
     input: &[u8],
@@ -55,17 +56,9 @@ where
     T: PartialEq + Debug,
     F: for<'b> Fn(D::Frame<'b>) -> T,
 {
-    let whole = decode_chunked(&mut make(), input, &[], &own);
-    // Cut offsets are taken modulo the length, so every cut lands somewhere in the input.
     let cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-    let cut = decode_chunked(&mut make(), input, &cuts, &own);
-    assert_eq!(whole, cut, "decoded whole vs cut at {cuts:?}");
-    if bytewise && input.len() <= BYTEWISE_UP_TO {
-        let every: Vec<usize> = (1..input.len()).collect();
-        let bytes = decode_chunked(&mut make(), input, &every, &own);
-        assert_eq!(whole, bytes, "decoded whole vs one byte at a time");
-    }
-    whole
+    let bytewise = bytewise && input.len() <= BYTEWISE_UP_TO;
+    split::decode_all_ways(make, input, &cuts, bytewise, own)
 }
 
 /// Checks [`LinesCodec`]: the frames and error do not depend on the cuts, no line is longer
