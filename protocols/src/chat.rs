@@ -99,7 +99,7 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
 /// server.
 ///
 /// ```
-/// use protocols::chat::{conn_config, ChatConn, ChatRoom};
+/// use evdrive_protocols::chat::{conn_config, ChatConn, ChatRoom};
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(ChatRoom::new())?;

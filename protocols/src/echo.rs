@@ -10,7 +10,7 @@ use reactor::{Cx, Protocol};
 /// Sends every byte back.
 ///
 /// ```
-/// use protocols::echo::Echo;
+/// use evdrive_protocols::echo::Echo;
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(())?;

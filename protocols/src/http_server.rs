@@ -68,7 +68,7 @@ pub struct Served {
 /// The handler of one HTTP connection.
 ///
 /// ```
-/// use protocols::http_server::HttpServer;
+/// use evdrive_protocols::http_server::HttpServer;
 ///
 /// let mut server = HttpServer::new();
 /// let mut out = Vec::new();

@@ -75,7 +75,7 @@ pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
 /// The keys and values: the reactor's user state for the KV server.
 ///
 /// ```
-/// use protocols::kv::{KvConn, KvStore};
+/// use evdrive_protocols::kv::{KvConn, KvStore};
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(KvStore::new())?;

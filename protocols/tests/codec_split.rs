@@ -10,10 +10,10 @@ use std::fmt::Debug;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use protocols::codec::http::{HttpCodec, Request};
-use protocols::codec::resp::{self, RespCodec};
-use protocols::codec::split::{decode_all_ways, Decoded};
-use protocols::codec::{Decoder, HeaderWidth, LengthCodec, LinesCodec};
+use evdrive_protocols::codec::http::{HttpCodec, Request};
+use evdrive_protocols::codec::resp::{self, RespCodec};
+use evdrive_protocols::codec::split::{decode_all_ways, Decoded};
+use evdrive_protocols::codec::{Decoder, HeaderWidth, LengthCodec, LinesCodec};
 
 /// Decodes `input` whole, cut at `cuts`, and one byte at a time, with a fresh decoder from
 /// `make` each time; checks the three agree and returns the result.
@@ -257,7 +257,7 @@ fn resp_fits(cmd: &[Vec<u8>], inline: bool, encoded: &[u8]) -> bool {
         }
 }
 
-fn resp_args(cmd: protocols::codec::RespCommand<'_>) -> Vec<Vec<u8>> {
+fn resp_args(cmd: evdrive_protocols::codec::RespCommand<'_>) -> Vec<Vec<u8>> {
     cmd.args().map(<[u8]>::to_vec).collect()
 }
 

@@ -6,9 +6,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use protocols::fuzz;
+use evdrive_protocols::fuzz;
 
-/// An entry point of `protocols::fuzz`.
+/// An entry point of `evdrive_protocols::fuzz`.
 type Check = fn(&[u8]);
 
 /// Every protocol fuzz target and the entry point it calls.

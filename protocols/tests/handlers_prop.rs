@@ -1,13 +1,13 @@
 //! The fuzz targets' invariants as property tests on stable Rust (S11): random scripts fed to
-//! the same `protocols::fuzz` entry points, so `cargo test` checks every codec and handler
+//! the same `evdrive_protocols::fuzz` entry points, so `cargo test` checks every codec and handler
 //! under split input, short writes, `EINTR`, FIN and RST without a fuzzer.
 //!
 //! Scripts are built with a bias toward what the entry points read: a flags byte, a list of
 //! peer operations, then a payload that is either protocol-shaped text or raw bytes. Case
 //! counts stay small so each test takes a few seconds.
 
+use evdrive_protocols::fuzz;
 use proptest::prelude::*;
-use protocols::fuzz;
 
 /// `[flags][n][n operations][payload]`, the input of the handler targets.
 fn handler_script(flags: u8, ops: Vec<(u8, u8)>, payload: Vec<u8>) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! Drives a reactor from a hand-written `poll(2)` loop that also watches standard input.
 //!
 //! ```text
-//! cargo run -p reactor --example foreign_loop     # listens on 127.0.0.1:7009
+//! cargo run -p evdrive-reactor --example foreign_loop     # listens on 127.0.0.1:7009
 //! nc 127.0.0.1 7009                                # in other terminals: clients
 //! ```
 //! Clients get their own bytes echoed; every line typed on this program's standard input is
@@ -15,7 +15,7 @@ use std::io::{self, BufRead};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use reactor::{CloseReason, ConnId, Cx, ListenOptions, Protocol, Reactor};
+use evdrive_reactor::{CloseReason, ConnId, Cx, ListenOptions, Protocol, Reactor};
 
 /// The clients connected now.
 type Clients = Vec<ConnId>;
@@ -65,7 +65,7 @@ fn main() -> io::Result<()> {
             fds.push(stdin_fd.as_fd());
         }
         // Sleep until either descriptor is readable or the reactor's next timer is due.
-        let ready = reactor::sys::poll_readable(&fds, reactor.next_timeout())?;
+        let ready = evdrive_reactor::sys::poll_readable(&fds, reactor.next_timeout())?;
         reactor.turn(Some(Duration::ZERO))?;
         if stdin_open && ready.get(1) == Some(&true) {
             let mut line = String::new();

@@ -8,7 +8,7 @@ use crate::sys::Keepalive;
 ///
 /// ```
 /// use std::time::Duration;
-/// use reactor::ConnConfig;
+/// use evdrive_reactor::ConnConfig;
 ///
 /// let config = ConnConfig {
 ///     first_byte_timeout: Some(Duration::from_secs(5)),

@@ -14,12 +14,12 @@ use crate::{Handle, Reactor};
 /// A set of reactors, one per thread.
 ///
 /// ```
-/// use reactor::{Group, ListenOptions, Reactor};
+/// use evdrive_reactor::{Group, ListenOptions, Reactor};
 /// use protocols_free_echo::Echo;
 /// # mod protocols_free_echo {
 /// #     pub struct Echo;
-/// #     impl<A> reactor::Protocol<A> for Echo {
-/// #         fn on_data(&mut self, cx: &mut reactor::Cx<'_, A>, d: &[u8]) -> usize { cx.write(d); d.len() }
+/// #     impl<A> evdrive_reactor::Protocol<A> for Echo {
+/// #         fn on_data(&mut self, cx: &mut evdrive_reactor::Cx<'_, A>, d: &[u8]) -> usize { cx.write(d); d.len() }
 /// #     }
 /// # }
 /// use std::time::Duration;

@@ -35,7 +35,7 @@ pub(crate) struct Inbox<App> {
 /// posted, with a [`Cx`] that reaches the user state and every connection.
 ///
 /// ```
-/// use reactor::Reactor;
+/// use evdrive_reactor::Reactor;
 /// use std::time::Duration;
 ///
 /// let mut reactor = Reactor::new(0u32)?;

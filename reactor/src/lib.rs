@@ -7,7 +7,7 @@
 //! exhaustion, graceful and abortive close, and every kind of timeout.
 //!
 //! ```no_run
-//! use reactor::{ConnConfig, Cx, ListenOptions, Protocol, Reactor};
+//! use evdrive_reactor::{ConnConfig, Cx, ListenOptions, Protocol, Reactor};
 //! use std::time::Duration;
 //!
 //! /// Sends every byte back.

@@ -15,7 +15,7 @@ use crate::{sys, CloseReason};
 /// Limits that apply to a whole reactor.
 ///
 /// ```
-/// use reactor::Limits;
+/// use evdrive_reactor::Limits;
 /// let limits = Limits { output_budget: Some(256 << 20), ..Limits::default() };
 /// assert!(limits.max_connections > 0);
 /// ```

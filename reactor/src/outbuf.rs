@@ -23,7 +23,7 @@ use timers::Tick;
 /// without copying (S16).
 ///
 /// ```
-/// use reactor::Shared;
+/// use evdrive_reactor::Shared;
 /// let line = Shared::from(&b"hello everyone\n"[..]);
 /// let again = line.clone(); // a reference count, not a copy
 /// assert_eq!(&line[..], &again[..]);

@@ -20,7 +20,7 @@ use crate::{CloseReason, Cx, TimerId};
 ///   handler slot for — including outgoing attempts that failed before `on_open`.
 ///
 /// ```
-/// use reactor::{Cx, Protocol};
+/// use evdrive_reactor::{Cx, Protocol};
 ///
 /// /// Sends every byte back.
 /// struct Echo;

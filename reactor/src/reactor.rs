@@ -76,7 +76,7 @@ struct Signals<App> {
 ///
 /// # Example
 /// ```
-/// use reactor::{Cx, ListenOptions, Protocol, Reactor};
+/// use evdrive_reactor::{Cx, ListenOptions, Protocol, Reactor};
 /// use std::io::{Read, Write};
 /// use std::time::Duration;
 ///

@@ -24,8 +24,8 @@
 //! reactor bug that relies on level-triggered readiness hangs here as it would in production.
 //!
 //! ```
-//! use reactor::testing::Harness;
-//! use reactor::{Cx, ListenOptions, Protocol};
+//! use evdrive_reactor::testing::Harness;
+//! use evdrive_reactor::{Cx, ListenOptions, Protocol};
 //!
 //! struct Echo;
 //! impl Protocol<()> for Echo {

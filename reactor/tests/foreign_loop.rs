@@ -6,16 +6,16 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use reactor::{ConnConfig, Cx, ListenOptions, Protocol, Reactor};
+use evdrive_reactor::{ConnConfig, Cx, ListenOptions, Protocol, Reactor};
 
 struct Echo;
 
-impl Protocol<Vec<reactor::ConnId>> for Echo {
-    fn on_open(&mut self, cx: &mut Cx<'_, Vec<reactor::ConnId>>) {
+impl Protocol<Vec<evdrive_reactor::ConnId>> for Echo {
+    fn on_open(&mut self, cx: &mut Cx<'_, Vec<evdrive_reactor::ConnId>>) {
         let id = cx.id();
         cx.app().push(id);
     }
-    fn on_data(&mut self, cx: &mut Cx<'_, Vec<reactor::ConnId>>, data: &[u8]) -> usize {
+    fn on_data(&mut self, cx: &mut Cx<'_, Vec<evdrive_reactor::ConnId>>, data: &[u8]) -> usize {
         cx.write(data);
         data.len()
     }
@@ -60,7 +60,7 @@ fn foreign_poll_loop_drives_sockets_timers_and_a_pipe() -> io::Result<()> {
     while !closed_seen && Instant::now() < deadline {
         // SAFETY: `reactor` outlives this borrow within the iteration.
         let reactor_fd = unsafe { BorrowedFd::borrow_raw(reactor.as_raw_fd()) };
-        let ready = reactor::sys::poll_readable(
+        let ready = evdrive_reactor::sys::poll_readable(
             &[reactor_fd, pipe_r.as_fd()],
             Some(reactor.next_timeout().unwrap_or(Duration::from_secs(1))),
         )?;
@@ -86,7 +86,9 @@ fn foreign_poll_loop_drives_sockets_timers_and_a_pipe() -> io::Result<()> {
         "closed early: {silent_for:?}"
     );
     assert_eq!(
-        reactor.stats().closed_by(reactor::CloseKind::IdleTimeout),
+        reactor
+            .stats()
+            .closed_by(evdrive_reactor::CloseKind::IdleTimeout),
         1
     );
     Ok(())

@@ -5,9 +5,9 @@
 use std::io;
 use std::time::Duration;
 
+use evdrive_reactor::testing::Harness;
+use evdrive_reactor::{CloseKind, CloseReason, ConnConfig, Cx, ListenOptions, Protocol, TimerId};
 use proptest::prelude::*;
-use reactor::testing::Harness;
-use reactor::{CloseKind, CloseReason, ConnConfig, Cx, ListenOptions, Protocol, TimerId};
 
 /// What the handlers saw, in order.
 #[derive(Default, Debug)]
@@ -49,7 +49,9 @@ impl Protocol<Log> for Echo {
     }
 }
 
-fn echo_harness(conn: ConnConfig) -> io::Result<(Harness<Log>, reactor::testing::MemListener)> {
+fn echo_harness(
+    conn: ConnConfig,
+) -> io::Result<(Harness<Log>, evdrive_reactor::testing::MemListener)> {
     let mut h = Harness::new(Log::default())?;
     let opts = ListenOptions {
         conn,

@@ -1,6 +1,6 @@
 //! The wheel side by side with a lazy-deletion binary heap and tokio-util's `DelayQueue`.
 //!
-//! Run with `cargo bench -p timers`. Every workload drives all three the same way: the same
+//! Run with `cargo bench -p evdrive-timers`. Every workload drives all three the same way: the same
 //! seeded deadlines (in 1 ms ticks), the same operations in the same order, and the same clock
 //! walk, one `poll` sweep at every tick from 1 to the last deadline, draining everything due
 //! at each tick, as a reactor that wakes every millisecond would. Each structure is created
@@ -37,10 +37,10 @@ use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use evdrive_timers::{Tick, Wheel};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use timers::{Tick, Wheel};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
@@ -67,7 +67,7 @@ trait Timers {
 }
 
 impl Timers for Wheel<usize> {
-    type Key = timers::TimerKey;
+    type Key = evdrive_timers::TimerKey;
     fn insert(&mut self, deadline: Tick, value: usize) -> Self::Key {
         Wheel::insert(self, deadline, value)
     }

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! // Insert at tick 5, insert at a slot boundary, sweep to tick 100.
-//! timers::fuzz::model(&[0, 2, 5, 0, 3, 1, 1, 4, 2, 100]);
+//! evdrive_timers::fuzz::model(&[0, 2, 5, 0, 3, 1, 1, 4, 2, 100]);
 //! ```
 
 use std::collections::BTreeMap;
@@ -193,7 +193,7 @@ impl Model {
 /// the same checks.
 ///
 /// ```
-/// use timers::fuzz::Checked;
+/// use evdrive_timers::fuzz::Checked;
 /// let mut c = Checked::new();
 /// c.insert(10, 0);
 /// c.insert(5_000, 100);

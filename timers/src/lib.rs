@@ -13,7 +13,7 @@
 //! A whole event loop: sleep until the next deadline, then hand out what is due.
 //!
 //! ```
-//! use timers::Wheel;
+//! use evdrive_timers::Wheel;
 //!
 //! let mut wheel = Wheel::new();
 //! wheel.insert(250, "heartbeat");

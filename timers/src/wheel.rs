@@ -36,7 +36,7 @@ use crate::{Tick, TimerKey};
 /// # Examples
 ///
 /// ```
-/// use timers::Wheel;
+/// use evdrive_timers::Wheel;
 ///
 /// let mut wheel = Wheel::new();
 /// let idle = wheel.insert(30_000, "idle timeout");
@@ -305,7 +305,7 @@ impl<T> Wheel<T> {
     /// `now`.
     ///
     /// ```
-    /// let mut wheel = timers::Wheel::new();
+    /// let mut wheel = evdrive_timers::Wheel::new();
     /// for (deadline, name) in [(30, "c"), (10, "a"), (20, "b"), (40, "d")] {
     ///     wheel.insert(deadline, name);
     /// }

@@ -1,5 +1,5 @@
 //! Replays every input kept under `fuzz/regressions/timer_wheel/` through
-//! `timers::fuzz::model`, the entry point of the `timer_wheel` fuzz target, plus hand-written
+//! `evdrive_timers::fuzz::model`, the entry point of the `timer_wheel` fuzz target, plus hand-written
 //! and random scripts, so that `cargo test` on stable Rust checks what the fuzzer found (S9).
 
 use std::fs;
@@ -24,7 +24,7 @@ fn every_kept_input_passes() -> io::Result<()> {
     assert!(!files.is_empty(), "no input kept for timer_wheel");
     for path in files {
         eprintln!("timer_wheel: {}", path.display());
-        timers::fuzz::model(&fs::read(&path)?);
+        evdrive_timers::fuzz::model(&fs::read(&path)?);
     }
     Ok(())
 }
@@ -33,18 +33,18 @@ fn every_kept_input_passes() -> io::Result<()> {
 fn hand_written_scripts() {
     // Many timers on one deadline, then one sweep.
     let same: Vec<u8> = (0..50).flat_map(|_| [0, 8, 0]).chain([4, 7]).collect();
-    timers::fuzz::model(&same);
+    evdrive_timers::fuzz::model(&same);
     // Every boundary, then one poll at a time to the end of time.
     let bounds: Vec<u8> = (0..8u8)
         .flat_map(|b| (0..3u8).flat_map(move |d| [0, 3, b, d]))
         .chain((0..30).flat_map(|_| [5, 7]))
         .collect();
-    timers::fuzz::model(&bounds);
+    evdrive_timers::fuzz::model(&bounds);
     // Slack of every kind, resets and cancels of live and stale keys.
     let mixed: Vec<u8> = (0..=255u8)
         .flat_map(|i| [i % 6, i, i / 2, i / 3, 4])
         .collect();
-    timers::fuzz::model(&mixed);
+    evdrive_timers::fuzz::model(&mixed);
 }
 
 proptest! {
@@ -53,6 +53,6 @@ proptest! {
     /// Random scripts: the same invariants the fuzz target checks, on stable Rust.
     #[test]
     fn random_scripts_match_the_model(data in prop::collection::vec(any::<u8>(), 0..600)) {
-        timers::fuzz::model(&data);
+        evdrive_timers::fuzz::model(&data);
     }
 }

@@ -1,11 +1,11 @@
 //! Model check: random sequences of operations on a `Wheel`, compared step by step with a
-//! plain reference that keeps every timer in a `BTreeMap` (`timers::fuzz::Checked`, the same
+//! plain reference that keeps every timer in a `BTreeMap` (`evdrive_timers::fuzz::Checked`, the same
 //! reference the fuzz target drives from bytes; here the operations are structured, so proptest
 //! shrinks a failure to a short readable sequence).
 
+use evdrive_timers::fuzz::{Checked, BOUNDARIES, RANGE, SHARED};
+use evdrive_timers::Tick;
 use proptest::prelude::*;
-use timers::fuzz::{Checked, BOUNDARIES, RANGE, SHARED};
-use timers::Tick;
 
 /// A deadline or a `now`, relative to the wheel's current tick where that makes sense.
 #[derive(Clone, Debug)]

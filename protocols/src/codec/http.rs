@@ -31,8 +31,8 @@
 //! # Example
 //!
 //! ```
-//! use protocols::codec::http::{Connection, HttpCodec, HttpError, Response};
-//! use protocols::codec::Decoder;
+//! use evdrive_protocols::codec::http::{Connection, HttpCodec, HttpError, Response};
+//! use evdrive_protocols::codec::Decoder;
 //!
 //! let mut codec = HttpCodec::new();
 //! let wire = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\

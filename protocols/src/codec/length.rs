@@ -15,7 +15,7 @@
 //! # Example
 //!
 //! ```
-//! use protocols::codec::{Decoder, HeaderWidth, LengthCodec, LengthError};
+//! use evdrive_protocols::codec::{Decoder, HeaderWidth, LengthCodec, LengthError};
 //!
 //! let mut codec = LengthCodec::new(HeaderWidth::U16);
 //! let mut wire = Vec::new();

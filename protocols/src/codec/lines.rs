@@ -12,7 +12,7 @@
 //! # Example
 //!
 //! ```
-//! use protocols::codec::{Decoder, LinesCodec, LinesError};
+//! use evdrive_protocols::codec::{Decoder, LinesCodec, LinesError};
 //!
 //! let mut codec = LinesCodec::with_max_length(8);
 //! assert_eq!(codec.decode(b"hi\r\nthere")?, Some((&b"hi"[..], 4)));

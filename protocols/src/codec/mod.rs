@@ -66,7 +66,7 @@
 //! A handler's `on_data` in the shape the reactor expects:
 //!
 //! ```
-//! use protocols::codec::{Decoder, LinesCodec};
+//! use evdrive_protocols::codec::{Decoder, LinesCodec};
 //!
 //! struct Echo {
 //!     codec: LinesCodec,

@@ -33,7 +33,7 @@
 //! # Example
 //!
 //! ```
-//! use protocols::codec::{resp, Decoder, RespCodec, RespError};
+//! use evdrive_protocols::codec::{resp, Decoder, RespCodec, RespError};
 //!
 //! let mut codec = RespCodec::new();
 //! let wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\nPING\r\n";

@@ -14,8 +14,8 @@
 //! # Example
 //!
 //! ```
-//! use protocols::codec::split::decode_chunked;
-//! use protocols::codec::LinesCodec;
+//! use evdrive_protocols::codec::split::decode_chunked;
+//! use evdrive_protocols::codec::LinesCodec;
 //!
 //! let input = b"one\r\ntwo\nthr";
 //! let whole = decode_chunked(&mut LinesCodec::new(), input, &[], |l| l.to_vec());
@@ -116,8 +116,8 @@ where
 /// kernel does. Returns the whole decode.
 ///
 /// ```
-/// use protocols::codec::split::decode_all_ways;
-/// use protocols::codec::LinesCodec;
+/// use evdrive_protocols::codec::split::decode_all_ways;
+/// use evdrive_protocols::codec::LinesCodec;
 ///
 /// let decoded = decode_all_ways(LinesCodec::new, b"a\nbc\nd", &[1, 3], true, |l| l.to_vec());
 /// assert_eq!(decoded.frames, vec![b"a".to_vec(), b"bc".to_vec()]);

@@ -33,9 +33,9 @@
 //! // Any bytes are a valid script. This one sets a write budget of 2 bytes, sends 5 bytes of
 //! // the payload and settles (2 bytes come back); then the rest is sent and everything read.
 //! let script = [0, 3, 1, 2, 0, 4, 5, 0, b'h', b'e', b'l', b'l', b'o', b'!'];
-//! protocols::fuzz::echo(&script);
-//! protocols::fuzz::output_queue(&script);
-//! protocols::fuzz::codec_lines(b"\x00\x01\x00\x03one\ntwo\r\n");
+//! evdrive_protocols::fuzz::echo(&script);
+//! evdrive_protocols::fuzz::output_queue(&script);
+//! evdrive_protocols::fuzz::codec_lines(b"\x00\x01\x00\x03one\ntwo\r\n");
 //! ```
 
 mod chat;

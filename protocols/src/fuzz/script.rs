@@ -11,7 +11,7 @@ use reactor::{ConnConfig, ListenOptions};
 /// and a fuzzer that shortens an input only shortens what it does.
 ///
 /// ```
-/// use protocols::fuzz::Script;
+/// use evdrive_protocols::fuzz::Script;
 ///
 /// let mut s = Script::new(&[7, 1, 2, b'a', b'b']);
 /// assert_eq!(s.below(4), 3); // 7 % 4
@@ -202,8 +202,8 @@ pub(crate) fn settle<App>(h: &mut Harness<App>) {
 /// says the answer to [`Conversation::sent`] must be.
 ///
 /// ```
-/// use protocols::echo::Echo;
-/// use protocols::fuzz::{converse, Script};
+/// use evdrive_protocols::echo::Echo;
+/// use evdrive_protocols::fuzz::{converse, Script};
 /// use reactor::testing::Harness;
 /// use reactor::ListenOptions;
 ///
