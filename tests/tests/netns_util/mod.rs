@@ -29,18 +29,21 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+mod probe;
+
+pub use probe::{Probe, Report, Reports};
+
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evdrive_tests::{wait_ready, Server, WAIT};
-use reactor::{CloseKind, CloseReason, ConnConfig, ConnId, Cx, Protocol, TimerId};
+use reactor::{ConnConfig, ConnId};
 
 /// The reactor's address, in namespace `a`.
 pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 1);
@@ -346,170 +349,6 @@ pub fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
     stream.set_read_timeout(Some(WAIT))?;
     stream.set_write_timeout(Some(WAIT))?;
     Ok(stream)
-}
-
-/// What a [`Probe`] saw, with the moment it saw it.
-#[derive(Debug)]
-pub enum Report {
-    /// `on_open`.
-    Open(ConnId, Instant),
-    /// `on_data`, with the number of bytes.
-    Data(ConnId, usize, Instant),
-    /// `on_close`, with the reason's kind and text.
-    Close(ConnId, CloseKind, String, Instant),
-}
-
-/// The reactor's side of a faulty connection: reports its callbacks with their times, and
-/// sends a ping on every heartbeat tick.
-#[derive(Debug)]
-pub struct Probe {
-    /// The heartbeat armed on open: interval and read-idle limit.
-    heartbeat: Option<(Duration, Duration)>,
-    reports: Sender<Report>,
-}
-
-impl Protocol<()> for Probe {
-    fn on_open(&mut self, cx: &mut Cx<'_, ()>) {
-        let _ = self.reports.send(Report::Open(cx.id(), Instant::now()));
-        if let Some((interval, read_idle)) = self.heartbeat {
-            cx.set_heartbeat(interval, read_idle);
-        }
-    }
-
-    fn on_data(&mut self, cx: &mut Cx<'_, ()>, data: &[u8]) -> usize {
-        let _ = self
-            .reports
-            .send(Report::Data(cx.id(), data.len(), Instant::now()));
-        data.len()
-    }
-
-    fn on_timer(&mut self, cx: &mut Cx<'_, ()>, timer: TimerId) {
-        if timer.tag() == TimerId::HEARTBEAT {
-            cx.write(b"ping");
-        }
-    }
-
-    fn on_close(&mut self, cx: &mut Cx<'_, ()>, reason: CloseReason) {
-        let _ = self.reports.send(Report::Close(
-            cx.id(),
-            reason.kind(),
-            reason.to_string(),
-            Instant::now(),
-        ));
-    }
-}
-
-/// The test's side of [`Probe`]s: their reports, waited for with deadlines.
-#[derive(Debug)]
-pub struct Reports {
-    tx: Sender<Report>,
-    rx: Receiver<Report>,
-    seen: Vec<Report>,
-}
-
-impl Default for Reports {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel();
-        Reports {
-            tx,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-}
-
-impl Reports {
-    /// A handler reporting here, with a heartbeat of `interval` and `read_idle` if given.
-    pub fn probe(&self, heartbeat: Option<(Duration, Duration)>) -> Probe {
-        Probe {
-            heartbeat,
-            reports: self.tx.clone(),
-        }
-    }
-
-    /// Waits up to `limit` for a report matching `pred` (seen earlier or arriving now) and
-    /// returns its index in [`seen`](Self::seen).
-    ///
-    /// # Panics
-    /// If none comes in time; the message lists what was seen.
-    pub fn wait_for(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        pred: impl Fn(&Report) -> bool,
-    ) -> usize {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return i;
-        }
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(r) => {
-                    let hit = pred(&r);
-                    self.seen.push(r);
-                    if hit {
-                        return self.seen.len() - 1;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    panic!("no {what} within {limit:?}; seen: {:#?}", self.seen)
-                }
-            }
-        }
-    }
-
-    /// Everything reported so far.
-    pub fn seen(&mut self) -> &[Report] {
-        while let Ok(r) = self.rx.try_recv() {
-            self.seen.push(r);
-        }
-        &self.seen
-    }
-
-    /// Waits up to [`WAIT`] for `conn` to open.
-    pub fn wait_open(&mut self, conn: ConnId) -> Instant {
-        let i = self.wait_for(
-            "open",
-            WAIT,
-            |r| matches!(r, Report::Open(c, _) if *c == conn),
-        );
-        match self.seen[i] {
-            Report::Open(_, at) => at,
-            _ => unreachable!(),
-        }
-    }
-
-    /// Waits up to `limit` for `conn` to close; returns the reason's kind and when it closed.
-    pub fn wait_close(&mut self, conn: ConnId, limit: Duration) -> (CloseKind, Instant) {
-        let i = self.wait_for(
-            "close",
-            limit,
-            |r| matches!(r, Report::Close(c, ..) if *c == conn),
-        );
-        match self.seen[i] {
-            Report::Close(_, kind, _, at) => (kind, at),
-            _ => unreachable!(),
-        }
-    }
-
-    /// Whether `conn` ever opened.
-    pub fn opened(&mut self, conn: ConnId) -> bool {
-        self.seen()
-            .iter()
-            .any(|r| matches!(r, Report::Open(c, _) if *c == conn))
-    }
-
-    /// The moments `conn` received data, in order.
-    pub fn data_times(&mut self, conn: ConnId) -> Vec<Instant> {
-        self.seen()
-            .iter()
-            .filter_map(|r| match r {
-                Report::Data(c, _, at) if *c == conn => Some(*at),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// Starts a connect from the reactor to `addr` with `probe` and `config`; returns its id.
