@@ -316,9 +316,13 @@ fn ip(args: &[&str]) -> io::Result<()> {
     run(Command::new("ip").args(args))
 }
 
-/// Runs a command to its end; an error carries the command and what it printed.
+/// Runs a command to its end; an error carries the command and what it printed. The
+/// administration tools (`ip`, `iptables`, `sysctl`) live in the `sbin` directories, which a
+/// non-login shell's `PATH` may lack: they are searched last.
 fn run(cmd: &mut Command) -> io::Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
     let out = cmd
+        .env("PATH", format!("{path}:/usr/sbin:/sbin"))
         .output()
         .map_err(|e| io::Error::new(e.kind(), format!("running {cmd:?}: {e}")))?;
     if out.status.success() {
