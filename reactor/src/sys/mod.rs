@@ -15,13 +15,14 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
+mod process;
 mod signal;
 mod sockopt;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+pub use process::{reap_children, ChildStatus};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
-pub use signal::{reap_children, ChildStatus};
 pub use sockopt::Keepalive;
 
 /// Signal numbers for [`crate::Reactor::catch_signals`].
