@@ -20,7 +20,7 @@ mod signal;
 mod sockopt;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
-pub use process::{reap_children, ChildStatus};
+pub use process::{reap_any_children, reap_children, ChildStatus};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
 pub use sockopt::Keepalive;
