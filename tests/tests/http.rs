@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use protocols::http_server::HttpServer;
 use reactor::ListenOptions;
-use samples_util::{connect, have, read_to_end, read_until, run, skip, Sample};
+use samples_util::{connect, read_to_end, read_until, require, run, Sample};
 
 fn http_server() -> io::Result<Sample<()>> {
     Sample::start(|| (), ListenOptions::default(), |_, _| HttpServer::new())
@@ -15,10 +15,7 @@ fn http_server() -> io::Result<Sample<()>> {
 
 #[test]
 fn curl_gets_pages_and_statuses() -> io::Result<()> {
-    if !have("curl") {
-        skip("curl");
-        return Ok(());
-    }
+    require("curl");
     let server = http_server()?;
     let base = format!("http://{}", server.addr());
 
@@ -52,10 +49,7 @@ fn curl_gets_pages_and_statuses() -> io::Result<()> {
 
 #[test]
 fn curl_keeps_the_connection_alive() -> io::Result<()> {
-    if !have("curl") {
-        skip("curl");
-        return Ok(());
-    }
+    require("curl");
     let server = http_server()?;
     let base = format!("http://{}", server.addr());
     let before = server.query(|cx| cx.stats().accepted);
