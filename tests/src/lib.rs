@@ -897,3 +897,30 @@ pub fn run_in_child(name: &str) -> io::Result<()> {
 pub fn is_child(name: &str) -> bool {
     std::env::var_os(CHILD_TEST_ENV).is_some_and(|v| v == name)
 }
+
+/// Runs `attempt` up to `attempts` times until it is conclusive (`Some`) and returns that.
+///
+/// For tests of a client that must keep a pace (a byte every 50 ms against a 200 ms idle
+/// timeout): on a loaded machine the client itself can be kept from running for longer than the
+/// timeout, and then a close is the right answer, not a failure. Such an attempt measures its
+/// own longest gap and returns `None` when the gap broke its premise; a close *without* such a
+/// gap is a failure, which the attempt reports by panicking or with an error.
+///
+/// # Panics
+/// If no attempt was conclusive, naming `what`.
+pub fn until_conclusive<T>(
+    what: &str,
+    attempts: usize,
+    mut attempt: impl FnMut() -> io::Result<Option<T>>,
+) -> io::Result<T> {
+    for i in 0..attempts {
+        if let Some(result) = attempt()? {
+            return Ok(result);
+        }
+        eprintln!(
+            "{what}: attempt {} inconclusive (the client lost its pace)",
+            i + 1
+        );
+    }
+    panic!("{what}: the machine kept the client from its pace in all {attempts} attempts");
+}
