@@ -36,8 +36,9 @@ impl<'a> SocketRef<'a> {
         sys::set_keepalive(self.fd, keepalive)
     }
 
-    /// Reads `SO_KEEPALIVE`.
-    pub fn keepalive(&self) -> io::Result<bool> {
+    /// Reads `SO_KEEPALIVE` and, when it is on, the probing parameters (in whole seconds, as
+    /// the kernel keeps them); `None` when probing is off.
+    pub fn keepalive(&self) -> io::Result<Option<Keepalive>> {
         sys::keepalive(self.fd)
     }
 

@@ -95,9 +95,17 @@ pub(crate) fn set_keepalive(fd: BorrowedFd<'_>, ka: Option<Keepalive>) -> io::Re
     set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
 }
 
-/// Reads `SO_KEEPALIVE`.
-pub(crate) fn keepalive(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    get_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE).map(|v| v != 0)
+/// Reads `SO_KEEPALIVE` and, when it is on, `TCP_KEEPIDLE`/`TCP_KEEPINTVL`/`TCP_KEEPCNT`.
+pub(crate) fn keepalive(fd: BorrowedFd<'_>) -> io::Result<Option<Keepalive>> {
+    if get_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)? == 0 {
+        return Ok(None);
+    }
+    let secs = |name| get_int(fd, libc::IPPROTO_TCP, name).map(|v| Duration::from_secs(v as u64));
+    Ok(Some(Keepalive {
+        idle: secs(libc::TCP_KEEPIDLE)?,
+        interval: secs(libc::TCP_KEEPINTVL)?,
+        count: get_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT)? as u32,
+    }))
 }
 
 /// `SO_SNDBUF`. Set before `connect`/`listen` to matter for window negotiation (S19). Linux
