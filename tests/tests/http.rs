@@ -116,7 +116,7 @@ impl Protocol<()> for Reported {
     }
 }
 
-/// S11, S26: a request split across two writes is answered once whole, three times on one
+/// A request split across two writes is answered once whole, three times on one
 /// connection. The split is proven, not assumed from a pause: the second part is sent only after
 /// the handler was offered the first part alone (and consumed none of it), and the request is
 /// then consumed whole from the kept part plus the new bytes.

@@ -191,9 +191,10 @@ fn read_slowly(client: &mut std::net::TcpStream) -> io::Result<(u64, Duration)> 
     Ok((received, longest.max(last_read.elapsed())))
 }
 
-/// S8, S13: a reader that stops reading is closed with `TimedOut` once its queued output made
-/// no progress for the stall timeout: not before 500 ms after its request, and not much later.
-/// Backpressure kept the queue small meanwhile (the response was never produced in full).
+/// S8, S7: a reader that stops reading is closed with `TimedOut` once its queued output made no
+/// progress for the stall timeout (a vanished peer shows only when sending fails to progress):
+/// not before 500 ms after its request, and not much later. Backpressure kept the queue small
+/// meanwhile (the response was never produced in full).
 #[test]
 fn a_stopped_reader_is_timed_out_after_the_stall_timeout() -> io::Result<()> {
     evdrive_tests::init_log();
