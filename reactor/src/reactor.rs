@@ -262,7 +262,15 @@ impl<App: 'static> Reactor<App> {
     /// graceful shutdown with that grace period and a second one stops at once. `callback`, if
     /// given, runs for every signal in `signals` inside the loop (never in signal context).
     ///
-    /// Signal dispositions are process-wide: one reactor per process should catch signals.
+    /// Signal dispositions are process-wide, so one reactor per process catches signals, and
+    /// only once. Installation is all or nothing, and dropping the reactor puts back the
+    /// dispositions that were in force before the call.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if signals are already caught in this process (by this reactor or
+    /// another); `EINVAL` for a signal that cannot be caught (`SIGKILL`, `SIGSTOP`) or a number
+    /// out of range; the errors of `pipe2` and of registering the pipe. On any error every
+    /// disposition is as it was before the call.
     pub fn catch_signals(
         &mut self,
         signals: &[i32],

@@ -36,8 +36,9 @@ impl<'a> SocketRef<'a> {
         sys::set_keepalive(self.fd, keepalive)
     }
 
-    /// Reads `SO_KEEPALIVE`.
-    pub fn keepalive(&self) -> io::Result<bool> {
+    /// Reads `SO_KEEPALIVE` and, when it is on, the probing parameters (in whole seconds, as
+    /// the kernel keeps them); `None` when probing is off.
+    pub fn keepalive(&self) -> io::Result<Option<Keepalive>> {
         sys::keepalive(self.fd)
     }
 
@@ -82,9 +83,24 @@ impl<'a> SocketRef<'a> {
         sys::set_recv_lowat(self.fd, bytes)
     }
 
-    /// `SO_LINGER`. Prefer [`Cx::abort`](crate::Cx::abort) to setting zero by hand (S17).
-    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        sys::set_linger(self.fd, linger)
+    /// `SO_LINGER` with a zero time, or off: with `true`, closing the socket sends RST and
+    /// drops whatever is still queued (an abortive close); `false` restores the normal close.
+    /// Prefer [`Cx::abort`](crate::Cx::abort), which does this and closes at once; never make
+    /// it a habit (S17).
+    ///
+    /// A nonzero linger is deliberately not offered: it makes `close` block, even on a
+    /// non-blocking socket, until the data is acknowledged or the time runs out, and that would
+    /// stall the whole loop. A graceful close ([`Cx::close`](crate::Cx::close)) flushes and
+    /// waits for the peer's end of stream without blocking, bounded by
+    /// [`ConnConfig::linger_timeout`](crate::ConnConfig::linger_timeout) (S14).
+    pub fn set_abortive_close(&self, on: bool) -> io::Result<()> {
+        sys::set_linger(self.fd, on.then_some(Duration::ZERO))
+    }
+
+    /// Reads `SO_LINGER`: `None` when off (the normal close), `Some(ZERO)` for an abortive
+    /// close. (A nonzero time can only come from outside this library.)
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        sys::linger(self.fd)
     }
 
     /// Bytes waiting in the receive queue (`FIONREAD`, S22).

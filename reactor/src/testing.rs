@@ -96,6 +96,8 @@ struct Pipe {
     edge_write: bool,
     /// The fake peer port, for addresses.
     port: u16,
+    /// Write calls the reactor made, failed ones included: one per system call on a socket.
+    write_calls: usize,
 }
 
 /// The reactor's end of a pipe (behind the syscall seam).
@@ -148,6 +150,7 @@ impl MemStream {
 
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut p = self.pipe.borrow_mut();
+        p.write_calls += 1;
         if p.eintr > 0 {
             p.eintr -= 1;
             return Err(errno(libc::EINTR));
@@ -260,6 +263,12 @@ impl MemPeer {
     /// Bytes the reactor has written and the peer has not taken.
     pub fn received_len(&self) -> usize {
         self.pipe.borrow().outbound.len()
+    }
+
+    /// How many write calls (system calls, on a socket) the reactor made on this connection,
+    /// including those refused with `WouldBlock` or an error (S15: one gather write per turn).
+    pub fn write_calls(&self) -> usize {
+        self.pipe.borrow().write_calls
     }
 
     /// Bytes the peer sent that the reactor has not read yet.

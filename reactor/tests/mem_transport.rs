@@ -480,7 +480,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// However the input is split and however little the "kernel" takes per write, echo returns
-    /// exactly its input (S3, S15).
+    /// exactly its input (S3).
     #[test]
     fn echo_is_exact_under_arbitrary_splits_and_short_writes(
         data in proptest::collection::vec(any::<u8>(), 0..20_000),

@@ -857,3 +857,70 @@ pub fn closed_port() -> io::Result<SocketAddr> {
     let l = std::net::TcpListener::bind(localhost())?;
     l.local_addr()
 }
+
+/// The environment variable naming the one test a child process started by
+/// [`run_in_child`] is to run.
+const CHILD_TEST_ENV: &str = "EVDRIVE_CHILD_TEST";
+
+/// Runs the ignored test `name` of this test binary in a child process of its own, and fails
+/// with the child's output unless it passes. For tests of process-wide state (signal
+/// dispositions, children, descriptor limits) that would disturb the tests running beside them
+/// in this process. The test `name` starts with `if !is_child(NAME) { return }`.
+pub fn run_in_child(name: &str) -> io::Result<()> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_TEST_ENV, name)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A filter that matched nothing would pass too: make sure the test ran.
+    assert!(
+        stdout.contains("1 passed"),
+        "{name} did not run in its child process:\n{stdout}"
+    );
+    Ok(())
+}
+
+/// Whether this process is the child [`run_in_child`] started for test `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var_os(CHILD_TEST_ENV).is_some_and(|v| v == name)
+}
+
+/// Runs `attempt` up to `attempts` times until it is conclusive (`Some`) and returns that.
+///
+/// For tests of a client that must keep a pace (a byte every 50 ms against a 200 ms idle
+/// timeout): on a loaded machine the client itself can be kept from running for longer than the
+/// timeout, and then a close is the right answer, not a failure. Such an attempt measures its
+/// own longest gap and returns `None` when the gap broke its premise; a close *without* such a
+/// gap is a failure, which the attempt reports by panicking or with an error.
+///
+/// # Panics
+/// If no attempt was conclusive, naming `what`.
+pub fn until_conclusive<T>(
+    what: &str,
+    attempts: usize,
+    mut attempt: impl FnMut() -> io::Result<Option<T>>,
+) -> io::Result<T> {
+    for i in 0..attempts {
+        if let Some(result) = attempt()? {
+            return Ok(result);
+        }
+        eprintln!(
+            "{what}: attempt {} inconclusive (the client lost its pace)",
+            i + 1
+        );
+    }
+    panic!("{what}: the machine kept the client from its pace in all {attempts} attempts");
+}

@@ -3,32 +3,47 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use evdrive_tests::{
-    connect, connect_with, observe, pattern, set_recv_buffer, wait_ready, Event, PatternCheck,
-    Server, WAIT,
+    connect, connect_with, observe, pattern, set_recv_buffer, wait_ready, Event, Observer,
+    PatternCheck, Server, WAIT,
 };
 use protocols::echo::Echo;
-use reactor::{CloseKind, ConnConfig, Cx, ListenOptions, Protocol, TimerId};
+use reactor::{CloseKind, ConnConfig, ConnId, Cx, ListenOptions, Protocol, TimerId};
 
-/// How long a client socket must stay unwritable to count as stalled.
-const STALL: Duration = Duration::from_millis(300);
-
-/// Writes the test pattern from position `from` without blocking until the socket has stayed
-/// unwritable for [`STALL`]; returns the position reached.
-fn write_until_stalled(client: &mut TcpStream, mut from: u64) -> io::Result<u64> {
+/// Writes the test pattern from position `from` without blocking until the server has paused
+/// reading (its handler for `conn` got `on_high_water`) and this socket is full (a write would
+/// block); returns the position reached. Waits for those two events, with no guess at how long
+/// a full socket must stay full to mean a paused server.
+fn write_until_paused(
+    client: &mut TcpStream,
+    observer: &mut Observer,
+    conn: ConnId,
+    mut from: u64,
+) -> io::Result<u64> {
     client.set_nonblocking(true)?;
     let piece = 64 * 1024;
+    let deadline = Instant::now() + WAIT;
     loop {
         let chunk = pattern(from, piece);
         match client.write(&chunk) {
             Ok(n) => from += n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !wait_ready(client.as_fd(), libc::POLLOUT, STALL)? {
+                let paused = observer
+                    .poll()
+                    .iter()
+                    .any(|e| matches!(e, Event::HighWater(c, _) if *c == conn));
+                if paused {
                     client.set_nonblocking(false)?;
                     return Ok(from);
                 }
+                assert!(
+                    Instant::now() < deadline,
+                    "the socket stays full and the server never paused reading"
+                );
+                // Full, and the server still reading: room will come, or its pause report.
+                wait_ready(client.as_fd(), libc::POLLOUT, Duration::from_millis(10))?;
             }
             Err(e) => return Err(e),
         }
@@ -53,8 +68,8 @@ fn reading_pauses_at_high_water_and_resumes_when_drained() -> io::Result<()> {
     let mut client = connect_with(server.addr(), |fd| set_recv_buffer(fd, 64 * 1024))?;
     let conn = observer.wait_open(&[]);
 
-    // 1. Send until the client's socket stalls: the server has stopped reading.
-    let sent = write_until_stalled(&mut client, 0)?;
+    // 1. Send until the server has stopped reading and the client's socket is full.
+    let sent = write_until_paused(&mut client, &mut observer, conn, 0)?;
     let i = observer.wait_for(WAIT, |e| matches!(e, Event::HighWater(c, _) if *c == conn));
     let Event::HighWater(_, queued_at_high) = observer.seen()[i] else {
         unreachable!()
@@ -79,12 +94,14 @@ fn reading_pauses_at_high_water_and_resumes_when_drained() -> io::Result<()> {
         sent > snap.queued as u64 + snap.bytes_out,
         "sent {sent}, {snap}"
     );
-    let queued_while_stalled = snap.queued;
-    // Still stalled: a second look finds the same queue (nothing was read meanwhile).
+    // Still paused: a second look finds nothing more read, and a queue no larger (the
+    // client reads nothing, so at most the kernel took some of it).
     let again = server
         .with(move |r| r.connections().into_iter().find(|c| c.id == conn))
         .expect("the connection is open");
-    assert_eq!(again.queued, queued_while_stalled, "{again}");
+    assert!(again.paused, "{again}");
+    assert_eq!(again.bytes_in, snap.bytes_in, "read while paused: {again}");
+    assert!(again.queued <= snap.queued, "{again}");
 
     // 3. Read: every byte sent comes back, in order, and the server resumed reading.
     let mut check = PatternCheck::default();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use protocols::chat::{self, ChatConn, ChatRoom};
 use reactor::{ConnConfig, ListenOptions};
-use samples_util::{connect, have, read_until, skip, Sample, Tool, WAIT};
+use samples_util::{connect, read_until, require, Sample, Tool, WAIT};
 
 /// A chat server with the settings `evdrive chat` uses.
 fn chat_server() -> io::Result<Sample<ChatRoom>> {
@@ -24,12 +24,8 @@ fn chat_server() -> io::Result<Sample<ChatRoom>> {
 
 #[test]
 fn nc_and_socat_members_chat() -> io::Result<()> {
-    for tool in ["nc", "socat"] {
-        if !have(tool) {
-            skip(tool);
-            return Ok(());
-        }
-    }
+    require("nc");
+    require("socat");
     let server = chat_server()?;
     let port = server.port().to_string();
     let socat_addr = format!("TCP:127.0.0.1:{port}");
@@ -96,10 +92,7 @@ fn nc_and_socat_members_chat() -> io::Result<()> {
 
 #[test]
 fn slow_consumer_is_dropped_while_others_keep_receiving() -> io::Result<()> {
-    if !have("nc") {
-        skip("nc");
-        return Ok(());
-    }
+    require("nc");
     let server = chat_server()?;
 
     // The slow member: an `nc` whose output nobody reads. Once its pipe is full it stops

@@ -101,23 +101,41 @@ fn two_reactors_share_one_port_and_both_serve() -> io::Result<()> {
 /// S12: when one thread's setup fails, `Group::start` returns that error (kind and message)
 /// and shuts down the reactor that did start — also when that reactor reports in only after
 /// the failure was received, the order in which a slow setup finishes.
+///
+/// That order is made certain, not hoped for: reactor 0's setup finishes only once reactor 1's
+/// thread has ended (a thread-local value of that thread is dropped), and a thread reports its
+/// setup's result before it ends, so the error is first in `start`'s channel.
 #[test]
 fn a_setup_error_in_one_thread_fails_start() -> io::Result<()> {
-    let failed = Arc::new(AtomicBool::new(false));
+    /// Sets its flag when dropped: kept in a thread-local, that is when its thread ends.
+    struct OnThreadExit(Arc<AtomicBool>);
+    impl Drop for OnThreadExit {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static AT_EXIT: std::cell::RefCell<Option<OnThreadExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let failed_thread_ended = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
     // `start` runs on a thread of its own, so that a hang fails the test instead of blocking it.
     std::thread::spawn(move || {
         let result = Group::start(2, move |thread| {
             if thread == 1 {
-                failed.store(true, Ordering::SeqCst);
+                let guard = OnThreadExit(Arc::clone(&failed_thread_ended));
+                AT_EXIT.with(|slot| *slot.borrow_mut() = Some(guard));
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     "reactor 1 cannot listen",
                 ));
             }
-            // Finish after reactor 1 failed; the pause lets its error reach `start` first.
-            wait_until(WAIT, || failed.load(Ordering::SeqCst).then_some(()));
-            std::thread::sleep(Duration::from_millis(50));
+            // Finish only after reactor 1's thread reported its error and ended.
+            wait_until(WAIT, || {
+                failed_thread_ended.load(Ordering::SeqCst).then_some(())
+            })
+            .expect("reactor 1's thread did not end");
             Reactor::new(())
         });
         let _ = tx.send(result.map(|_group| ()));

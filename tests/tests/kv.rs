@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use protocols::codec::resp::encode_command;
 use protocols::kv::{KvConn, KvStore};
 use reactor::ListenOptions;
-use samples_util::{connect, have, read_to_end, read_until, run, skip, Sample};
+use samples_util::{connect, read_to_end, read_until, require, run, Sample};
 
 fn kv_server() -> io::Result<Sample<KvStore>> {
     Sample::start(KvStore::new, ListenOptions::default(), |_, _| KvConn::new())
@@ -26,10 +26,7 @@ fn cli(port: u16, args: &[&str]) -> io::Result<String> {
 
 #[test]
 fn redis_cli_commands() -> io::Result<()> {
-    if !have("redis-cli") {
-        skip("redis-cli");
-        return Ok(());
-    }
+    require("redis-cli");
     let server = kv_server()?;
     let port = server.port();
 
@@ -68,10 +65,7 @@ fn redis_cli_commands() -> io::Result<()> {
 
 #[test]
 fn keys_expire_on_their_own() -> io::Result<()> {
-    if !have("redis-cli") {
-        skip("redis-cli");
-        return Ok(());
-    }
+    require("redis-cli");
     let server = kv_server()?;
     let port = server.port();
     let start = Instant::now();
@@ -88,10 +82,7 @@ fn keys_expire_on_their_own() -> io::Result<()> {
 
 #[test]
 fn redis_benchmark_completes() -> io::Result<()> {
-    if !have("redis-benchmark") {
-        skip("redis-benchmark");
-        return Ok(());
-    }
+    require("redis-benchmark");
     let server = kv_server()?;
     let port = server.port().to_string();
     let out = run(

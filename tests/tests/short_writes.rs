@@ -58,7 +58,7 @@ fn start() -> io::Result<(Server<()>, evdrive_tests::Observer)> {
     Ok((server, observer))
 }
 
-/// S3, S15: 8 MiB queued in one turn through a tiny `SO_SNDBUF` to a client with a tiny
+/// S3: 8 MiB queued in one turn through a tiny `SO_SNDBUF` to a client with a tiny
 /// `SO_RCVBUF` that reads in small pieces. The kernel takes a few KiB per gather write; every
 /// byte arrives once and in order, and the queue is seen partly sent in between (short writes
 /// advance the queue, they neither lose nor repeat bytes).

@@ -15,13 +15,14 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
+mod process;
 mod signal;
 mod sockopt;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+pub use process::{reap_any_children, reap_children, ChildStatus};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
-pub use signal::{reap_children, ChildStatus};
 pub use sockopt::Keepalive;
 
 /// Signal numbers for [`crate::Reactor::catch_signals`].
@@ -85,11 +86,20 @@ pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 /// [`take_error`]. `EINTR` is treated as in progress and the call is never re-issued (S2, S4).
 pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &std::net::SocketAddr) -> io::Result<bool> {
     let (storage, len) = to_sockaddr(addr);
-    match syscall!(connect(
-        fd.as_raw_fd(),
-        (&storage as *const libc::sockaddr_storage).cast(),
-        len
-    )) {
+    connect_once(|| {
+        syscall!(connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len
+        ))
+    })
+}
+
+/// Issues `connect` once (an `FnOnce`: it cannot be issued twice) and reads its outcome:
+/// success is `Ok(true)`; `EINPROGRESS`, and `EINTR` (the attempt goes on in the background,
+/// and a second call would fail with `EALREADY`), are `Ok(false)`; anything else is the error.
+fn connect_once(issue: impl FnOnce() -> io::Result<libc::c_int>) -> io::Result<bool> {
+    match issue() {
         Ok(_) => Ok(true),
         Err(e)
             if matches!(
@@ -281,4 +291,56 @@ pub(crate) fn is_resource_error(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// S2, S4: a connect interrupted by a signal is in progress, like `EINPROGRESS`, and is
+    /// issued exactly once; other errors are reported as they are.
+    #[test]
+    fn connect_treats_eintr_as_in_progress_and_issues_once() {
+        for (result, expected) in [
+            (Ok(0), Some(true)),
+            (Err(libc::EINPROGRESS), Some(false)),
+            (Err(libc::EINTR), Some(false)),
+            (Err(libc::ECONNREFUSED), None),
+            (Err(libc::ENETUNREACH), None),
+        ] {
+            let mut calls = 0;
+            let outcome = connect_once(|| {
+                calls += 1;
+                result.map_err(io::Error::from_raw_os_error)
+            });
+            assert_eq!(calls, 1);
+            match (outcome, expected) {
+                (Ok(connected), Some(want)) => assert_eq!(connected, want, "{result:?}"),
+                (Err(e), None) => assert_eq!(e.raw_os_error(), result.err(), "{result:?}"),
+                (outcome, _) => panic!("{result:?} gave {outcome:?}"),
+            }
+        }
+    }
+
+    /// S2, S4: over a real socket, a connect to a loopback listener is either done at once or
+    /// in progress, and its verdict is then read from `SO_ERROR`, not from a second connect.
+    #[test]
+    fn connect_to_a_listener_completes_or_is_in_progress() -> io::Result<()> {
+        use std::os::fd::AsFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let fd = socket(libc::AF_INET, libc::SOCK_STREAM)?;
+        let connected = connect(fd.as_fd(), &listener.local_addr()?)?;
+        if !connected {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            syscall!(poll(&mut pfd, 1, 5_000))?;
+            assert!(pfd.revents & libc::POLLOUT != 0);
+        }
+        assert!(take_error(fd.as_fd())?.is_none());
+        assert_eq!(getpeername(fd.as_fd())?, listener.local_addr()?);
+        Ok(())
+    }
 }

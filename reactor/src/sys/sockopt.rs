@@ -95,9 +95,17 @@ pub(crate) fn set_keepalive(fd: BorrowedFd<'_>, ka: Option<Keepalive>) -> io::Re
     set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
 }
 
-/// Reads `SO_KEEPALIVE`.
-pub(crate) fn keepalive(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    get_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE).map(|v| v != 0)
+/// Reads `SO_KEEPALIVE` and, when it is on, `TCP_KEEPIDLE`/`TCP_KEEPINTVL`/`TCP_KEEPCNT`.
+pub(crate) fn keepalive(fd: BorrowedFd<'_>) -> io::Result<Option<Keepalive>> {
+    if get_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)? == 0 {
+        return Ok(None);
+    }
+    let secs = |name| get_int(fd, libc::IPPROTO_TCP, name).map(|v| Duration::from_secs(v as u64));
+    Ok(Some(Keepalive {
+        idle: secs(libc::TCP_KEEPIDLE)?,
+        interval: secs(libc::TCP_KEEPINTVL)?,
+        count: get_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT)? as u32,
+    }))
 }
 
 /// `SO_SNDBUF`. Set before `connect`/`listen` to matter for window negotiation (S19). Linux
@@ -133,10 +141,16 @@ pub(crate) fn recv_buffer_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
 
 /// `SO_LINGER`. `Some(ZERO)` makes `close` send RST and drop queued data: only for the explicit
 /// abortive close, never as a habit (S17). `None` restores the normal graceful close.
+///
+/// A nonzero linger makes `close` block (even on a non-blocking socket) until the data is sent
+/// or the time has passed, so the reactor never sets one and the public options do not offer
+/// it: its graceful close is bounded by its own linger timer instead (S8, S14). The kernel
+/// counts whole seconds; a nonzero time is rounded *up* ([`linger_seconds`]), never down to the
+/// zero that would mean a reset.
 pub(crate) fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Result<()> {
     let value = libc::linger {
         l_onoff: linger.is_some() as _,
-        l_linger: linger.map_or(0, |d| d.as_secs().min(i32::MAX as u64) as _),
+        l_linger: linger.map_or(0, linger_seconds),
     };
     super::syscall!(setsockopt(
         fd.as_raw_fd(),
@@ -146,6 +160,28 @@ pub(crate) fn set_linger(fd: BorrowedFd<'_>, linger: Option<Duration>) -> io::Re
         std::mem::size_of::<libc::linger>() as libc::socklen_t
     ))
     .map(drop)
+}
+
+/// The whole seconds `SO_LINGER` takes for `d`: rounded up, so that only a zero duration gives
+/// zero (an abortive close), and saturated at `c_int::MAX`.
+fn linger_seconds(d: Duration) -> libc::c_int {
+    let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    secs.min(libc::c_int::MAX as u64) as libc::c_int
+}
+
+/// Reads `SO_LINGER`: `None` when off, else the time in whole seconds (zero: abortive close).
+pub(crate) fn linger(fd: BorrowedFd<'_>) -> io::Result<Option<Duration>> {
+    // SAFETY: `linger` is plain data; all zeros is a valid value.
+    let mut value: libc::linger = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+    super::syscall!(getsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_LINGER,
+        (&mut value as *mut libc::linger).cast(),
+        &mut len
+    ))?;
+    Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
 }
 
 /// `TCP_DEFER_ACCEPT`: the kernel completes `accept` only once the client has sent data (or the
@@ -201,5 +237,35 @@ pub(crate) fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(e),
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => Err(e),
         Err(e) => Ok(Some(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn linger_seconds_round_up_and_saturate() {
+        assert_eq!(linger_seconds(Duration::ZERO), 0);
+        assert_eq!(linger_seconds(Duration::from_nanos(1)), 1);
+        assert_eq!(linger_seconds(Duration::from_millis(999)), 1);
+        assert_eq!(linger_seconds(Duration::from_secs(1)), 1);
+        assert_eq!(linger_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(linger_seconds(Duration::MAX), libc::c_int::MAX);
+    }
+
+    /// S17: a sub-second linger used to truncate to zero, turning the close it asked to be
+    /// graceful into a reset. Read back from a real socket, it is one second.
+    #[test]
+    fn a_sub_second_linger_is_not_a_reset() -> io::Result<()> {
+        let fd = crate::sys::socket(libc::AF_INET, libc::SOCK_STREAM)?;
+        set_linger(fd.as_fd(), Some(Duration::from_millis(500)))?;
+        assert_eq!(linger(fd.as_fd())?, Some(Duration::from_secs(1)));
+        set_linger(fd.as_fd(), Some(Duration::ZERO))?;
+        assert_eq!(linger(fd.as_fd())?, Some(Duration::ZERO));
+        set_linger(fd.as_fd(), None)?;
+        assert_eq!(linger(fd.as_fd())?, None);
+        Ok(())
     }
 }

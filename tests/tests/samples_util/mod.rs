@@ -127,15 +127,19 @@ impl<App: 'static> Drop for Sample<App> {
     }
 }
 
-/// Whether a program is on the `PATH`.
-pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// Prints why a test did nothing, for a client that is not installed.
-pub fn skip(program: &str) {
-    eprintln!("note: `{program}` is not installed; skipping (bash .ci/run installs it)");
+/// Fails the test unless `program` is on the `PATH`. A test of a real client must not pass
+/// without having run it; `bash .ci/run` installs every client the tests use.
+///
+/// # Panics
+/// If `program` is not installed, with a message naming it.
+pub fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "`{program}` is not installed, and this test needs it: install it \
+         (bash .ci/run installs every client the tests use)"
+    );
 }
 
 /// A client program whose output is collected by a thread, so the test can wait for text.

@@ -1,0 +1,79 @@
+//! Reaping of child processes (S31).
+//!
+//! A `SIGCHLD` says that some child changed state, not which, and the kernel merges signals
+//! that arrive while one is pending: one signal may stand for several exits. So reaping is a
+//! loop of non-blocking `waitpid` calls, run from the reactor's signal callback.
+//!
+//! Which children it waits for matters. `waitpid(-1)` reaps *any* child of the process,
+//! including one that a [`std::process::Child`] elsewhere in the program owns: that owner's
+//! `wait` then fails with `ECHILD`, or, once the number is reused, waits for a stranger. So the
+//! form to use is [`reap_children`], which waits only for the process ids the program
+//! registered (the ones it spawned for the reactor to reap); [`reap_any_children`] is the
+//! `-1` loop, for a program that owns every child it has (a pre-forking server, say).
+
+/// How a reaped child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildStatus {
+    /// The child's process id.
+    pub pid: i32,
+    /// The raw wait status (decode with `WIFEXITED` and friends, or compare with 0 for success).
+    pub status: i32,
+}
+
+/// What one `waitpid(pid, WNOHANG)` found.
+enum Wait {
+    /// A child exited and is reaped now.
+    Reaped(ChildStatus),
+    /// The child is still running (or, for `-1`, no child has exited yet).
+    Running,
+    /// No such child: never ours, or already reaped (`ECHILD`), or another error.
+    NoChild,
+}
+
+/// One `waitpid(pid, WNOHANG)`, retried on `EINTR`.
+fn wait_nohang(pid: libc::pid_t) -> Wait {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        match rc {
+            0 => return Wait::Running,
+            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            -1 => return Wait::NoChild,
+            pid => return Wait::Reaped(ChildStatus { pid, status }),
+        }
+    }
+}
+
+/// Reaps those of `pids` that have exited, with one `waitpid(pid, WNOHANG)` each (S31), and
+/// returns their statuses; children still running, and ids that are not (or no longer)
+/// children of this process, are skipped. Ids of zero or below, which `waitpid` would read as
+/// "any child" or a process group, are skipped too.
+///
+/// Call it from a `SIGCHLD` callback ([`crate::Reactor::catch_signals`]) with the ids of the
+/// children the program spawned for this purpose, and forget the ids it returns: a reaped id
+/// may be reused by the system for another process. Children owned elsewhere (by a
+/// [`std::process::Child`] that will `wait` for them) are left alone.
+pub fn reap_children(pids: &[i32]) -> Vec<ChildStatus> {
+    pids.iter()
+        .filter(|&&pid| pid > 0)
+        .filter_map(|&pid| match wait_nohang(pid) {
+            Wait::Reaped(child) => Some(child),
+            Wait::Running | Wait::NoChild => None,
+        })
+        .collect()
+}
+
+/// Reaps every child of the process that has exited, looping `waitpid(-1, WNOHANG)` until none
+/// is left (S31).
+///
+/// Only for a program that owns every child it has: this also reaps the children that a
+/// [`std::process::Child`] elsewhere owns (a library's, a test harness's), whose `wait` then
+/// fails. Otherwise use [`reap_children`] with the ids the program registered.
+pub fn reap_any_children() -> Vec<ChildStatus> {
+    let mut reaped = Vec::new();
+    while let Wait::Reaped(child) = wait_nohang(-1) {
+        reaped.push(child);
+    }
+    reaped
+}

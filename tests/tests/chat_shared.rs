@@ -1,0 +1,112 @@
+//! S16: a chat broadcast is one reference-counted chunk queued on every member, not a copy per
+//! member. Measured with a counting allocator: the bytes this thread allocates while the room
+//! relays one long line to many members stay near one copy of the line, where a copy per
+//! member would be many times more.
+//!
+//! The allocator counts per thread, so tests running beside this one do not disturb it; the
+//! in-memory harness runs the reactor on the test's own thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+
+use protocols::chat::{conn_config, ChatConn, ChatRoom};
+use reactor::testing::{Harness, MemPeer};
+use reactor::{ConnConfig, ListenOptions};
+
+/// The system allocator, counting the bytes each thread asks for.
+struct Counting;
+
+thread_local! {
+    /// Bytes this thread allocated (and reallocated to) so far.
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    // `try_with`: during thread teardown the slot may be gone; such bytes are not counted.
+    let _ = ALLOCATED.try_with(|a| a.set(a.get() + bytes));
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; counting touches only a
+// thread-local cell with a constant initialiser, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract for `alloc` is passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        // SAFETY: the caller's contract for `realloc` is passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocated() -> usize {
+    ALLOCATED.with(Cell::get)
+}
+
+/// S16: 64 members; one sends an 8 KiB line while every member's socket is full, so the relayed
+/// line stays queued on all 63 others. Relaying it allocates less than 8 copies of the line (a
+/// copy per member would be 63); once the sockets drain, every other member receives it.
+#[test]
+fn a_broadcast_is_one_chunk_shared_by_every_member() -> io::Result<()> {
+    const MEMBERS: usize = 64;
+    const LINE: usize = 8 * 1024;
+    let mut h = Harness::new(ChatRoom::new())?;
+    let opts = ListenOptions {
+        conn: conn_config(ConnConfig::default()),
+        ..ListenOptions::default()
+    };
+    let listener = h.listen(opts, |_, _| ChatConn::new());
+    let members: Vec<MemPeer> = (0..MEMBERS).map(|_| listener.connect()).collect();
+    h.settle()?;
+    for m in &members {
+        m.take_received();
+        // The kernel takes nothing: what is relayed stays in the reactor's queues.
+        m.set_write_budget(Some(0));
+    }
+
+    let text = "x".repeat(LINE);
+    members[0].send(format!("{text}\n").as_bytes());
+    let before = allocated();
+    h.settle()?;
+    let relayed = allocated() - before;
+    eprintln!("relaying allocated {relayed} bytes");
+    assert!(
+        relayed < 8 * LINE,
+        "relaying one {LINE}-byte line to {} members allocated {relayed} bytes",
+        MEMBERS - 1
+    );
+
+    for m in &members {
+        m.set_write_budget(None);
+    }
+    h.settle()?;
+    let expected = format!("<guest1> {text}\r\n");
+    for (i, m) in members.iter().enumerate().skip(1) {
+        let got = String::from_utf8_lossy(&m.take_received()).into_owned();
+        assert!(
+            got == expected,
+            "member {i} got {} bytes, not the {} of the line: {:?}…{:?}",
+            got.len(),
+            expected.len(),
+            &got[..got.len().min(20)],
+            &got[got.len().saturating_sub(40)..]
+        );
+    }
+    assert!(
+        members[0].take_received().is_empty(),
+        "no echo to the sender"
+    );
+    Ok(())
+}
