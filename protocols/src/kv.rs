@@ -241,7 +241,7 @@ fn arm_expiry(cx: &mut Cx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
 
 /// The scheduled removal of `key`: runs when its deadline comes, unless cancelled.
 fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
-    let now = Instant::now();
+    let now = cx.now();
     let store = cx.app();
     let Some(expiry) = store.map.get(key).and_then(|e| e.expiry) else {
         return;
@@ -253,7 +253,8 @@ fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
     if expiry.at <= now {
         store.map.remove(key);
     } else {
-        // The wheel's clock is the loop turn's, a little behind ours: wait for the rest.
+        // The wheel counts whole ticks from the turn's start, so it can run a task a little
+        // before the clock reaches the deadline itself: wait for the rest.
         arm_expiry(cx, key, expiry.at, now);
     }
 }
@@ -299,7 +300,8 @@ impl KvConn {
     /// were used; the rest is an unfinished command to offer again with more bytes behind it.
     /// After `QUIT` or a protocol error `close` is set, and the input after it is ignored.
     pub fn serve(&mut self, cx: &mut Cx<'_, KvStore>, data: &[u8], out: &mut Vec<u8>) -> Served {
-        let now = Instant::now();
+        // Deadlines are on the reactor's clock, the one its timer wheel runs on.
+        let now = cx.now();
         let mut consumed = 0;
         loop {
             match self.codec.decode(&data[consumed..]) {
@@ -747,13 +749,13 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::codec::resp::encode_command;
+    use reactor::testing::Harness;
     use reactor::Reactor;
 
     /// A value as large as the codec allows is stored, not cut off by the reactor's input limit.
     #[test]
     fn the_largest_legal_value_fits_the_connection_limits() {
         use crate::codec::resp::DEFAULT_MAX_BULK_LENGTH;
-        use reactor::testing::Harness;
         use reactor::ListenOptions;
         let mut h = Harness::new(KvStore::new()).unwrap();
         let opts = ListenOptions {
@@ -990,45 +992,44 @@ mod tests {
 
     #[test]
     fn keys_expire_on_the_timer_wheel() {
-        let mut reactor = Reactor::new(KvStore::new()).unwrap();
+        let mut h = Harness::new(KvStore::new()).unwrap();
         let (out, _) = run(
-            &mut reactor,
+            h.reactor(),
             b"SET short v PX 30\r\nSET long v EX 100\r\nINCR short\r\n",
             &[],
         );
         // INCR on a non-integer fails and leaves the key and its expiry alone.
         assert!(out.ends_with(b"-ERR value is not an integer or out of range\r\n"));
-        assert_eq!(reactor.app().len(), 2);
-        let start = Instant::now();
-        while reactor.app().len() > 1 {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "key never expired"
-            );
-            reactor.turn(Some(Duration::from_millis(10))).unwrap();
-        }
-        assert!(start.elapsed() >= Duration::from_millis(25));
-        assert_eq!(run(&mut reactor, b"GET short\r\n", &[]).0, b"$-1\r\n");
-        assert_eq!(reactor.timers_armed(), 1);
+        assert_eq!(h.app().len(), 2);
+        // Not a tick early: the removal waits for the whole 30 ms on the reactor's clock.
+        h.advance(Duration::from_millis(29)).unwrap();
+        assert_eq!(h.app().len(), 2, "expired early");
+        h.advance(Duration::from_millis(1)).unwrap();
+        assert_eq!(h.app().len(), 1, "never expired");
+        assert_eq!(run(h.reactor(), b"GET short\r\n", &[]).0, b"$-1\r\n");
+        assert_eq!(h.reactor().timers_armed(), 1);
     }
 
     #[test]
     fn reads_never_see_an_expired_key() {
-        let mut reactor = Reactor::new(KvStore::new()).unwrap();
-        run(&mut reactor, b"SET k v PX 1\r\n", &[]);
-        std::thread::sleep(Duration::from_millis(5));
-        // No turn ran: the task has not fired, the read must still miss.
-        assert_eq!(reactor.app().len(), 1);
+        let mut h = Harness::new(KvStore::new()).unwrap();
+        // Half a tick in, a 1 ms expiry ends at 1.5 ms, and the wheel removes it at tick 2.
+        h.advance(Duration::from_micros(500)).unwrap();
+        run(h.reactor(), b"SET k v PX 1\r\n", &[]);
+        h.advance(Duration::from_millis(1)).unwrap();
+        // The key's time is up but its task has not fired: the read must still miss.
+        assert_eq!(h.app().len(), 1);
         assert_eq!(
-            run(&mut reactor, b"GET k\r\nEXISTS k\r\nTTL k\r\n", &[]).0,
+            run(h.reactor(), b"GET k\r\nEXISTS k\r\nTTL k\r\n", &[]).0,
             b"$-1\r\n:0\r\n:-2\r\n"
         );
-        assert_eq!(reactor.app().len(), 0);
+        assert_eq!(h.app().len(), 0);
         // The public read checks the deadline too.
-        run(&mut reactor, b"SET x y PX 1\r\n", &[]);
-        assert_eq!(reactor.app().get(b"x", Instant::now()), Some(&b"y"[..]));
-        let later = Instant::now() + Duration::from_millis(2);
-        assert_eq!(reactor.app().get(b"x", later), None);
+        run(h.reactor(), b"SET x y PX 1\r\n", &[]);
+        let now = h.reactor().cx().now();
+        assert_eq!(h.app().get(b"x", now), Some(&b"y"[..]));
+        let later = now + Duration::from_millis(1);
+        assert_eq!(h.app().get(b"x", later), None);
     }
 
     #[test]
