@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `PING [msg]`, `ECHO msg` | `PONG` or `msg` |
 //! | `SET key value [NX\|XX] [GET] [EX s\|PX ms\|KEEPTTL]` | `OK`, or nil when `NX`/`XX` says no |
+//! | `SETEX key s value`, `PSETEX key ms value` | `OK` |
 //! | `GET key` | the value or nil |
 //! | `DEL key…`, `EXISTS key…` | how many of the keys existed |
 //! | `INCR`, `DECR`, `INCRBY`, `DECRBY` | the new value (64-bit signed, as Redis) |
@@ -43,6 +44,16 @@
 //! they expire holds no stale timers. Reads also check the deadline themselves ("lazy expiry"),
 //! so a read never returns a key whose time is up even if its task has not run yet in this loop
 //! turn.
+//!
+//! Times to live are checked as Redis checks them, so no value a client picks can overflow a
+//! deadline: `SET … EX`/`PX`, `SETEX` and `PSETEX` refuse zero and negative times, and every
+//! command refuses a time whose milliseconds do not fit in an `i64` (`EX`/`EXPIRE` above
+//! 9,223,372,036,854,775 seconds), with Redis's `-ERR invalid expire time in 'set' command`
+//! (naming the command). Redis adds the time to the Unix time and refuses a sum over `i64::MAX`;
+//! our deadlines are on the reactor's clock, so the time itself must fit, which accepts a few
+//! times within 1.7 × 10¹² ms (55 years) of 292 million years that Redis refuses. Such a
+//! deadline stays far in the future on the reactor's timer wheel, whose ticks count
+//! milliseconds in a `u64`. `TTL` and `PTTL` saturate, so they never overflow either.
 //!
 //! Every expiry also carries a sequence number that the scheduled closure checks, so a closure
 //! whose cancel was skipped (the key was dropped lazily) never removes a later key of the same
@@ -403,6 +414,8 @@ fn execute(
         b"PING" => ("ping", -1),
         b"ECHO" => ("echo", 2),
         b"SET" => ("set", -3),
+        b"SETEX" => ("setex", 4),
+        b"PSETEX" => ("psetex", 4),
         b"GET" => ("get", 2),
         b"DEL" => ("del", -2),
         b"EXISTS" => ("exists", -2),
@@ -441,6 +454,7 @@ fn execute(
         },
         b"ECHO" => encode_bulk(out, argv[1]),
         b"SET" => set(cx, argv, now, out),
+        b"SETEX" | b"PSETEX" => setex(cx, argv, upper == b"SETEX", now, out),
         b"GET" => match store.live(argv[1], now) {
             Some(entry) => encode_bulk(out, &entry.value),
             None => encode_null_bulk(out),
@@ -485,10 +499,11 @@ fn execute(
                 Some(Entry {
                     expiry: Some(e), ..
                 }) => {
-                    let ms = e.at.saturating_duration_since(now).as_millis() as i64;
-                    // Redis rounds seconds to the nearest.
+                    let ms = ms_left(e.at, now);
+                    // Redis rounds seconds to the nearest (`(ms + 500) / 1000`, which
+                    // overflows near `i64::MAX`; this cannot).
                     if upper == b"TTL" {
-                        (ms + 500) / 1000
+                        ms / 1000 + i64::from(ms % 1000 >= 500)
                     } else {
                         ms
                     }
@@ -531,26 +546,40 @@ fn execute(
     Flow::Continue
 }
 
+/// What `SET`'s options ask for.
+#[derive(Debug, Default)]
+struct SetOptions {
+    /// `NX`: only if the key does not exist.
+    nx: bool,
+    /// `XX`: only if the key exists.
+    xx: bool,
+    /// `GET`: reply with the old value.
+    get: bool,
+    /// `KEEPTTL`: keep the key's expiry.
+    keep_ttl: bool,
+    /// `EX`/`PX`: the new expiry.
+    deadline: Option<Instant>,
+}
+
 /// `SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL]`.
 fn set(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) {
-    let (key, value) = (argv[1], argv[2]);
     // Step 1: the options. Syntax is checked before any number, as Redis does.
-    let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
-    let mut expire: Option<(&[u8], u64)> = None;
+    let mut opts = SetOptions::default();
+    let mut expire: Option<(&[u8], i64)> = None;
     let mut i = 3;
     while i < argv.len() {
         let opt = argv[i];
         let is = |name: &[u8]| opt.eq_ignore_ascii_case(name);
         let next = argv.get(i + 1);
-        if is(b"NX") && !xx {
-            nx = true;
-        } else if is(b"XX") && !nx {
-            xx = true;
+        if is(b"NX") && !opts.xx {
+            opts.nx = true;
+        } else if is(b"XX") && !opts.nx {
+            opts.xx = true;
         } else if is(b"GET") {
-            get = true;
+            opts.get = true;
         } else if is(b"KEEPTTL") && expire.is_none() {
-            keep_ttl = true;
-        } else if (is(b"EX") || is(b"PX")) && expire.is_none() && !keep_ttl && next.is_some() {
+            opts.keep_ttl = true;
+        } else if (is(b"EX") || is(b"PX")) && expire.is_none() && !opts.keep_ttl && next.is_some() {
             let unit = if is(b"EX") { 1000 } else { 1 };
             expire = Some((next.copied().unwrap_or_default(), unit));
             i += 1;
@@ -560,37 +589,84 @@ fn set(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>
         i += 1;
     }
     // Step 2: the time to live, if any.
-    let deadline = match expire {
-        None => None,
-        Some((arg, unit)) => match parse_i64(arg) {
-            None => return encode_error(out, NOT_AN_INTEGER),
-            Some(n) => match deadline_after(now, n, unit) {
-                Some(at) if n > 0 => Some(at),
-                _ => return encode_error(out, b"ERR invalid expire time in 'set' command"),
-            },
-        },
-    };
+    if let Some((arg, unit)) = expire {
+        match set_deadline(arg, unit, now, "set") {
+            Ok(at) => opts.deadline = Some(at),
+            Err(msg) => return encode_error(out, msg.as_bytes()),
+        }
+    }
     // Step 3: the conditions, then the write.
+    write(cx, argv[1], argv[2], &opts, now, out);
+}
+
+/// `SETEX key seconds value` and `PSETEX key milliseconds value`: `SET key value EX|PX n`.
+fn setex(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], seconds: bool, now: Instant, out: &mut Vec<u8>) {
+    let (name, unit) = if seconds {
+        ("setex", 1000)
+    } else {
+        ("psetex", 1)
+    };
+    match set_deadline(argv[2], unit, now, name) {
+        Ok(at) => {
+            let opts = SetOptions {
+                deadline: Some(at),
+                ..SetOptions::default()
+            };
+            write(cx, argv[1], argv[3], &opts, now, out);
+        }
+        Err(msg) => encode_error(out, msg.as_bytes()),
+    }
+}
+
+/// The deadline of a `SET`-like command's time to live `arg` (in units of `unit` ms), or its
+/// error reply: not an integer, or an invalid expire time (zero, negative, or too large), as
+/// Redis's `getExpireMillisecondsOrReply` words it for the command `name`.
+fn set_deadline(arg: &[u8], unit: i64, now: Instant, name: &str) -> Result<Instant, String> {
+    let Some(n) = parse_i64(arg) else {
+        return Err(String::from_utf8_lossy(NOT_AN_INTEGER).into_owned());
+    };
+    let ms = ttl_ms(n, unit).filter(|_| n > 0);
+    match ms.and_then(|ms| deadline_after(now, ms)) {
+        Some(at) => Ok(at),
+        None => Err(invalid_expire_time(name)),
+    }
+}
+
+/// Redis's reply to a time to live it refuses.
+fn invalid_expire_time(name: &str) -> String {
+    format!("ERR invalid expire time in '{name}' command")
+}
+
+/// The store write of `SET` and `SETEX`: the `NX`/`XX` condition, the `GET` reply, the value
+/// and its expiry.
+fn write(
+    cx: &mut Cx<'_, KvStore>,
+    key: &[u8],
+    value: &[u8],
+    opts: &SetOptions,
+    now: Instant,
+    out: &mut Vec<u8>,
+) {
     let store = cx.app();
     let old = store.live(key, now);
     let exists = old.is_some();
-    if get {
+    if opts.get {
         match &old {
             Some(entry) => encode_bulk(out, &entry.value),
             None => encode_null_bulk(out),
         }
     }
-    if (nx && exists) || (xx && !exists) {
-        if !get {
+    if (opts.nx && exists) || (opts.xx && !exists) {
+        if !opts.get {
             encode_null_bulk(out);
         }
         return;
     }
-    store.set(key, value, keep_ttl);
-    if let Some(at) = deadline {
+    store.set(key, value, opts.keep_ttl);
+    if let Some(at) = opts.deadline {
         arm_expiry(cx, key, at, now);
     }
-    if !get {
+    if !opts.get {
         encode_simple_string(out, b"OK");
     }
 }
@@ -604,39 +680,51 @@ fn expire_command(
     out: &mut Vec<u8>,
 ) {
     let name = if seconds { "expire" } else { "pexpire" };
-    let Some(n) = parse_i64(argv[2]) else {
-        return encode_error(out, NOT_AN_INTEGER);
-    };
+    // Redis's order: options, then the number, then its range, then the key.
     if let Some(opt) = argv.get(3) {
         let msg = format!("ERR Unsupported option {}", String::from_utf8_lossy(opt));
         return encode_error(out, msg.as_bytes());
     }
+    let Some(n) = parse_i64(argv[2]) else {
+        return encode_error(out, NOT_AN_INTEGER);
+    };
     let unit = if seconds { 1000 } else { 1 };
+    // A negative time is allowed (the key goes at once); one whose milliseconds overflow is not.
+    let Some(ms) = ttl_ms(n, unit) else {
+        return encode_error(out, invalid_expire_time(name).as_bytes());
+    };
     let store = cx.app();
     if store.live(argv[1], now).is_none() {
         return encode_integer(out, 0);
     }
-    if n <= 0 {
+    if ms <= 0 {
         // A deadline in the past deletes the key at once, as in Redis.
         store.remove(argv[1]);
         return encode_integer(out, 1);
     }
-    match deadline_after(now, n, unit) {
+    match deadline_after(now, ms) {
         Some(at) => {
             arm_expiry(cx, argv[1], at, now);
             encode_integer(out, 1);
         }
-        None => {
-            let msg = format!("ERR invalid expire time in '{name}' command");
-            encode_error(out, msg.as_bytes());
-        }
+        None => encode_error(out, invalid_expire_time(name).as_bytes()),
     }
 }
 
-/// `now + n × unit` milliseconds, or `None` if that overflows (or `n` is negative).
-fn deadline_after(now: Instant, n: i64, unit: u64) -> Option<Instant> {
-    let ms = u64::try_from(n).ok()?.checked_mul(unit)?;
-    now.checked_add(Duration::from_millis(ms))
+/// `n` units of `unit` milliseconds, or `None` if that does not fit in an `i64` (Redis's
+/// `LLONG_MAX / 1000` and `LLONG_MIN / 1000` bounds on seconds).
+fn ttl_ms(n: i64, unit: i64) -> Option<i64> {
+    n.checked_mul(unit)
+}
+
+/// `now + ms`, or `None` if `ms` is negative or the instant cannot be represented.
+fn deadline_after(now: Instant, ms: i64) -> Option<Instant> {
+    now.checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
+}
+
+/// The milliseconds left until `at`, saturating at `i64::MAX` (never negative).
+fn ms_left(at: Instant, now: Instant) -> i64 {
+    i64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: adds `by` to the integer stored at `key` (0 if missing),
@@ -1030,6 +1118,77 @@ mod tests {
         assert_eq!(h.app().get(b"x", now), Some(&b"y"[..]));
         let later = now + Duration::from_millis(1);
         assert_eq!(h.app().get(b"x", later), None);
+    }
+
+    /// Regression: a time to live whose milliseconds overflow an `i64` was accepted and, once
+    /// past `u64::MAX` on the timer wheel, wrapped into the past.
+    #[test]
+    fn expire_times_out_of_range_are_refused_like_redis() {
+        let input = b"SET k v EX 18446744073709551\r\nSET k v EX 9223372036854776\r\n\
+                      SET k v EX -1\r\nSET k v PX 0\r\nSET k v EX 9223372036854775\r\n\
+                      SET k v PX 9223372036854775807\r\n\
+                      SETEX k 0 v\r\nPSETEX k -1 v\r\nSETEX k 18446744073709551 v\r\n\
+                      SETEX k x v\r\nSETEX k 10 v\r\nPSETEX k 9223372036854775807 v\r\n\
+                      EXPIRE k 9223372036854776\r\nEXPIRE k -9223372036854776\r\n\
+                      EXPIRE none 9223372036854776\r\nPEXPIRE k 9223372036854775807\r\n\
+                      EXPIRE k 9223372036854775\r\nPEXPIRE k -9223372036854775808\r\n\
+                      EXISTS k\r\n";
+        assert_eq!(
+            replies(input),
+            "-ERR invalid expire time in 'set' command\r\n\
+             -ERR invalid expire time in 'set' command\r\n\
+             -ERR invalid expire time in 'set' command\r\n\
+             -ERR invalid expire time in 'set' command\r\n+OK\r\n+OK\r\n\
+             -ERR invalid expire time in 'setex' command\r\n\
+             -ERR invalid expire time in 'psetex' command\r\n\
+             -ERR invalid expire time in 'setex' command\r\n\
+             -ERR value is not an integer or out of range\r\n+OK\r\n+OK\r\n\
+             -ERR invalid expire time in 'expire' command\r\n\
+             -ERR invalid expire time in 'expire' command\r\n\
+             -ERR invalid expire time in 'expire' command\r\n:1\r\n:1\r\n:1\r\n:0\r\n"
+        );
+    }
+
+    /// Regression: `TTL` on a key with about `i64::MAX` ms to live overflowed `ms + 500` (a
+    /// panic in a debug build, taking the reactor thread down).
+    #[test]
+    fn ttl_of_the_longest_expiry_does_not_overflow() {
+        let mut h = Harness::new(KvStore::new()).unwrap();
+        let (out, _) = run(
+            h.reactor(),
+            b"SET k v PX 9223372036854775807\r\nTTL k\r\nPTTL k\r\n",
+            &[],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "+OK\r\n:9223372036854776\r\n:9223372036854775807\r\n"
+        );
+    }
+
+    /// Regression: `SET k v EX 18446744073709551`, once the reactor had run for over 615 ms,
+    /// wrapped the wheel deadline into the past and the expiry re-armed itself every turn (a
+    /// loop at 100 % CPU). Refused now; and the longest expiry accepted leaves the reactor
+    /// asleep until a deadline that far away.
+    #[test]
+    fn a_far_expiry_never_makes_the_loop_spin() {
+        let mut h = Harness::new(KvStore::new()).unwrap();
+        h.advance(Duration::from_secs(1)).unwrap();
+        let (out, _) = run(
+            h.reactor(),
+            b"SET spin v EX 18446744073709551\r\nSET far v EX 9223372036854775\r\n\
+              SET farther v PX 9223372036854775807\r\n",
+            &[],
+        );
+        let years = Duration::from_secs(100 * 365 * 24 * 3600);
+        for _ in 0..100 {
+            h.settle().unwrap();
+            let next = h.reactor().next_timeout();
+            assert!(next.is_some_and(|t| t > years), "next wake-up in {next:?}");
+        }
+        assert!(out.starts_with(b"-ERR invalid expire time"), "{out:?}");
+        h.advance(years).unwrap();
+        assert_eq!(h.reactor().timers_armed(), 2);
+        assert_eq!(h.app().len(), 2);
     }
 
     #[test]
