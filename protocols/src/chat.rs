@@ -61,7 +61,8 @@ use std::time::Duration;
 
 use reactor::{CloseReason, ConnConfig, ConnId, Cx, Protocol, Shared, TaskId};
 
-use crate::codec::{Decoder, LinesCodec};
+use crate::codec::LinesCodec;
+use crate::framing::{serve, Flow};
 
 /// The longest line accepted, terminator excluded: 16 KiB.
 pub const MAX_LINE: usize = crate::codec::lines::DEFAULT_MAX_LINE_LENGTH;
@@ -349,7 +350,7 @@ impl ChatConn {
     }
 
     /// Acts on one line from this member. Returns `false` if the connection is closing.
-    fn on_line(&mut self, cx: &mut Cx<'_, ChatRoom>, text: &[u8]) -> bool {
+    fn on_line(cx: &mut Cx<'_, ChatRoom>, text: &[u8]) -> bool {
         let id = cx.id();
         let Some(member) = cx.app().members.get_mut(&id) else {
             return false;
@@ -362,7 +363,7 @@ impl ChatConn {
         let text = match text {
             [] => return true,
             [b'/', b'/', ..] => &text[1..],
-            [b'/', ..] => return self.on_command(cx, &nick, &text[1..]),
+            [b'/', ..] => return ChatConn::on_command(cx, &nick, &text[1..]),
             _ => text,
         };
         let msg = line(&[b"<", nick.as_bytes(), b"> ", text]);
@@ -371,7 +372,7 @@ impl ChatConn {
     }
 
     /// Acts on a `/command` (without its slash).
-    fn on_command(&mut self, cx: &mut Cx<'_, ChatRoom>, nick: &str, command: &[u8]) -> bool {
+    fn on_command(cx: &mut Cx<'_, ChatRoom>, nick: &str, command: &[u8]) -> bool {
         let id = cx.id();
         let (name, arg) = match command.iter().position(|&b| b == b' ') {
             Some(i) => (&command[..i], trim(&command[i + 1..])),
@@ -463,29 +464,29 @@ impl Protocol<ChatRoom> for ChatConn {
     }
 
     fn on_data(&mut self, cx: &mut Cx<'_, ChatRoom>, data: &[u8]) -> usize {
-        let mut consumed = 0;
-        loop {
-            match self.codec.decode(&data[consumed..]) {
-                // A whole line: act on it, then look for the next one.
-                Ok(Some((text, n))) => {
-                    consumed += n;
-                    if !self.on_line(cx, text) {
-                        return data.len();
-                    }
+        let served = serve(
+            &mut self.codec,
+            data,
+            cx,
+            // A whole line: act on it. `/quit` or a lost membership ends the connection (the
+            // line's handling has closed it already).
+            |cx, text| {
+                if ChatConn::on_line(cx, text) {
+                    Flow::Continue
+                } else {
+                    Flow::Close
                 }
-                // Only part of a line is left: keep it for the next call.
-                Ok(None) => return consumed,
-                // A line over the limit: say so, then close this connection only.
-                Err(e) => {
-                    let why = e.to_string();
-                    cx.write_shared(&line(&[b"! ", why.as_bytes(), b"; closing"]));
-                    cx.close_with(CloseReason::protocol(why.as_str()));
-                    let id = cx.id();
-                    depart(cx, id, &format!(" ({why})"));
-                    return data.len();
-                }
-            }
-        }
+            },
+            // A line over the limit: say so, then close this connection only.
+            |cx, e| {
+                let why = e.to_string();
+                cx.write_shared(&line(&[b"! ", why.as_bytes(), b"; closing"]));
+                cx.close_with(CloseReason::protocol(why.as_str()));
+                let id = cx.id();
+                depart(cx, id, &format!(" ({why})"));
+            },
+        );
+        served.consumed
     }
 
     fn on_close(&mut self, cx: &mut Cx<'_, ChatRoom>, reason: CloseReason) {

@@ -62,13 +62,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use reactor::{CloseReason, Cx, Protocol, TaskId};
+use reactor::{Cx, Protocol, TaskId};
 
 use crate::codec::resp::{
     encode_array_header, encode_bulk, encode_error, encode_integer, encode_null_bulk,
     encode_simple_string,
 };
-use crate::codec::{Decoder, RespCodec, RespCommand};
+use crate::codec::{RespCodec, RespCommand};
+use crate::framing::{self, serve, Flow};
 
 /// The error reply for an argument that should be a 64-bit integer and is not, as Redis words it.
 const NOT_AN_INTEGER: &[u8] = b"ERR value is not an integer or out of range";
@@ -283,14 +284,7 @@ fn cancel_stale(cx: &mut Cx<'_, KvStore>) {
     cx.app().stale = stale;
 }
 
-/// What serving a batch of input achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Served {
-    /// Bytes of the input used by complete commands.
-    pub consumed: usize,
-    /// Whether the connection must now be closed (after `QUIT` or a protocol error).
-    pub close: bool,
-}
+pub use crate::framing::Served;
 
 /// The handler of one KV connection: decodes commands, runs them on the [`KvStore`], replies.
 #[derive(Debug, Default)]
@@ -313,39 +307,22 @@ impl KvConn {
     pub fn serve(&mut self, cx: &mut Cx<'_, KvStore>, data: &[u8], out: &mut Vec<u8>) -> Served {
         // Deadlines are on the reactor's clock, the one its timer wheel runs on.
         let now = cx.now();
-        let mut consumed = 0;
-        loop {
-            match self.codec.decode(&data[consumed..]) {
-                // A whole command: run it, then look for the next one (pipelining).
-                Ok(Some((cmd, n))) => {
-                    consumed += n;
-                    let flow = execute(cx, &cmd, now, out);
-                    cancel_stale(cx);
-                    if flow == Flow::Close {
-                        return Served {
-                            consumed: data.len(),
-                            close: true,
-                        };
-                    }
-                }
-                // Only part of a command is left: keep it for the next call.
-                Ok(None) => {
-                    return Served {
-                        consumed,
-                        close: false,
-                    }
-                }
-                // A broken frame: say why, as Redis does, and close.
-                Err(e) => {
-                    let msg = format!("ERR {e}");
-                    encode_error(out, msg.as_bytes());
-                    return Served {
-                        consumed: data.len(),
-                        close: true,
-                    };
-                }
-            }
-        }
+        serve(
+            &mut self.codec,
+            data,
+            &mut (cx, out),
+            // A whole command: run it; `QUIT` ends the batch.
+            |(cx, out), cmd| {
+                let flow = execute(cx, &cmd, now, out);
+                cancel_stale(cx);
+                flow
+            },
+            // A broken frame: say why, as Redis does (the connection closes).
+            |(_, out), e| {
+                let msg = format!("ERR {e}");
+                encode_error(out, msg.as_bytes());
+            },
+        )
     }
 }
 
@@ -354,19 +331,8 @@ impl Protocol<KvStore> for KvConn {
         let mut out = Vec::new();
         let served = self.serve(cx, data, &mut out);
         // One buffer for every reply of the batch: one chunk, one gather write (S15).
-        cx.write_vec(out);
-        if served.close {
-            cx.close_with(CloseReason::Local);
-        }
-        served.consumed
+        framing::finish(cx, out, served)
     }
-}
-
-/// Whether the connection stays open after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Close,
 }
 
 /// The longest command name we know, for the stack copy used to match names.
