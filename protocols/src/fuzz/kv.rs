@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reactor::testing::Harness;
 
 use super::resp_reply::{count_replies, split_replies};
-use super::script::{converse, patient, HandlerInput, Script};
+use super::script::{patient, HandlerInput};
 use crate::codec::resp::{
     encode_bulk, encode_command, encode_error, encode_integer, encode_null_bulk,
     encode_simple_string,
@@ -13,6 +13,7 @@ use crate::codec::resp::{
 use crate::codec::split::decode_chunked;
 use crate::codec::RespCodec;
 use crate::kv::{KvConn, KvStore};
+use reactor::testing::{converse, Script};
 
 /// Keys the built commands use: few, so commands meet the same keys often.
 const KEYS: [&str; 3] = ["k0", "k1", "k2"];
