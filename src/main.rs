@@ -180,8 +180,14 @@ fn with_conn(opts: ListenOptions, conn_config: fn(ConnConfig) -> ConnConfig) -> 
     }
 }
 
+/// `s` seconds as a timeout: `None` (no timeout) for zero, negative, NaN, or more seconds than a
+/// `Duration` holds, which would otherwise panic.
 fn secs(s: f64) -> Option<Duration> {
-    (s > 0.0).then(|| Duration::from_secs_f64(s))
+    if s > 0.0 {
+        Duration::try_from_secs_f64(s).ok()
+    } else {
+        None
+    }
 }
 
 impl Common {
@@ -249,7 +255,10 @@ where
     F: Fn(&mut App, SocketAddr) -> P + Clone + Send + Sync + 'static,
     M: Fn() -> App + Send + Sync + 'static,
 {
-    let grace = Duration::from_secs_f64(grace.max(0.0));
+    // A grace the user picks too large for a `Duration` (or infinite) is capped at a year,
+    // which no shutdown waits for, instead of panicking.
+    let grace =
+        Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::from_secs(365 * 24 * 3600));
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         let bound = reactor.listen(addr, opts, factory)?;

@@ -61,7 +61,8 @@ use std::time::Duration;
 
 use reactor::{CloseReason, ConnConfig, ConnId, Cx, Protocol, Shared, TaskId};
 
-use crate::codec::{Decoder, LinesCodec};
+use crate::codec::LinesCodec;
+use crate::framing::{serve, Flow};
 
 /// The longest line accepted, terminator excluded: 16 KiB.
 pub const MAX_LINE: usize = crate::codec::lines::DEFAULT_MAX_LINE_LENGTH;
@@ -349,7 +350,7 @@ impl ChatConn {
     }
 
     /// Acts on one line from this member. Returns `false` if the connection is closing.
-    fn on_line(&mut self, cx: &mut Cx<'_, ChatRoom>, text: &[u8]) -> bool {
+    fn on_line(cx: &mut Cx<'_, ChatRoom>, text: &[u8]) -> bool {
         let id = cx.id();
         let Some(member) = cx.app().members.get_mut(&id) else {
             return false;
@@ -362,7 +363,7 @@ impl ChatConn {
         let text = match text {
             [] => return true,
             [b'/', b'/', ..] => &text[1..],
-            [b'/', ..] => return self.on_command(cx, &nick, &text[1..]),
+            [b'/', ..] => return ChatConn::on_command(cx, &nick, &text[1..]),
             _ => text,
         };
         let msg = line(&[b"<", nick.as_bytes(), b"> ", text]);
@@ -371,7 +372,7 @@ impl ChatConn {
     }
 
     /// Acts on a `/command` (without its slash).
-    fn on_command(&mut self, cx: &mut Cx<'_, ChatRoom>, nick: &str, command: &[u8]) -> bool {
+    fn on_command(cx: &mut Cx<'_, ChatRoom>, nick: &str, command: &[u8]) -> bool {
         let id = cx.id();
         let (name, arg) = match command.iter().position(|&b| b == b' ') {
             Some(i) => (&command[..i], trim(&command[i + 1..])),
@@ -463,29 +464,29 @@ impl Protocol<ChatRoom> for ChatConn {
     }
 
     fn on_data(&mut self, cx: &mut Cx<'_, ChatRoom>, data: &[u8]) -> usize {
-        let mut consumed = 0;
-        loop {
-            match self.codec.decode(&data[consumed..]) {
-                // A whole line: act on it, then look for the next one.
-                Ok(Some((text, n))) => {
-                    consumed += n;
-                    if !self.on_line(cx, text) {
-                        return data.len();
-                    }
+        let served = serve(
+            &mut self.codec,
+            data,
+            cx,
+            // A whole line: act on it. `/quit` or a lost membership ends the connection (the
+            // line's handling has closed it already).
+            |cx, text| {
+                if ChatConn::on_line(cx, text) {
+                    Flow::Continue
+                } else {
+                    Flow::Close
                 }
-                // Only part of a line is left: keep it for the next call.
-                Ok(None) => return consumed,
-                // A line over the limit: say so, then close this connection only.
-                Err(e) => {
-                    let why = e.to_string();
-                    cx.write_shared(&line(&[b"! ", why.as_bytes(), b"; closing"]));
-                    cx.close_with(CloseReason::protocol(why.as_str()));
-                    let id = cx.id();
-                    depart(cx, id, &format!(" ({why})"));
-                    return data.len();
-                }
-            }
-        }
+            },
+            // A line over the limit: say so, then close this connection only.
+            |cx, e| {
+                let why = e.to_string();
+                cx.write_shared(&line(&[b"! ", why.as_bytes(), b"; closing"]));
+                cx.close_with(CloseReason::protocol(why.as_str()));
+                let id = cx.id();
+                depart(cx, id, &format!(" ({why})"));
+            },
+        );
+        served.consumed
     }
 
     fn on_close(&mut self, cx: &mut Cx<'_, ChatRoom>, reason: CloseReason) {
@@ -701,42 +702,51 @@ mod tests {
         room.until(&mut [&mut b], |c| c[0].text().ends_with("yyy\r\n"));
     }
 
+    /// On the harness clock: a real one under load can leave `chatty` silent for an interval
+    /// and have it pinged too.
     #[test]
     fn heartbeat_pings_then_drops_silent_members() {
+        use reactor::testing::Harness;
         let interval = Duration::from_millis(30);
-        let mut room = Room::new(ChatRoom::with_heartbeat(Some(interval)));
-        let mut quiet = room.join();
-        let mut chatty = room.join();
-        room.until(&mut [&mut quiet], |c| c[0].text().contains("joined"));
-        quiet.got.clear();
-        let start = Instant::now();
-        let mut last_said = Instant::now();
+        let mut h = Harness::new(ChatRoom::with_heartbeat(Some(interval))).unwrap();
+        let opts = ListenOptions {
+            conn: conn_config(ConnConfig::default()),
+            ..ListenOptions::default()
+        };
+        let listener = h.listen(opts, |_, _| ChatConn::new());
+        let quiet = listener.connect();
+        let chatty = listener.connect();
+        h.settle().unwrap();
+        let text = |got: &[u8]| String::from_utf8_lossy(got).into_owned();
+        assert!(text(&quiet.take_received()).contains("joined"));
+        chatty.take_received();
+        let (mut quiet_got, mut chatty_got) = (Vec::new(), Vec::new());
+        let start = h.now();
         // Keep `chatty` talking while `quiet` is pinged and dropped.
-        while !(quiet.eof && chatty.text().contains("left")) {
-            if last_said.elapsed() > interval / 3 {
-                chatty.send(b"still here\n");
-                last_said = Instant::now();
-            }
-            room.until(&mut [&mut quiet, &mut chatty], |_| true);
-            assert!(start.elapsed() < Duration::from_secs(5), "never dropped");
+        while !(quiet.fin_received() && text(&chatty_got).contains("left")) {
+            chatty.send(b"still here\n");
+            h.advance(interval / 3).unwrap();
+            quiet_got.extend(quiet.take_received());
+            chatty_got.extend(chatty.take_received());
+            assert!(h.now() - start < Duration::from_secs(5), "never dropped");
         }
-        assert!(start.elapsed() >= interval * MAX_MISSED_HEARTBEATS);
-        let text = quiet.text();
-        assert_eq!(text.matches("* ping\r\n").count(), 2, "{text}");
-        assert!(text.ends_with("! you have been silent for too long: closing\r\n"));
-        assert!(chatty
-            .text()
-            .contains("* guest1 left (silent for too long)"));
-        assert!(!chatty.text().contains("ping"));
+        assert!(h.now() - start >= interval * MAX_MISSED_HEARTBEATS);
+        let quiet_text = text(&quiet_got);
+        assert_eq!(quiet_text.matches("* ping\r\n").count(), 2, "{quiet_text}");
+        assert!(quiet_text.ends_with("! you have been silent for too long: closing\r\n"));
+        let chatty_text = text(&chatty_got);
+        assert!(chatty_text.contains("* guest1 left (silent for too long)"));
+        assert!(!chatty_text.contains("ping"));
         // The last member leaving stops the heartbeat: no timer is left.
-        drop((quiet, chatty));
-        let start = Instant::now();
-        while !room.reactor.app().is_empty() || room.reactor.timers_armed() > 0 {
+        quiet.shutdown_write();
+        chatty.shutdown_write();
+        let start = h.now();
+        while !h.app().is_empty() || h.reactor().timers_armed() > 0 {
             assert!(
-                start.elapsed() < Duration::from_secs(5),
+                h.now() - start < Duration::from_secs(5),
                 "heartbeat still armed"
             );
-            room.reactor.turn(Some(Duration::from_millis(5))).unwrap();
+            h.advance(Duration::from_millis(5)).unwrap();
         }
     }
 

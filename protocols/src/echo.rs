@@ -7,6 +7,9 @@
 
 use reactor::{Cx, Protocol};
 
+use crate::codec::BytesCodec;
+use crate::framing::{serve, Flow};
+
 /// Sends every byte back.
 ///
 /// ```
@@ -23,8 +26,18 @@ pub struct Echo;
 
 impl<App> Protocol<App> for Echo {
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
-        cx.write(data);
-        data.len()
+        // The frame is all of `data`, copied once into the output queue; the codec costs nothing.
+        let served = serve(
+            &mut BytesCodec,
+            data,
+            cx,
+            |cx, bytes| {
+                cx.write(bytes);
+                Flow::Continue
+            },
+            |_, never| match never {},
+        );
+        served.consumed
     }
 
     /// The peer half-closed: finish sending what it sent, then close.

@@ -43,7 +43,7 @@ use std::time::Duration;
 use reactor::{CloseReason, Cx, Protocol, TimerId};
 
 use crate::codec::http::{Connection, HttpCodec, Request, Response};
-use crate::codec::Decoder;
+use crate::framing::{self, serve, Flow};
 
 /// The body of `GET /`.
 pub const HELLO: &[u8] = b"Hello from evdrive\n";
@@ -56,14 +56,7 @@ const SERVER: (&str, &[u8]) = ("Server", b"evdrive");
 /// The type of every body we write.
 const TEXT: (&str, &[u8]) = ("Content-Type", b"text/plain; charset=utf-8");
 
-/// What serving a batch of input achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Served {
-    /// Bytes of the input used by complete requests.
-    pub consumed: usize,
-    /// Whether the connection must be closed once the responses are sent.
-    pub close: bool,
-}
+pub use crate::framing::Served;
 
 /// The handler of one HTTP connection.
 ///
@@ -136,46 +129,33 @@ impl HttpServer {
     /// bytes were used; the rest is an unfinished request to offer again with more bytes behind
     /// it. Once `close` is set the input after it is ignored.
     pub fn serve(&mut self, data: &[u8], out: &mut Vec<u8>) -> Served {
-        let mut consumed = 0;
-        loop {
-            match self.codec.decode(&data[consumed..]) {
-                // A whole request: answer it, then look for the next one (pipelining).
-                Ok(Some((req, n))) => {
-                    consumed += n;
-                    respond(&req, out);
-                    if !req.keep_alive() {
-                        return Served {
-                            consumed: data.len(),
-                            close: true,
-                        };
-                    }
+        serve(
+            &mut self.codec,
+            data,
+            out,
+            // A whole request: answer it; the last one of the connection ends the batch.
+            |out, req| {
+                respond(&req, out);
+                if req.keep_alive() {
+                    Flow::Continue
+                } else {
+                    Flow::Close
                 }
-                // Only part of a request is left: keep it for the next call.
-                Ok(None) => {
-                    return Served {
-                        consumed,
-                        close: false,
-                    }
-                }
-                // Malformed or too large: answer with the error's status and close.
-                Err(e) => {
-                    let body = format!("{e}\n");
-                    let response = Response {
-                        headers: &[SERVER, TEXT],
-                        body: body.as_bytes(),
-                        connection: Connection::Close,
-                        ..Response::new(e.status())
-                    };
-                    response
-                        .encode(out)
-                        .expect("fixed headers and a known status are valid");
-                    return Served {
-                        consumed: data.len(),
-                        close: true,
-                    };
-                }
-            }
-        }
+            },
+            // Malformed or too large: answer with the error's status (the connection closes).
+            |out, e| {
+                let body = format!("{e}\n");
+                let response = Response {
+                    headers: &[SERVER, TEXT],
+                    body: body.as_bytes(),
+                    connection: Connection::Close,
+                    ..Response::new(e.status())
+                };
+                response
+                    .encode(out)
+                    .expect("fixed headers and a known status are valid");
+            },
+        )
     }
 }
 
@@ -215,24 +195,30 @@ impl<App> Protocol<App> for HttpServer {
         let mut out = Vec::new();
         let served = self.serve(data, &mut out);
         // One buffer for every response of the batch: one chunk, one gather write (S15).
-        cx.write_vec(out);
-        if served.close {
-            cx.close_with(CloseReason::Local);
-        } else if served.consumed < data.len() {
+        let consumed = framing::finish(cx, out, served);
+        match (served.close, consumed < data.len()) {
+            // Closing: the request timer goes with the connection.
+            (true, _) => {}
             // Part of a request is waiting: it has until the request timer to finish. If a
             // request completed in this call, the waiting one began in it: its own timer starts.
-            if served.consumed > 0 {
+            (false, true) => {
+                if consumed > 0 {
+                    if let Some(timer) = self.request_timer.take() {
+                        cx.cancel_timer(timer);
+                    }
+                }
+                if self.request_timer.is_none() {
+                    self.request_timer = cx.set_timer(self.request_timeout, REQUEST_TIMER);
+                }
+            }
+            // Nothing waiting: no request timer.
+            (false, false) => {
                 if let Some(timer) = self.request_timer.take() {
                     cx.cancel_timer(timer);
                 }
             }
-            if self.request_timer.is_none() {
-                self.request_timer = cx.set_timer(self.request_timeout, REQUEST_TIMER);
-            }
-        } else if let Some(timer) = self.request_timer.take() {
-            cx.cancel_timer(timer);
         }
-        served.consumed
+        consumed
     }
 
     /// The client half-closed: an unfinished request can never complete, so its timer goes,

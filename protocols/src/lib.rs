@@ -1,14 +1,16 @@
 //! Framing codecs and sample protocol handlers for the evdrive reactor.
 //!
 //! Codecs ([`codec`]) turn byte slices into frames with a maximum frame size (S11, S26); the
-//! handlers implement [`reactor::Protocol`] on top of them. Nothing here depends on clap or on
-//! anything heavy: this is the crate the fuzzer compiles.
+//! handlers implement [`reactor::Protocol`] on top of them, each through the one decode loop in
+//! [`framing`]. Nothing here depends on clap or on anything heavy: this is the crate the fuzzer
+//! compiles.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chat;
 pub mod codec;
 pub mod echo;
+pub mod framing;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod http_server;

@@ -165,6 +165,37 @@ fn kv_model_and_raw_commands() {
     ));
 }
 
+/// Regression: times to live over their whole range, on a reactor that has run for 616 ms
+/// (past which `EX 18446744073709551` wrapped the wheel's deadline into the past, where it
+/// re-armed every turn), then clock moves past the short ones.
+#[test]
+fn kv_times_to_live_over_their_whole_range() {
+    // Built commands: `[form][which][key][value]…`, as `fuzz::kv` reads them.
+    let set_ex = |key: u8, unit: u8, ttl: u8| [0, 7, key, 0, unit, 0, ttl];
+    let cmd = |which: u8, key: u8| [0, which, key, 0];
+    let mut built = Vec::new();
+    built.extend(set_ex(0, 0, 16)); // SET k0 v EX 18446744073709551: refused
+    built.extend(cmd(19, 0)); // TTL k0: -2
+    built.extend(set_ex(1, 1, 9)); // SET k1 v PX 9223372036854775807
+    built.extend(cmd(19, 1)); // TTL k1, without overflowing
+    built.extend(cmd(20, 1)); // PTTL k1
+    built.extend([0, 16, 1, 0, 13]); // EXPIRE k1 9223372036854776: refused
+    built.extend(set_ex(2, 1, 5)); // SET k2 v PX 50
+    built.extend([0, 21, 0, 0, 12]); // SETEX k0 9223372036854775 v
+    built.extend(cmd(23, 0)); // DBSIZE
+    built.extend(cmd(9, 2)); // GET k2, after the clock moved
+    built.extend(cmd(23, 0)); // DBSIZE
+                              // Flags: built commands (bit 0), the clock starting at 616 ms (bits 1 to 3).
+    let ops = [
+        (SEND, 60),
+        (SETTLE, 0),
+        (ADVANCE, 1),
+        (SEND, 8),
+        (SETTLE, 0),
+    ];
+    fuzz::kv(&script(1 | 1 << 1, &ops, &built));
+}
+
 #[test]
 fn codecs_on_hand_written_inputs() {
     fuzz::codec_lines(b"\x04\x00\x82\x00\x03\x00\x07one\ntwo\r\nthree is long\n");

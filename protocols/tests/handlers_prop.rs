@@ -124,12 +124,14 @@ proptest! {
     #[test]
     fn kv_answers_every_command_like_the_model(
         built in any::<bool>(),
+        clock_start in 0u8..8,
         ops in ops(),
         raw in text(RESP, 600),
         script in prop::collection::vec(any::<u8>(), 0..400),
     ) {
         let payload = if built { script } else { raw };
-        fuzz::kv(&handler_script(u8::from(built), ops, payload));
+        // Flag bits 1 to 3: where the clock starts, from zero to 2^62 ms.
+        fuzz::kv(&handler_script(u8::from(built) | clock_start << 1, ops, payload));
     }
 
     #[test]

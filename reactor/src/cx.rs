@@ -287,6 +287,12 @@ impl<'a, App> Cx<'a, App> {
         self.core.connect(addr, Box::new(handler), Rc::new(config))
     }
 
+    /// The reactor's clock: real time, or the test harness's clock (which only the harness's
+    /// `advance` moves). Deadlines that must agree with the reactor's timers are measured on it.
+    pub fn now(&self) -> std::time::Instant {
+        self.core.clock.instant()
+    }
+
     /// Runs `f` once, `after` from now, inside the loop (not tied to any connection).
     pub fn schedule(
         &mut self,

@@ -80,6 +80,11 @@ impl Clock {
         self.manual.unwrap_or_else(|| self.start.elapsed())
     }
 
+    /// The clock's reading as an instant: real time, or the start plus the time set by hand.
+    pub(crate) fn instant(&self) -> Instant {
+        self.start + self.elapsed()
+    }
+
     /// The current tick (rounded down).
     pub(crate) fn now(&self) -> Tick {
         self.elapsed().as_millis() as Tick

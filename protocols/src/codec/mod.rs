@@ -1,9 +1,11 @@
 //! Framing codecs: turning a byte stream into frames, and frames back into bytes.
 //!
-//! Four codecs live here, each with a maximum frame size that is on by default:
+//! Four codecs live here, each with a maximum frame size that is on by default, and one that
+//! frames nothing:
 //!
 //! | module | frames | default limits |
 //! |---|---|---|
+//! | [`bytes`] | whatever arrived, as it arrived (echo) | none needed: nothing is buffered |
 //! | [`lines`] | lines ending in `\n` or `\r\n` | 16 KiB per line |
 //! | [`length`] | length-prefixed frames, 1-, 2- or 4-byte big-endian header | 64 KiB per frame |
 //! | [`resp`] | Redis (RESP2) requests: arrays of bulk strings and inline commands | 1 MiB per argument, 1024 arguments, 2 MiB per command |
@@ -63,7 +65,8 @@
 //!
 //! # Example
 //!
-//! A handler's `on_data` in the shape the reactor expects:
+//! A handler's `on_data` in the shape the reactor expects (the handlers of this crate write it
+//! with [`framing::serve`](crate::framing::serve), which is this loop):
 //!
 //! ```
 //! use evdrive_protocols::codec::{Decoder, LinesCodec};
@@ -99,6 +102,7 @@
 //! assert_eq!(echo.out, b"hello\r\nworld\r\n");
 //! ```
 
+pub mod bytes;
 pub mod http;
 pub mod length;
 pub mod lines;
@@ -106,6 +110,7 @@ mod num;
 pub mod resp;
 pub mod split;
 
+pub use bytes::BytesCodec;
 pub use http::{HttpCodec, HttpError, Request, Response};
 pub use length::{HeaderWidth, LengthCodec, LengthError};
 pub use lines::{LinesCodec, LinesError};

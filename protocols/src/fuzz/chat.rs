@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use reactor::testing::{Harness, MemPeer};
 
-use super::script::{patient, settle, HandlerInput, PeerOp, Script};
+use super::script::{patient, settle, HandlerInput};
 use crate::chat::{conn_config, ChatConn, ChatRoom, MAX_LINE};
+use reactor::testing::{PeerOp, Script};
 
 /// The most members a script connects.
 const MAX_MEMBERS: usize = 4;

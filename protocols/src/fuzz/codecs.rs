@@ -2,11 +2,11 @@
 
 use std::fmt::Debug;
 
-use super::script::Script;
 use crate::codec::http::{HttpCodec, Request};
 use crate::codec::resp::{encode_command, RespCodec, RespCommand};
 use crate::codec::split::{self, Decoded};
 use crate::codec::{Decoder, HeaderWidth, LengthCodec, LinesCodec, LinesError};
+use reactor::testing::Script;
 
 /// Inputs up to this size are also decoded one byte at a time (longer ones would make each run
 /// too slow to be worth it).

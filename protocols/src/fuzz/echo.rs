@@ -3,8 +3,9 @@
 use reactor::testing::{Harness, MemPeer};
 use reactor::{ConnConfig, Cx, ListenOptions, Protocol, Shared};
 
-use super::script::{converse, patient, Conversation, HandlerInput};
+use super::script::{patient, HandlerInput};
 use crate::echo::Echo;
+use reactor::testing::{converse, Conversation};
 
 /// Checks what one echo connection saw. `gave_up` says whether the clock passed the linger
 /// timeout, after which a graceful close stops waiting for a peer that does not read.

@@ -5,9 +5,10 @@ use std::time::Duration;
 use reactor::testing::Harness;
 
 use super::codecs::{build_request, own_request, OwnedRequest};
-use super::script::{converse, patient, Conversation, HandlerInput, Script};
+use super::script::{patient, HandlerInput};
 use crate::codec::{Decoder, HttpCodec};
 use crate::http_server::{HttpServer, REQUEST_TIMEOUT};
+use reactor::testing::{converse, Conversation, Script};
 
 /// The status the server must answer `req` with: written from the routing table in the
 /// server's documentation, not from its code.

@@ -1,11 +1,12 @@
 //! The KV target: one valid RESP reply per command, in order, equal to a model store's.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use reactor::testing::Harness;
 
 use super::resp_reply::{count_replies, split_replies};
-use super::script::{converse, patient, HandlerInput, Script};
+use super::script::{patient, HandlerInput};
 use crate::codec::resp::{
     encode_bulk, encode_command, encode_error, encode_integer, encode_null_bulk,
     encode_simple_string,
@@ -13,6 +14,7 @@ use crate::codec::resp::{
 use crate::codec::split::decode_chunked;
 use crate::codec::RespCodec;
 use crate::kv::{KvConn, KvStore};
+use reactor::testing::{converse, Conversation, Script};
 
 /// Keys the built commands use: few, so commands meet the same keys often.
 const KEYS: [&str; 3] = ["k0", "k1", "k2"];
@@ -42,24 +44,74 @@ const INCREMENTS: [&str; 7] = [
     "+1",
 ];
 
-/// The time to live the built commands set, in seconds: far longer than any run, so no key
-/// expires by itself and the model needs no clock.
-const TTL: i64 = 1000;
+/// Times to live the built commands use, over their whole range: zero, negatives, small
+/// numbers that the clock's moves reach, the edges of `i64` in milliseconds and in seconds
+/// (where seconds overflow into milliseconds), numbers past `i64`, and strings that are not
+/// integers in Redis's strict sense. [`draw_ttl`] adds any 16-bit number too.
+const TTLS: [&str; 24] = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "30",
+    "50",
+    "999",
+    "1000",
+    "12750",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775806",
+    "9223372036854775",
+    "9223372036854776",
+    "-9223372036854775",
+    "-9223372036854776",
+    "18446744073709551",
+    "18446744073709551615",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "x",
+    "+5",
+    "007",
+    "",
+];
+
+/// Where the clock starts before the peer connects, in milliseconds: a reactor just started,
+/// one past the 615 ms after which `EX 18446744073709551` used to wrap the wheel, and ones that
+/// have run for a day, for 50 days, for 35 years, and for 146 million years (2^62 ms).
+const CLOCK_STARTS: [u64; 8] = [
+    0,
+    616,
+    1_000,
+    86_400_000,
+    1 << 32,
+    1 << 40,
+    1 << 50,
+    1 << 62,
+];
+
+/// A time to live from the script.
+fn draw_ttl(s: &mut Script<'_>) -> Vec<u8> {
+    match s.below(TTLS.len() + 1) {
+        i if i < TTLS.len() => TTLS[i].as_bytes().to_vec(),
+        _ => s.u16().to_string().into_bytes(),
+    }
+}
 
 /// The reply the model expects to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reply {
     /// Exactly these bytes.
     Exact(Vec<u8>),
-    /// The reply to `TTL` on a key with [`TTL`] seconds to live: that, or one less if the
-    /// clock ticked past a half second since.
-    Ttl,
+    /// An integer in this range: `DBSIZE` counts keys whose time is up until their removal
+    /// runs, which may come in the same settle as the command or after it.
+    Range(i64, i64),
 }
 
-/// A model of the store: values, and whether each key has a time to live.
+/// A model of the store: values and deadlines (milliseconds on the harness clock), kept the
+/// way Redis documents them, in wider integers than any value drawn so nothing overflows.
 #[derive(Debug, Default)]
 struct Model {
-    keys: BTreeMap<Vec<u8>, (Vec<u8>, bool)>,
+    keys: BTreeMap<Vec<u8>, (Vec<u8>, Option<i128>)>,
 }
 
 /// Redis's strict integers: exactly the canonical decimal form of an `i64`.
@@ -97,154 +149,272 @@ fn ok() -> Reply {
 
 const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 
+fn invalid_expire_time(name: &str) -> Reply {
+    error(&format!("ERR invalid expire time in '{name}' command"))
+}
+
+/// A time to live as Redis's `SET … EX|PX`, `SETEX` and `PSETEX` check it: an integer, above
+/// zero, whose milliseconds fit in an `i64` (the server's documented stand-in for Redis's
+/// "plus the Unix time"). `unit` is 1000 for seconds.
+fn set_ttl(arg: &[u8], unit: i64, name: &str) -> Result<i64, Reply> {
+    let n = strict_i64(arg).ok_or_else(|| error(NOT_AN_INTEGER))?;
+    match n.checked_mul(unit) {
+        Some(ms) if n > 0 => Ok(ms),
+        _ => Err(invalid_expire_time(name)),
+    }
+}
+
 impl Model {
-    /// Adds `by` to the integer at `key`, as `INCRBY` does.
-    fn incr(&mut self, key: &[u8], by: i64) -> Reply {
-        let current = match self.keys.get(key) {
-            Some((v, _)) => match strict_i64(v) {
-                Some(n) => n,
+    /// The live entry of `key` at `now`; an entry whose time is up is dropped, as a read of it
+    /// drops it in Redis.
+    fn live(&mut self, key: &[u8], now: i128) -> Option<&mut (Vec<u8>, Option<i128>)> {
+        if matches!(self.keys.get(key), Some((_, Some(at))) if *at <= now) {
+            self.keys.remove(key);
+        }
+        self.keys.get_mut(key)
+    }
+
+    /// Forgets keys whose removal has surely run: their deadline was reached by a settle
+    /// before the one that runs the next command.
+    fn expired_by(&mut self, then: i128) {
+        self.keys.retain(|_, (_, at)| at.is_none_or(|at| at > then));
+    }
+
+    /// Adds `by` to the integer at `key`, as `INCRBY` does, keeping its time to live.
+    fn incr(&mut self, key: &[u8], by: i64, now: i128) -> Reply {
+        let (current, ttl) = match self.live(key, now) {
+            Some((v, ttl)) => match strict_i64(v) {
+                Some(n) => (n, *ttl),
                 None => return error(NOT_AN_INTEGER),
             },
-            None => 0,
+            None => (0, None),
         };
         let Some(new) = current.checked_add(by) else {
             return error("ERR increment or decrement would overflow");
         };
-        let ttl = self.keys.get(key).is_some_and(|&(_, t)| t);
         self.keys
             .insert(key.to_vec(), (new.to_string().into_bytes(), ttl));
         integer(new)
     }
 
-    /// Builds one command from script bytes; returns its arguments, the reply the model
-    /// expects (`None`: no reply) and whether the server closes after it.
-    fn command(&mut self, s: &mut Script<'_>) -> (Vec<Vec<u8>>, Option<Reply>, bool) {
-        let which = s.below(27);
-        let key = s.pick(&KEYS).as_bytes().to_vec();
-        let value = s.pick(&VALUES).as_bytes().to_vec();
-        let args = |words: &[&[u8]]| words.iter().map(|w| w.to_vec()).collect::<Vec<_>>();
-        let exists = self.keys.contains_key(&key);
-        let (argv, reply) = match which {
-            0 => (args(&[b"PING"]), Reply::Exact(b"+PONG\r\n".to_vec())),
-            1 => (args(&[b"PING", &value]), bulk(Some(&value))),
-            2 => (args(&[b"ECHO", &value]), bulk(Some(&value))),
-            3 => {
-                self.keys.insert(key.clone(), (value.clone(), false));
-                (args(&[b"SET", &key, &value]), ok())
+    /// `SET key value [NX|XX] [GET] [EX n|PX n|KEEPTTL]` with the options already split out.
+    fn set(&mut self, key: &[u8], value: &[u8], opts: &[Vec<u8>], now: i128) -> Reply {
+        let has = |o: &[u8]| opts.iter().any(|x| x.eq_ignore_ascii_case(o));
+        let (nx, xx, get, keep) = (has(b"NX"), has(b"XX"), has(b"GET"), has(b"KEEPTTL"));
+        let mut deadline = None;
+        if let Some(i) = opts
+            .iter()
+            .position(|o| o.eq_ignore_ascii_case(b"EX") || o.eq_ignore_ascii_case(b"PX"))
+        {
+            let unit = if opts[i].eq_ignore_ascii_case(b"EX") {
+                1000
+            } else {
+                1
+            };
+            match set_ttl(&opts[i + 1], unit, "set") {
+                Ok(ms) => deadline = Some(now + i128::from(ms)),
+                Err(reply) => return reply,
             }
-            4 | 5 => {
-                let nx = which == 4;
-                let opt: &[u8] = if nx { b"NX" } else { b"XX" };
-                let reply = if nx == exists {
-                    bulk(None)
-                } else {
-                    self.keys.insert(key.clone(), (value.clone(), false));
-                    ok()
-                };
-                (args(&[b"SET", &key, &value, opt]), reply)
-            }
-            6 => {
-                let old = self.keys.insert(key.clone(), (value.clone(), false));
-                let reply = bulk(old.as_ref().map(|(v, _)| &v[..]));
-                (args(&[b"SET", &key, &value, b"GET"]), reply)
-            }
-            7 => {
-                self.keys.insert(key.clone(), (value.clone(), true));
-                let ttl = TTL.to_string().into_bytes();
-                (args(&[b"SET", &key, &value, b"EX", &ttl]), ok())
-            }
-            8 => {
-                let ttl = self.keys.get(&key).is_some_and(|&(_, t)| t);
-                self.keys.insert(key.clone(), (value.clone(), ttl));
-                (args(&[b"SET", &key, &value, b"KEEPTTL"]), ok())
-            }
-            9 => {
-                let reply = bulk(self.keys.get(&key).map(|(v, _)| &v[..]));
-                (args(&[b"GET", &key]), reply)
-            }
-            10 => {
-                // Each key counts if it existed when its turn came: a repeated key counts once.
-                let other = s.pick(&KEYS).as_bytes().to_vec();
-                let mut n = 0;
-                for k in [&key, &other] {
-                    n += i64::from(self.keys.remove(k).is_some());
-                }
-                (args(&[b"DEL", &key, &other]), integer(n))
-            }
-            11 => {
-                let other = s.pick(&KEYS).as_bytes().to_vec();
-                let n = [&key, &other]
-                    .iter()
-                    .filter(|k| self.keys.contains_key(**k))
-                    .count();
-                (args(&[b"EXISTS", &key, &other]), integer(n as i64))
-            }
-            12 => (args(&[b"INCR", &key]), self.incr(&key, 1)),
-            13 => (args(&[b"DECR", &key]), self.incr(&key, -1)),
-            14 | 15 => {
-                let by = s.pick(&INCREMENTS).as_bytes().to_vec();
-                let name: &[u8] = if which == 14 { b"INCRBY" } else { b"DECRBY" };
-                let reply = match strict_i64(&by) {
-                    None => error(NOT_AN_INTEGER),
-                    Some(n) if which == 14 => self.incr(&key, n),
-                    Some(n) => match n.checked_neg() {
-                        Some(n) => self.incr(&key, n),
-                        None => error("ERR decrement would overflow"),
-                    },
-                };
-                (args(&[name, &key, &by]), reply)
-            }
-            16 => {
-                if let Some(entry) = self.keys.get_mut(&key) {
-                    entry.1 = true;
-                }
-                let ttl = TTL.to_string().into_bytes();
-                (args(&[b"EXPIRE", &key, &ttl]), integer(i64::from(exists)))
-            }
-            17 => {
-                // A deadline that has passed deletes the key at once.
-                self.keys.remove(&key);
-                (args(&[b"EXPIRE", &key, b"0"]), integer(i64::from(exists)))
-            }
-            18 => {
-                let had = self
-                    .keys
-                    .get_mut(&key)
-                    .is_some_and(|entry| std::mem::take(&mut entry.1));
-                (args(&[b"PERSIST", &key]), integer(i64::from(had)))
-            }
-            19 => {
-                let reply = match self.keys.get(&key) {
-                    None => integer(-2),
-                    Some((_, false)) => integer(-1),
-                    Some((_, true)) => Reply::Ttl,
-                };
-                (args(&[b"TTL", &key]), reply)
-            }
-            20 => (args(&[b"DBSIZE"]), integer(self.keys.len() as i64)),
-            21 => {
-                self.keys.clear();
-                (args(&[b"FLUSHALL"]), ok())
-            }
-            22 => (args(&[b"SELECT", b"0"]), ok()),
-            23 => {
-                // Lower case, so that the name quoted back is the same whatever case is sent.
-                let msg = format!(
-                    "ERR unknown command 'foo', with args beginning with: '{}' ",
-                    String::from_utf8_lossy(&key)
-                );
-                (args(&[b"foo", &key]), error(&msg))
-            }
-            24 => (
-                args(&[b"GET"]),
-                error("ERR wrong number of arguments for 'get' command"),
-            ),
-            25 => return (args(&[b"QUIT"]), Some(ok()), true),
-            // An empty command gets no reply.
-            _ => return (Vec::new(), None, false),
+        }
+        let old = self.live(key, now).cloned();
+        let get_reply = bulk(old.as_ref().map(|(v, _)| &v[..]));
+        if (nx && old.is_some()) || (xx && old.is_none()) {
+            return if get { get_reply } else { bulk(None) };
+        }
+        let kept = if keep {
+            old.and_then(|(_, at)| at)
+        } else {
+            None
         };
-        (argv, Some(reply), false)
+        self.keys
+            .insert(key.to_vec(), (value.to_vec(), deadline.or(kept)));
+        if get {
+            get_reply
+        } else {
+            ok()
+        }
     }
+
+    /// `EXPIRE key n` (`unit` 1000) or `PEXPIRE key n` (`unit` 1): negative times delete, times
+    /// whose milliseconds overflow are refused before the key is looked at.
+    fn expire(&mut self, key: &[u8], arg: &[u8], unit: i64, now: i128) -> Reply {
+        let name = if unit == 1000 { "expire" } else { "pexpire" };
+        let Some(n) = strict_i64(arg) else {
+            return error(NOT_AN_INTEGER);
+        };
+        let Some(ms) = n.checked_mul(unit) else {
+            return invalid_expire_time(name);
+        };
+        if self.live(key, now).is_none() {
+            return integer(0);
+        }
+        if ms <= 0 {
+            self.keys.remove(key);
+        } else if let Some(entry) = self.keys.get_mut(key) {
+            entry.1 = Some(now + i128::from(ms));
+        }
+        integer(1)
+    }
+
+    /// `TTL` (seconds, rounded to the nearest) or `PTTL`.
+    fn ttl(&mut self, key: &[u8], seconds: bool, now: i128) -> Reply {
+        match self.live(key, now) {
+            None => integer(-2),
+            Some((_, None)) => integer(-1),
+            Some((_, Some(at))) => {
+                let ms = *at - now;
+                let left = if seconds { (ms + 500) / 1000 } else { ms };
+                integer(i64::try_from(left).expect("a deadline within i64 milliseconds"))
+            }
+        }
+    }
+
+    /// The reply to one built command run at `now` (milliseconds on the harness clock), or
+    /// `None` for an empty command.
+    fn reply(&mut self, argv: &[Vec<u8>], now: i128) -> Option<Reply> {
+        let name = argv.first()?.to_ascii_uppercase();
+        let arg = |i: usize| &argv[i][..];
+        let reply = match (&name[..], argv.len()) {
+            (b"PING", 1) => Reply::Exact(b"+PONG\r\n".to_vec()),
+            (b"PING" | b"ECHO", 2) => bulk(Some(arg(1))),
+            (b"SET", n) if n >= 3 => self.set(arg(1), arg(2), &argv[3..], now),
+            (b"SETEX" | b"PSETEX", 4) => {
+                let (unit, cmd) = if name == b"SETEX" {
+                    (1000, "setex")
+                } else {
+                    (1, "psetex")
+                };
+                match set_ttl(arg(2), unit, cmd) {
+                    Ok(ms) => {
+                        let at = Some(now + i128::from(ms));
+                        self.keys.insert(arg(1).to_vec(), (arg(3).to_vec(), at));
+                        ok()
+                    }
+                    Err(reply) => reply,
+                }
+            }
+            (b"GET", 2) => {
+                let value = self.live(arg(1), now).map(|(v, _)| v.clone());
+                bulk(value.as_deref())
+            }
+            (b"GET", _) => error("ERR wrong number of arguments for 'get' command"),
+            (b"DEL", _) => {
+                // Each key counts if it existed when its turn came: a repeated key counts once.
+                let mut n = 0;
+                for k in &argv[1..] {
+                    n += i64::from(self.live(k, now).is_some());
+                    self.keys.remove(k);
+                }
+                integer(n)
+            }
+            (b"EXISTS", _) => {
+                let mut n = 0;
+                for k in &argv[1..] {
+                    n += i64::from(self.live(k, now).is_some());
+                }
+                integer(n)
+            }
+            (b"INCR", 2) => self.incr(arg(1), 1, now),
+            (b"DECR", 2) => self.incr(arg(1), -1, now),
+            (b"INCRBY" | b"DECRBY", 3) => match strict_i64(arg(2)) {
+                None => error(NOT_AN_INTEGER),
+                Some(n) if name == b"INCRBY" => self.incr(arg(1), n, now),
+                Some(n) => match n.checked_neg() {
+                    Some(n) => self.incr(arg(1), n, now),
+                    None => error("ERR decrement would overflow"),
+                },
+            },
+            (b"EXPIRE", 3) => self.expire(arg(1), arg(2), 1000, now),
+            (b"PEXPIRE", 3) => self.expire(arg(1), arg(2), 1, now),
+            (b"PERSIST", 2) => {
+                let had = self
+                    .live(arg(1), now)
+                    .is_some_and(|entry| entry.1.take().is_some());
+                integer(i64::from(had))
+            }
+            (b"TTL", 2) => self.ttl(arg(1), true, now),
+            (b"PTTL", 2) => self.ttl(arg(1), false, now),
+            (b"DBSIZE", 1) => {
+                let live = self
+                    .keys
+                    .values()
+                    .filter(|(_, at)| at.is_none_or(|at| at > now))
+                    .count() as i64;
+                Reply::Range(live, self.keys.len() as i64)
+            }
+            (b"FLUSHALL", 1) => {
+                self.keys.clear();
+                ok()
+            }
+            (b"SELECT", 2) => ok(),
+            (b"QUIT", 1) => ok(),
+            // Lower case, so that the name quoted back is the same whatever case is sent.
+            (b"FOO", 2) => error(&format!(
+                "ERR unknown command 'foo', with args beginning with: '{}' ",
+                String::from_utf8_lossy(arg(1))
+            )),
+            _ => unreachable!("the model builds no other command: {name:?}"),
+        };
+        Some(reply)
+    }
+}
+
+/// Builds one command from script bytes: its arguments (none: an empty command) and whether
+/// the server closes after it.
+fn draw(s: &mut Script<'_>) -> (Vec<Vec<u8>>, bool) {
+    let which = s.below(30);
+    let key = s.pick(&KEYS).as_bytes().to_vec();
+    let value = s.pick(&VALUES).as_bytes().to_vec();
+    let args = |words: &[&[u8]]| words.iter().map(|w| w.to_vec()).collect::<Vec<_>>();
+    let argv = match which {
+        0 => args(&[b"PING"]),
+        1 => args(&[b"PING", &value]),
+        2 => args(&[b"ECHO", &value]),
+        3 => args(&[b"SET", &key, &value]),
+        4 => args(&[b"SET", &key, &value, b"NX"]),
+        5 => args(&[b"SET", &key, &value, b"XX"]),
+        6 => args(&[b"SET", &key, &value, b"GET"]),
+        7 => {
+            let unit: &[u8] = s.pick(&[b"EX", b"PX"]);
+            let cond: &[u8] = s.pick(&[b"", b"NX", b"XX", b"GET"]);
+            let mut argv = args(&[b"SET", &key, &value, unit, &draw_ttl(s)]);
+            if !cond.is_empty() {
+                argv.push(cond.to_vec());
+            }
+            argv
+        }
+        8 => args(&[b"SET", &key, &value, b"KEEPTTL"]),
+        9 => args(&[b"GET", &key]),
+        10 => args(&[b"DEL", &key, s.pick(&KEYS).as_bytes()]),
+        11 => args(&[b"EXISTS", &key, s.pick(&KEYS).as_bytes()]),
+        12 => args(&[b"INCR", &key]),
+        13 => args(&[b"DECR", &key]),
+        14 | 15 => {
+            let by = s.pick(&INCREMENTS).as_bytes();
+            let name: &[u8] = if which == 14 { b"INCRBY" } else { b"DECRBY" };
+            args(&[name, &key, by])
+        }
+        16 | 17 => {
+            let name: &[u8] = if which == 16 { b"EXPIRE" } else { b"PEXPIRE" };
+            args(&[name, &key, &draw_ttl(s)])
+        }
+        18 => args(&[b"PERSIST", &key]),
+        19 => args(&[b"TTL", &key]),
+        20 => args(&[b"PTTL", &key]),
+        21 | 22 => {
+            let name: &[u8] = if which == 21 { b"SETEX" } else { b"PSETEX" };
+            args(&[name, &key, &draw_ttl(s), &value])
+        }
+        23 => args(&[b"DBSIZE"]),
+        24 => args(&[b"FLUSHALL"]),
+        25 => args(&[b"SELECT", b"0"]),
+        26 => args(&[b"foo", &key]),
+        27 => args(&[b"GET"]),
+        28 => return (args(&[b"QUIT"]), true),
+        // An empty command gets no reply.
+        _ => Vec::new(),
+    };
+    (argv, false)
 }
 
 /// Whether `args` can be sent as an inline command: every argument non-empty, without
@@ -255,23 +425,22 @@ fn inline_safe(args: &[Vec<u8>]) -> bool {
         && args.first().is_some_and(|a| a[0] != b'*')
 }
 
-/// Commands built from a script: the wire bytes, and for each command the offset where it ends
-/// with the reply it must get.
+/// Commands built from a script: the wire bytes, and for each command the offset where it
+/// ends, its arguments and whether the server closes after it.
 struct Built {
     wire: Vec<u8>,
-    commands: Vec<(usize, Option<Reply>, bool)>,
+    commands: Vec<(usize, Vec<Vec<u8>>, bool)>,
 }
 
 fn build(payload: &[u8]) -> Built {
     let mut s = Script::new(payload);
-    let mut model = Model::default();
     let mut built = Built {
         wire: Vec::new(),
         commands: Vec::new(),
     };
     while !s.is_empty() {
         let form = s.byte();
-        let (mut argv, reply, close) = model.command(&mut s);
+        let (mut argv, close) = draw(&mut s);
         if form & 2 != 0 {
             // Command names are not case-sensitive.
             if let Some(name) = argv.first_mut() {
@@ -287,26 +456,34 @@ fn build(payload: &[u8]) -> Built {
             let refs: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
             encode_command(&mut built.wire, &refs);
         }
-        built.commands.push((built.wire.len(), reply, close));
+        built.commands.push((built.wire.len(), argv, close));
     }
     built
 }
 
-/// Checks the replies to built commands against the model, for the part that was sent.
-fn check_built(built: &Built, sent: usize, received: &[u8]) -> bool {
+/// Checks the replies to built commands against the model, for the part that was sent. Each
+/// command runs at the clock of the settle that read its last byte (see
+/// [`Conversation::read_by`]). Returns whether the server must have closed.
+fn check_built(built: &Built, talk: &Conversation) -> bool {
+    let mut model = Model::default();
     let mut want = Vec::new();
     let mut closes = false;
-    for (end, reply, close) in &built.commands {
-        if *end > sent {
+    for (end, argv, close) in &built.commands {
+        if *end > talk.sent.len() {
             break;
         }
-        want.extend(reply.iter().cloned());
+        let settle = talk.read_by(end - 1);
+        if settle > 0 {
+            model.expired_by(talk.settles[settle - 1].1.as_millis() as i128);
+        }
+        let now = talk.settles[settle].1.as_millis() as i128;
+        want.extend(model.reply(argv, now).map(|reply| (reply, argv)));
         if *close {
             closes = true;
             break;
         }
     }
-    let got = split_replies(received);
+    let got = split_replies(&talk.received);
     assert_eq!(
         got.len(),
         want.len(),
@@ -314,19 +491,26 @@ fn check_built(built: &Built, sent: usize, received: &[u8]) -> bool {
         got.len(),
         want.len()
     );
-    for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+    for (i, (got, (want, argv))) in got.iter().zip(&want).enumerate() {
+        let argv: Vec<_> = argv.iter().map(|a| String::from_utf8_lossy(a)).collect();
         match want {
             Reply::Exact(bytes) => assert!(
                 got == bytes,
-                "reply {i}: {:?}, the model says {:?}",
+                "reply {i} to {argv:?}: {:?}, the model says {:?}",
                 String::from_utf8_lossy(got),
                 String::from_utf8_lossy(bytes)
             ),
-            Reply::Ttl => assert!(
-                *got == b":1000\r\n" || *got == b":999\r\n",
-                "reply {i}: TTL {:?}",
-                String::from_utf8_lossy(got)
-            ),
+            Reply::Range(lo, hi) => {
+                let n: Option<i64> = got
+                    .strip_prefix(b":")
+                    .and_then(|n| std::str::from_utf8(n).ok())
+                    .and_then(|n| n.trim_end().parse().ok());
+                assert!(
+                    n.is_some_and(|n| (*lo..=*hi).contains(&n)),
+                    "reply {i} to {argv:?}: {:?}, the model says {lo} to {hi}",
+                    String::from_utf8_lossy(got)
+                );
+            }
         }
     }
     closes
@@ -357,8 +541,12 @@ fn expected_count(sent: &[u8]) -> (usize, bool) {
 ///
 /// Input: see the [module documentation](super). Flag bit 0 chooses whether the payload is
 /// raw bytes (then only the count, validity and closing are checked) or a script building
-/// commands (`SET` with its options, `GET`, `DEL`, `INCRBY`, `EXPIRE`, `TTL`, errors, `QUIT`…)
-/// in array or inline form over a few keys.
+/// commands (`SET` with its options, `SETEX`, `GET`, `DEL`, `INCRBY`, `EXPIRE`, `TTL`, `DBSIZE`,
+/// errors, `QUIT`…) in array or inline form over a few keys, with times to live drawn over their
+/// whole range (zero, negatives, the edges of `i64` in seconds and milliseconds, beyond them,
+/// not integers). Flag bits 1 to 3 choose where the clock starts (from zero to 2^62 ms), and
+/// the peer's clock moves run keys out of time; the model runs each command at the clock of the
+/// settle that read it and answers as Redis would.
 ///
 /// # Panics
 ///
@@ -370,9 +558,18 @@ pub fn kv(data: &[u8]) {
 
     let mut h =
         Harness::new(KvStore::new()).expect("a harness needs no system resource but a poller");
+    // A reactor that has run for a while: deadlines far from the wheel's zero.
+    let start = CLOCK_STARTS[usize::from(input.flags >> 1) % CLOCK_STARTS.len()];
+    if let Err(e) = h.advance(Duration::from_millis(start)) {
+        panic!("the reactor did not settle: {e}");
+    }
     let listener = h.listen(patient(), |_, _| KvConn::new());
     let peer = listener.connect();
     let talk = converse(&mut h, &peer, &mut input.ops, payload);
+    // At rest, the reactor sleeps until its next timer: one due at once would make it spin (a
+    // deadline wrapped into the past re-arming itself every turn).
+    let next = h.reactor().next_timeout();
+    assert_ne!(next, Some(Duration::ZERO), "the reactor would spin");
 
     if talk.reset {
         // Whatever came back is whole replies, then maybe the start of one.
@@ -380,7 +577,7 @@ pub fn kv(data: &[u8]) {
         return;
     }
     let closes = match &built {
-        Some(built) => check_built(built, talk.sent.len(), &talk.received),
+        Some(built) => check_built(built, &talk),
         None => {
             let (count, closes) = expected_count(&talk.sent);
             assert_eq!(

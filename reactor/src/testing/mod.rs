@@ -62,6 +62,9 @@ use crate::reactor::Readiness;
 use crate::stream::Stream;
 use crate::{ConnConfig, ConnId, ListenOptions, Protocol, Reactor};
 
+mod script;
+pub use script::{converse, Conversation, PeerOp, Script};
+
 /// The shared state of one in-memory connection.
 #[derive(Debug, Default)]
 struct Pipe {
