@@ -105,6 +105,7 @@ pub mod lines;
 mod num;
 pub mod resp;
 pub mod split;
+pub mod ws;
 
 pub use http::{HttpCodec, HttpError, Request, Response};
 pub use length::{HeaderWidth, LengthCodec, LengthError};
