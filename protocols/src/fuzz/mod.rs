@@ -45,6 +45,7 @@ mod http;
 mod kv;
 mod resp_reply;
 mod script;
+mod ws;
 
 pub use chat::chat;
 pub use codecs::{codec_http, codec_length, codec_lines, codec_resp};
@@ -52,3 +53,4 @@ pub use echo::{echo, output_queue};
 pub use http::http;
 pub use kv::kv;
 pub use script::{converse, Conversation, PeerOp, Script};
+pub use ws::codec_ws;
