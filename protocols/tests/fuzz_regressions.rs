@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("codec_length", fuzz::codec_length),
     ("codec_resp", fuzz::codec_resp),
     ("codec_http", fuzz::codec_http),
+    ("codec_ws", fuzz::codec_ws),
     ("echo", fuzz::echo),
     ("output_queue", fuzz::output_queue),
     ("http", fuzz::http),

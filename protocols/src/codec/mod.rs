@@ -109,6 +109,7 @@ pub mod lines;
 mod num;
 pub mod resp;
 pub mod split;
+pub mod ws;
 
 pub use bytes::BytesCodec;
 pub use http::{HttpCodec, HttpError, Request, Response};
