@@ -52,11 +52,7 @@ pub use codecs::{codec_http, codec_length, codec_lines, codec_resp};
 pub use echo::{echo, output_queue};
 pub use http::http;
 pub use kv::kv;
-<<<<<<< HEAD
 // The scripted peer lives in the reactor, so that fuzzing a handler needs only the reactor;
 // re-exported under the paths the targets have always used.
 pub use reactor::testing::{converse, Conversation, PeerOp, Script};
-=======
-pub use script::{converse, Conversation, PeerOp, Script};
 pub use ws::codec_ws;
->>>>>>> ws

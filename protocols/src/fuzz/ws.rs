@@ -1,12 +1,12 @@
 //! The WebSocket codec target: decoding must not depend on the cuts, must respect every limit,
 //! and messages built from the input must come back through the encoder and the decoder.
 
-use super::script::Script;
 use crate::codec::split::{self, Decoded};
 use crate::codec::ws::{
     self, encode_frame, handshake, CloseFrame, Incoming, Message, Opcode, WsCodec, WsError,
 };
 use crate::codec::{Decoder, HttpCodec};
+use reactor::testing::Script;
 
 /// Inputs up to this size are also decoded one byte at a time.
 const BYTEWISE_UP_TO: usize = 2048;
