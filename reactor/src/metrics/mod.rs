@@ -4,8 +4,9 @@
 //! [`MetricsWriter`] writes the Prometheus text exposition format, version 0.0.4 (the format a
 //! `GET /metrics` answers with `Content-Type: text/plain; version=0.0.4`): one `# HELP` and one
 //! `# TYPE` line per metric family, then its samples. [`write_stats`] writes a [`Stats`] with
-//! it, and a program appends its own metrics to the same writer. [`connections_json`] writes a
-//! [`ConnSnapshot`](crate::ConnSnapshot) list (what SIGUSR1 prints in the samples) as a JSON array.
+//! it, and a program appends its own metrics to the same writer. [`connections_json`] writes
+//! the [`ConnSnapshot`](crate::ConnSnapshot)s of [`Reactor::connections`](crate::Reactor::connections) or
+//! `Cx::connections` (what SIGUSR1 prints in the samples) as a JSON array.
 //!
 //! ```
 //! use evdrive_reactor::metrics::{self, MetricsWriter};

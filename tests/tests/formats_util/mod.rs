@@ -311,7 +311,8 @@ mod tests {
 
     #[test]
     fn the_json_parser_is_strict() {
-        let good = r#" [ {"a": -0.5e+2, "b": "x\"\\\n\u00e9\ud83d\ude00", "c": [true, false, null]}, [] ] "#;
+        let good = r#" [ {"a": -0.5e+2, "b": "x\"\\\n\u00e9\ud83d\ude00",
+                        "c": [true, false, null]}, [] ] "#;
         let doc = Json::parse(good).unwrap();
         let Json::Arr(items) = doc else { panic!() };
         assert_eq!(items[0].get("a"), Some(&Json::Num(-50.0)));
