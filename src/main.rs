@@ -7,7 +7,8 @@
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
 //! ```
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
-//! gracefully (a second one stops at once); SIGUSR1 prints every connection.
+//! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
+//! serves `GET /metrics` (Prometheus) and `GET /connections` (JSON) from the same reactor.
 //!
 //! Every subcommand is a call to [`serve`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use protocols::admin::{AdminServer, AppMetrics};
 use protocols::chat::{self, ChatConn, ChatRoom};
 use protocols::echo::Echo;
 use protocols::http_server::{self, HttpServer};
@@ -159,6 +161,13 @@ struct Common {
     /// state (a chat room or key-value store per thread); the kernel spreads connections.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threads: usize,
+    /// Also serve, on this address, `GET /metrics` (Prometheus text format: the reactor's
+    /// counters and gauges and the sample's own, such as keys in kv and members in chat) and
+    /// `GET /connections` (every connection, as JSON), from the same reactor. Port 0 picks a
+    /// free port; the bound address is printed. With --threads N, thread 0's reactor serves it
+    /// and reports on itself only (its counters, its connections, its state).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
 }
 
 /// Options of `evdrive chat`.
@@ -214,6 +223,19 @@ impl Common {
     }
 }
 
+/// Adds the admin endpoint (`--admin`) to `reactor` on `addr`, and returns the bound address.
+///
+/// A client that goes quiet is closed after a minute, as the HTTP sample's keep-alive
+/// connections are: the endpoint has no request timeout of its own.
+fn listen_admin<App: AppMetrics + 'static>(
+    reactor: &mut Reactor<App>,
+    addr: SocketAddr,
+) -> io::Result<SocketAddr> {
+    let mut opts = ListenOptions::default();
+    opts.conn.idle_timeout = Some(Duration::from_secs(60));
+    reactor.listen(addr, opts, |_, _| AdminServer::new())
+}
+
 /// Prints every connection of the reactor to standard error.
 fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
     let stats = cx.stats().clone();
@@ -240,17 +262,23 @@ fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
 /// state, and the calling thread only catches signals and relays them through the reactors'
 /// handles: the first SIGINT/SIGTERM shuts them down gracefully, a second stops them at once,
 /// SIGUSR1 makes each print its connections.
+///
+/// With `admin`, the reactor (with several threads, thread 0's reactor) also serves the admin
+/// endpoint there. Thread 0 reports on itself only: summing every thread's counters would need
+/// a scrape to wait on the other loops, and a reactor thread must never wait.
+#[allow(clippy::too_many_arguments)] // One call per sample; a struct would only rename them.
 fn serve<App, P, F, M>(
     sample: &str,
     addr: SocketAddr,
     opts: ListenOptions,
     grace: f64,
     threads: usize,
+    admin: Option<SocketAddr>,
     make_app: M,
     factory: F,
 ) -> io::Result<()>
 where
-    App: 'static,
+    App: AppMetrics + 'static,
     P: Protocol<App> + 'static,
     F: Fn(&mut App, SocketAddr) -> P + Clone + Send + Sync + 'static,
     M: Fn() -> App + Send + Sync + 'static,
@@ -262,6 +290,10 @@ where
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         let bound = reactor.listen(addr, opts, factory)?;
+        if let Some(admin) = admin {
+            let admin = listen_admin(&mut reactor, admin)?;
+            eprintln!("evdrive {sample} admin on {admin}");
+        }
         // Signals are caught before the address is announced, so a client that reacts to the
         // announcement can never find a default disposition.
         reactor.catch_signals(
@@ -287,11 +319,20 @@ where
         reuse_port: true,
         ..opts
     };
-    let group = Group::start(threads, move |_| {
+    // Thread 0 tells the address its admin endpoint is bound to; `start` returns once every
+    // setup is done, so the address is waiting by then.
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
+    let group = Group::start(threads, move |i| {
         let mut reactor = Reactor::new(make_app())?;
         reactor.listen(addr, opts.clone(), factory.clone())?;
+        if let (0, Some(admin)) = (i, admin) {
+            let _ = admin_tx.send(listen_admin(&mut reactor, admin)?);
+        }
         Ok(reactor)
     })?;
+    if let Ok(admin) = admin_rx.try_recv() {
+        eprintln!("evdrive {sample} admin on {admin} (thread 0)");
+    }
     // This thread only relays signals to the reactors.
     let handles = group.handles().to_vec();
     let mut signals = Reactor::new(0u32)?;
@@ -332,6 +373,7 @@ fn main() -> ExitCode {
             c.listen_options(0.0),
             c.shutdown_grace,
             c.threads,
+            c.admin,
             || (),
             |_, _| Echo,
         ),
@@ -347,6 +389,7 @@ fn main() -> ExitCode {
                 opts,
                 c.shutdown_grace,
                 c.threads,
+                c.admin,
                 move || ChatRoom::with_heartbeat(heartbeat),
                 |_, _| ChatConn::new(),
             )
@@ -358,6 +401,7 @@ fn main() -> ExitCode {
             with_conn(c.listen_options(60.0), http_server::conn_config),
             c.shutdown_grace,
             c.threads,
+            c.admin,
             || (),
             |_, _| HttpServer::new(),
         ),
@@ -367,6 +411,7 @@ fn main() -> ExitCode {
             with_conn(c.listen_options(0.0), kv::conn_config),
             c.shutdown_grace,
             c.threads,
+            c.admin,
             KvStore::new,
             |_, _| KvConn::new(),
         ),

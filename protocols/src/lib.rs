@@ -7,6 +7,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod admin;
 pub mod chat;
 pub mod codec;
 pub mod echo;

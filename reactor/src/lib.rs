@@ -56,6 +56,7 @@ pub mod testing;
 mod timer;
 
 pub use config::{ConnConfig, ListenOptions};
+pub mod metrics;
 pub use conn::ConnId;
 pub use cx::Cx;
 pub use error::{CloseKind, CloseReason, Error, Result};
