@@ -209,7 +209,7 @@ impl Common {
 }
 
 /// Prints every connection of the reactor to standard error.
-fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
+fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
     let stats = cx.stats().clone();
     eprintln!(
         "-- {} open, {} accepted, {} closed, {} B in, {} B out, {} turns, longest {:?}",

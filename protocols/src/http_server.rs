@@ -215,7 +215,7 @@ impl<App> Protocol<App> for HttpServer {
         let mut out = Vec::new();
         let served = self.serve(data, &mut out);
         // One buffer for every response of the batch: one chunk, one gather write (S15).
-        cx.write_vec(out);
+        let _ = cx.write_vec(out);
         if served.close {
             cx.close_with(CloseReason::Local);
         } else if served.consumed < data.len() {
@@ -259,7 +259,7 @@ impl<App> Protocol<App> for HttpServer {
         response
             .encode(&mut out)
             .expect("fixed headers and a known status are valid");
-        cx.write_vec(out);
+        let _ = cx.write_vec(out);
         cx.close_with(CloseReason::IdleTimeout);
     }
 }

@@ -38,7 +38,7 @@
 //! # Expiry
 //!
 //! A key with a time to live is removed by the reactor's timer wheel (S9): setting the expiry
-//! schedules a closure with [`Cx::schedule`] and keeps its [`TaskId`] with the key; overwriting,
+//! schedules a closure with [`LoopCx::schedule`](reactor::LoopCx::schedule) and keeps its [`TaskId`] with the key; overwriting,
 //! deleting or persisting the key cancels the task, so a store of keys that are rewritten before
 //! they expire holds no stale timers. Reads also check the deadline themselves ("lazy expiry"),
 //! so a read never returns a key whose time is up even if its task has not run yet in this loop
@@ -51,7 +51,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use reactor::{CloseReason, Cx, Protocol, TaskId};
+use reactor::{CloseReason, Cx, LoopCx, Protocol, TaskId};
 
 use crate::codec::resp::{
     encode_array_header, encode_bulk, encode_error, encode_integer, encode_null_bulk,
@@ -219,7 +219,7 @@ impl KvStore {
 
 /// Arms the expiry of `key` (which must exist) for `at`: schedules the removal on the timer
 /// wheel and keeps the task with the key, replacing and cancelling any earlier expiry.
-fn arm_expiry(cx: &mut Cx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
+fn arm_expiry(cx: &mut LoopCx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
     let store = cx.app();
     store.next_seq += 1;
     let seq = store.next_seq;
@@ -240,7 +240,7 @@ fn arm_expiry(cx: &mut Cx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
 }
 
 /// The scheduled removal of `key`: runs when its deadline comes, unless cancelled.
-fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
+fn expire(cx: &mut LoopCx<'_, KvStore>, key: &[u8], seq: u64) {
     let now = Instant::now();
     let store = cx.app();
     let Some(expiry) = store.map.get(key).and_then(|e| e.expiry) else {
@@ -259,7 +259,7 @@ fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
 }
 
 /// Cancels the expiry tasks the store has dropped since the last call.
-fn cancel_stale(cx: &mut Cx<'_, KvStore>) {
+fn cancel_stale(cx: &mut LoopCx<'_, KvStore>) {
     if cx.app().stale.is_empty() {
         return;
     }
@@ -298,7 +298,12 @@ impl KvConn {
     /// This is `on_data` without the queueing, so tests can see the replies: `consumed` bytes
     /// were used; the rest is an unfinished command to offer again with more bytes behind it.
     /// After `QUIT` or a protocol error `close` is set, and the input after it is ignored.
-    pub fn serve(&mut self, cx: &mut Cx<'_, KvStore>, data: &[u8], out: &mut Vec<u8>) -> Served {
+    pub fn serve(
+        &mut self,
+        cx: &mut LoopCx<'_, KvStore>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Served {
         let now = Instant::now();
         let mut consumed = 0;
         loop {
@@ -341,7 +346,7 @@ impl Protocol<KvStore> for KvConn {
         let mut out = Vec::new();
         let served = self.serve(cx, data, &mut out);
         // One buffer for every reply of the batch: one chunk, one gather write (S15).
-        cx.write_vec(out);
+        let _ = cx.write_vec(out);
         if served.close {
             cx.close_with(CloseReason::Local);
         }
@@ -364,7 +369,7 @@ const INLINE_ARGS: usize = 8;
 
 /// Runs one command and appends its reply to `out`.
 fn execute(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     cmd: &RespCommand<'_>,
     now: Instant,
     out: &mut Vec<u8>,
@@ -530,7 +535,7 @@ fn execute(
 }
 
 /// `SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL]`.
-fn set(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) {
+fn set(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) {
     let (key, value) = (argv[1], argv[2]);
     // Step 1: the options. Syntax is checked before any number, as Redis does.
     let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
@@ -595,7 +600,7 @@ fn set(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>
 
 /// `EXPIRE key seconds` and `PEXPIRE key milliseconds`.
 fn expire_command(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     argv: &[&[u8]],
     seconds: bool,
     now: Instant,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use timers::{Tick, TimerKey};
 
 use crate::outbuf::OutQueue;
-use crate::stream::Stream;
+use crate::transport::Stream;
 use crate::{CloseReason, ConnConfig, Protocol};
 
 /// Names a connection of one reactor. Carries a generation, so an id kept after its connection
@@ -36,18 +36,42 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Where a connection is in its life.
+/// Where a connection is in its life. Each phase carries the timer that bounds it, so a
+/// phase's timer cannot outlive the phase, and the transitions are the `match`es of the `core`
+/// modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Outgoing, waiting for the connect verdict.
-    Connecting,
-    /// Established; input goes to the handler.
-    Open,
-    /// Graceful close: input is discarded, output is flushed, then `SHUT_WR`, then the peer's
-    /// end of stream (or the linger timeout) ends it.
-    Closing,
+pub(crate) enum Phase {
+    /// Outgoing, waiting for the connect verdict, bounded by the connect timeout. Output may be
+    /// queued already and is sent once open.
+    Connecting {
+        timer: Option<TimerKey>,
+        write: WriteHalf,
+    },
+    /// Established; input goes to the handler. `first_byte` is the first-byte timeout, armed
+    /// until the first byte arrives.
+    Open {
+        first_byte: Option<TimerKey>,
+        write: WriteHalf,
+    },
+    /// Graceful close: input is discarded, output is flushed, then `SHUT_WR` (`fin_sent`), then
+    /// the peer's end of stream (or the linger timeout) ends it.
+    Closing {
+        linger: Option<TimerKey>,
+        fin_sent: bool,
+    },
     /// Finished: removed and reported at the end of the turn.
     Dead,
+}
+
+/// The sending half of a connection that is not closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteHalf {
+    /// Writes are taken.
+    Open,
+    /// The handler asked for a half-close: FIN goes once the queued output is flushed.
+    ShutRequested,
+    /// FIN was sent (`shutdown(SHUT_WR)`).
+    Shut,
 }
 
 /// A periodic handler timer plus a read-idle timeout (S13).
@@ -67,7 +91,8 @@ pub(crate) struct Conn<App> {
     pub(crate) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(crate) generation: u32,
-    pub(crate) state: State,
+    /// Where the connection is in its life, with the data of that phase.
+    pub(crate) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
     pub(crate) input: InBuf,
     /// Output waiting for the kernel. Empty (no allocation) when idle.
@@ -80,22 +105,10 @@ pub(crate) struct Conn<App> {
     pub(crate) paused_by_output: bool,
     /// The peer sent end of stream.
     pub(crate) eof: bool,
-    /// We sent FIN (`shutdown(SHUT_WR)`); no more writes.
-    pub(crate) write_shut: bool,
-    /// The handler asked for a half-close once output is flushed.
-    pub(crate) shut_requested: bool,
     /// On the list of connections to flush at the end of this turn.
     pub(crate) dirty: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
     pub(crate) ready: bool,
-    /// At least one byte arrived (the first-byte timeout is over).
-    pub(crate) got_byte: bool,
-    /// A graceful close has sent its FIN and armed the linger timeout.
-    pub(crate) lingering: bool,
-    /// The timer of the connection's current phase: connect timeout while connecting,
-    /// first-byte timeout until the first byte, linger timeout while closing. The phases never
-    /// overlap, so one slot serves all three.
-    pub(crate) phase_timer: Option<TimerKey>,
     /// The idle and write-stall timeouts in one lazily re-armed timer: when it fires it checks
     /// `last_activity` and the output queue's progress tick, and re-arms for whichever is due
     /// next, so traffic costs no timer operation.
@@ -104,7 +117,8 @@ pub(crate) struct Conn<App> {
     pub(crate) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(crate) created: Tick,
-    /// Last tick with traffic either way.
+    /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
+    /// so that a timeout counted from it can never end before its time has passed.
     pub(crate) last_activity: Tick,
     /// Bytes received.
     pub(crate) bytes_in: u64,
@@ -167,7 +181,7 @@ pub(crate) struct Extras {
 impl<App> fmt::Debug for Conn<App> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("state", &self.state)
+            .field("phase", &self.phase)
             .field("input", &self.input.len())
             .field("output", &self.output.len())
             .finish_non_exhaustive()
@@ -179,7 +193,7 @@ impl<App> Conn<App> {
         handler: Box<dyn Protocol<App>>,
         stream: Stream,
         generation: u32,
-        state: State,
+        phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
     ) -> Self {
@@ -187,20 +201,15 @@ impl<App> Conn<App> {
             handler: Some(handler),
             stream,
             generation,
-            state,
+            phase,
             input: InBuf::default(),
             output: OutQueue::default(),
             config,
             paused_by_user: false,
             paused_by_output: false,
             eof: false,
-            write_shut: false,
-            shut_requested: false,
             dirty: false,
             ready: false,
-            got_byte: false,
-            lingering: false,
-            phase_timer: None,
             watchdog: None,
             extras: None,
             created: now,
@@ -225,20 +234,69 @@ impl<App> Conn<App> {
 
     /// Whether input should be read from the socket now.
     pub(crate) fn wants_read(&self) -> bool {
-        match self.state {
-            State::Open => !self.eof && !self.paused_by_user && !self.paused_by_output,
+        match self.phase {
+            Phase::Open { .. } => !self.eof && !self.paused_by_user && !self.paused_by_output,
             // A closing connection reads (and discards) until the peer's end of stream, so that
             // unread input never turns the final close into an RST (S14).
-            State::Closing => !self.eof,
-            State::Connecting | State::Dead => false,
+            Phase::Closing { .. } => !self.eof,
+            Phase::Connecting { .. } | Phase::Dead => false,
         }
     }
 
     /// Whether the handler may still queue output.
     pub(crate) fn accepts_writes(&self) -> bool {
-        matches!(self.state, State::Open | State::Connecting)
-            && !self.write_shut
-            && !self.shut_requested
+        matches!(
+            self.phase,
+            Phase::Open {
+                write: WriteHalf::Open,
+                ..
+            } | Phase::Connecting {
+                write: WriteHalf::Open,
+                ..
+            }
+        )
+    }
+
+    pub(crate) fn is_connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting { .. })
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
+    }
+
+    /// The phase's name, for snapshots.
+    pub(crate) fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Connecting { .. } => "connecting",
+            Phase::Open { .. } => "open",
+            Phase::Closing { .. } => "closing",
+            Phase::Dead => "dead",
+        }
+    }
+
+    /// The timer bounding the current phase, if armed.
+    pub(crate) fn phase_timer(&self) -> Option<TimerKey> {
+        match self.phase {
+            Phase::Connecting { timer, .. } => timer,
+            Phase::Open { first_byte, .. } => first_byte,
+            Phase::Closing { linger, .. } => linger,
+            Phase::Dead => None,
+        }
+    }
+
+    /// Takes the timer bounding the current phase out of it (to cancel it).
+    pub(crate) fn take_phase_timer(&mut self) -> Option<TimerKey> {
+        match &mut self.phase {
+            Phase::Connecting { timer, .. } => timer.take(),
+            Phase::Open { first_byte, .. } => first_byte.take(),
+            Phase::Closing { linger, .. } => linger.take(),
+            Phase::Dead => None,
+        }
     }
 }
 

@@ -13,10 +13,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{Cx, Error};
+use crate::{Error, LoopCx};
 
 /// A closure posted from another thread.
-pub(crate) type Posted<App> = Box<dyn FnOnce(&mut Cx<'_, App>) + Send>;
+pub(crate) type Posted<App> = Box<dyn FnOnce(&mut LoopCx<'_, App>) + Send>;
 
 pub(crate) struct Mailbox<App> {
     pub(crate) queue: Mutex<Inbox<App>>,
@@ -32,7 +32,7 @@ pub(crate) struct Inbox<App> {
 /// Posts work into a reactor from any thread, and wakes it.
 ///
 /// `Handle` is `Send + Sync + Clone`. Closures run inside the loop, in the order they were
-/// posted, with a [`Cx`] that reaches the user state and every connection.
+/// posted, with a [`LoopCx`] that reaches the user state and every connection.
 ///
 /// ```
 /// use evdrive_reactor::Reactor;
@@ -68,7 +68,7 @@ impl<App> fmt::Debug for Handle<App> {
 
 impl<App> Handle<App> {
     /// Runs `f` inside the reactor's loop. Fails with [`Error::Stopped`] if the reactor is gone.
-    pub fn post(&self, f: impl FnOnce(&mut Cx<'_, App>) + Send + 'static) -> crate::Result<()> {
+    pub fn post(&self, f: impl FnOnce(&mut LoopCx<'_, App>) + Send + 'static) -> crate::Result<()> {
         {
             let mut inbox = self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner());
             if inbox.closed {

@@ -8,7 +8,8 @@
 //! the backlog and the listener stays readable), so the listener pauses for a back-off period
 //! armed on the timer wheel, doubling while the condition lasts. A spare descriptor, reserved up
 //! front, is given back for a moment so that pending clients can be accepted and closed: they
-//! are told at once instead of hanging in the backlog.
+//! are told at once instead of hanging in the backlog. The accept loop itself lives in the
+//! core's `accept` module; this one holds the listener's state and the socket setup.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,25 +17,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::conn::State;
-use crate::core::{apply_conn_options, Core, Source};
-use crate::stream::Stream;
-use crate::timer::TimerEntry;
+use crate::transport::Acceptor;
 use crate::{sys, ConnConfig, ListenOptions, Protocol};
 
 /// Makes the handler of each accepted connection.
 pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
 
-/// The accepting end: a real listening socket, or an in-memory backlog in tests.
-pub(crate) enum ListenSocket {
-    Tcp(mio::net::TcpListener),
-    #[cfg(feature = "testing")]
-    Mem(crate::testing::MemBacklog),
-}
-
 /// A listening socket's slot.
 pub(crate) struct Listener<App> {
-    pub(crate) socket: ListenSocket,
+    /// The accepting end, behind the transport seam.
+    pub(crate) socket: Box<dyn Acceptor>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) factory: Factory<App>,
     /// Settings shared by every connection this listener accepts.
@@ -54,8 +46,10 @@ pub(crate) struct Listener<App> {
     /// Paused at the reactor's connection limit; resumed when a connection closes.
     pub(crate) at_limit: bool,
     /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
-    /// out.
+    /// out. `None` while it could not be reserved again; the back-off timer retries.
     pub(crate) spare: Option<OwnedFd>,
+    /// The failure to reserve the spare was logged (once, until it is reserved again).
+    pub(crate) spare_failure_logged: bool,
 }
 
 /// Creates a listening socket with every option applied before `bind`/`listen` (S18, S19).
@@ -88,11 +82,18 @@ pub(crate) fn bind(addr: SocketAddr, opts: &ListenOptions) -> io::Result<mio::ne
 
 impl<App> Listener<App> {
     pub(crate) fn new(
-        socket: ListenSocket,
-        local_addr: SocketAddr,
+        mut socket: Box<dyn Acceptor>,
         factory: Factory<App>,
         opts: &ListenOptions,
     ) -> io::Result<Self> {
+        let local_addr = socket.local_addr()?;
+        let spare = match socket.reserve_spare() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("listener {local_addr}: no spare descriptor in reserve: {e}");
+                None
+            }
+        };
         Ok(Listener {
             local_addr,
             socket,
@@ -106,160 +107,8 @@ impl<App> Listener<App> {
             ready: false,
             episode_failures: 0,
             at_limit: false,
-            spare: sys::open_devnull().ok(),
+            spare_failure_logged: spare.is_none(),
+            spare,
         })
-    }
-
-    /// Whether a client waits in the backlog (the listener is readable), without accepting it.
-    fn has_pending(&self) -> bool {
-        match &self.socket {
-            ListenSocket::Tcp(l) => {
-                sys::poll_readable(&[l.as_fd()], Some(Duration::ZERO)).map_or(true, |r| r[0])
-            }
-            #[cfg(feature = "testing")]
-            ListenSocket::Mem(_) => true,
-        }
-    }
-
-    /// Accepts one pending connection (the accept side of the syscall seam).
-    fn accept_one(&self) -> io::Result<(Stream, SocketAddr)> {
-        match &self.socket {
-            ListenSocket::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), a)),
-            #[cfg(feature = "testing")]
-            ListenSocket::Mem(backlog) => backlog.accept(),
-        }
-    }
-}
-
-impl<App> Core<App> {
-    fn listener(&mut self, index: usize) -> Option<&mut Listener<App>> {
-        match self.sources.get_mut(index) {
-            Some(Source::Listener(l)) => Some(l),
-            _ => None,
-        }
-    }
-
-    /// Accepts until `WouldBlock`, the per-turn budget, or an exhaustion pause.
-    pub(crate) fn accept(&mut self, index: usize) {
-        let mut accepted = 0;
-        loop {
-            let Some(l) = self.listener(index) else {
-                return;
-            };
-            if l.paused {
-                return;
-            }
-            if accepted >= l.accepts_per_turn {
-                self.mark_ready(index);
-                return;
-            }
-            if self.limits.shed_idle_at_limit
-                && self.stats.open as usize >= self.limits.max_connections
-                && !self.listener(index).is_some_and(|l| l.has_pending())
-            {
-                // Nobody is waiting: shedding now would close an idle connection for no
-                // newcomer. The next client raises a new edge.
-                return;
-            }
-            if !self.admit_connection() {
-                // At the connection limit: leave new clients in the backlog until one closes.
-                if let Some(l) = self.listener(index) {
-                    l.at_limit = true;
-                }
-                self.listeners_at_limit = true;
-                return;
-            }
-            let Some(l) = self.listener(index) else {
-                return;
-            };
-            match l.accept_one() {
-                Ok((stream, peer)) => {
-                    accepted += 1;
-                    if l.episode_failures > 0 {
-                        log::info!(
-                            "listener {}: accepting again after {} failed accepts",
-                            l.local_addr,
-                            l.episode_failures
-                        );
-                        l.episode_failures = 0;
-                    }
-                    l.backoff = l.backoff_min;
-                    self.open_accepted(index, stream, peer);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if sys::is_transient_accept_error(&e) => {
-                    self.stats.accept_errors.count(&e);
-                }
-                Err(e) => {
-                    self.stats.accept_errors.count(&e);
-                    self.exhausted(index, e);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Out of descriptors or memory (or an unexpected error): tell pending clients, pause, and
-    /// try again after a back-off (S27).
-    fn exhausted(&mut self, index: usize, e: io::Error) {
-        let mut shed = 0;
-        let Some(l) = self.listener(index) else {
-            return;
-        };
-        if l.episode_failures == 0 && !sys::is_resource_error(&e) {
-            log::error!(
-                "listener {}: unexpected accept error: {e}; pausing accepts with back-off",
-                l.local_addr
-            );
-        } else if l.episode_failures == 0 {
-            log::warn!(
-                "listener {}: accept failed: {e}; pausing accepts with back-off",
-                l.local_addr
-            );
-        }
-        l.episode_failures += 1;
-        if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
-            if let Some(spare) = l.spare.take() {
-                drop(spare);
-                // Each accepted socket is closed at once, so the one free slot is reused.
-                while let Ok((stream, _)) = l.accept_one() {
-                    drop(stream);
-                    shed += 1;
-                }
-                l.spare = sys::open_devnull().ok();
-            }
-        }
-        l.paused = true;
-        let delay = l.backoff;
-        l.backoff = (l.backoff * 2).min(l.backoff_max);
-        self.stats.accept_shed += shed;
-        self.arm(delay, TimerEntry::ListenerResume(index as u32));
-    }
-
-    /// The back-off ended: accept again (no edge will announce what queued meanwhile).
-    pub(crate) fn resume_listener(&mut self, index: usize) {
-        if let Some(l) = self.listener(index) {
-            l.paused = false;
-            self.accept(index);
-        }
-    }
-
-    /// Gives an accepted socket its handler and slot, then calls `on_open`.
-    fn open_accepted(&mut self, index: usize, stream: Stream, peer: SocketAddr) {
-        let Some(Source::Listener(l)) = self.sources.get_mut(index) else {
-            return;
-        };
-        let handler = (l.factory)(&mut self.app, peer);
-        let config = Rc::clone(&l.conn);
-        apply_conn_options(&stream, &config);
-        match self.insert_conn(stream, handler, config, State::Open) {
-            Ok(id) => {
-                self.stats.accepted += 1;
-                log::debug!("accepted {id} from {peer}");
-                self.arm_watchdog(id.index as usize);
-                self.call(id.index as usize, |h, cx| h.on_open(cx));
-            }
-            Err(e) => log::warn!("registering a connection from {peer}: {e}"),
-        }
     }
 }

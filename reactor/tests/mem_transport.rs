@@ -517,7 +517,7 @@ fn write_stall_kills_a_stopped_reader_not_a_slow_one() -> io::Result<()> {
     struct Big;
     impl Protocol<Log> for Big {
         fn on_data(&mut self, cx: &mut Cx<'_, Log>, data: &[u8]) -> usize {
-            cx.write_vec(vec![9u8; 1 << 20]);
+            let _ = cx.write_vec(vec![9u8; 1 << 20]);
             data.len()
         }
         fn on_close(&mut self, cx: &mut Cx<'_, Log>, reason: CloseReason) {

@@ -62,7 +62,7 @@ impl Protocol<Counts> for Act {
             b'a' => cx.abort(),
             b'p' => return 0,
             b'f' => {
-                cx.write_vec(vec![0; 512 * 1024]);
+                let _ = cx.write_vec(vec![0; 512 * 1024]);
             }
             _ => {
                 cx.write(data);

@@ -21,7 +21,7 @@ impl<App> Protocol<App> for AnswerAndClose {
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
         if !self.answered {
             self.answered = true;
-            assert!(cx.write_vec(pattern(0, TOTAL)));
+            assert!(cx.write_vec(pattern(0, TOTAL)).is_ok());
             cx.close();
             assert!(
                 !cx.write(b"after close"),

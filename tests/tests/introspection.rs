@@ -18,7 +18,7 @@ struct EchoOrFlood;
 impl<App> Protocol<App> for EchoOrFlood {
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
         if data == b"!" {
-            cx.write_vec(vec![b'x'; FLOOD]);
+            let _ = cx.write_vec(vec![b'x'; FLOOD]);
         } else {
             cx.write(data);
         }

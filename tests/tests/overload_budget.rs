@@ -37,7 +37,7 @@ impl Protocol<Budget> for Requester {
     fn on_data(&mut self, cx: &mut Cx<'_, Budget>, data: &[u8]) -> usize {
         for &n in data {
             for _ in 0..n {
-                if !cx.write_vec(vec![b'x'; MIB]) {
+                if cx.write_vec(vec![b'x'; MIB]).is_err() {
                     return data.len();
                 }
                 let conns = std::mem::take(&mut cx.app().conns);

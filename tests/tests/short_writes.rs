@@ -30,7 +30,7 @@ impl<App> Protocol<App> for Blast {
             let piece = evdrive_tests::pattern(pos as u64, len);
             let queued = match i % 3 {
                 0 => cx.write(&piece),
-                1 => cx.write_vec(piece),
+                1 => cx.write_vec(piece).is_ok(),
                 _ => cx.write_shared(&Shared::from(piece)),
             };
             assert!(queued, "the connection refused a write at {pos}");

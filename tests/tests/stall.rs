@@ -47,7 +47,7 @@ impl Producer {
         while self.produced < RESPONSE && cx.queued() < 2 * HIGH {
             let n = PIECE.min((RESPONSE - self.produced) as usize);
             let from = (self.produced % 251) as usize;
-            cx.write_vec(self.block[from..from + n].to_vec());
+            let _ = cx.write_vec(self.block[from..from + n].to_vec());
             self.produced += n as u64;
         }
         if self.produced == RESPONSE {

@@ -88,7 +88,7 @@ impl Protocol<()> for PieceEcho {
         for piece in data.chunks(self.piece) {
             match self.written % 3 {
                 0 => cx.write(piece),
-                1 => cx.write_vec(piece.to_vec()),
+                1 => cx.write_vec(piece.to_vec()).is_ok(),
                 _ => cx.write_shared(&Shared::from(piece)),
             };
             self.written += 1;

@@ -8,8 +8,7 @@
 //! limit listeners pause (the kernel keeps new clients in the backlog) instead of failing
 //! accepts, and resume as connections close.
 
-use crate::conn::State;
-use crate::core::{Core, Source};
+use crate::core::{Net, Source};
 use crate::{sys, CloseReason};
 
 /// Limits that apply to a whole reactor.
@@ -45,7 +44,7 @@ impl Default for Limits {
     }
 }
 
-impl<App> Core<App> {
+impl<App> Net<App> {
     /// Makes room for `incoming` more output bytes within the budget by aborting the
     /// connections with the largest queues. Returns `false` if `target` itself was aborted (or
     /// the bytes can never fit).
@@ -58,7 +57,7 @@ impl<App> Core<App> {
                 .sources
                 .iter()
                 .filter_map(|(i, s)| match s {
-                    Source::Conn(c) if c.state != State::Dead && !c.output.is_empty() => {
+                    Source::Conn(c) if !c.is_dead() && !c.output.is_empty() => {
                         Some((c.output.len(), i))
                     }
                     _ => None,
@@ -94,7 +93,7 @@ impl<App> Core<App> {
             .sources
             .iter()
             .filter_map(|(i, s)| match s {
-                Source::Conn(c) if c.state == State::Open => Some((c.last_activity, i)),
+                Source::Conn(c) if c.is_open() => Some((c.last_activity, i)),
                 _ => None,
             })
             .min();
@@ -108,6 +107,18 @@ impl<App> Core<App> {
             }
             None => false,
         }
+    }
+
+    /// Replaces the loop-wide limits; listeners paused at the old limit look again.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.listeners_at_limit = true;
+        self.connection_released();
+    }
+
+    /// The loop-wide limits in force.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A connection closed: wake listeners paused at the connection limit.
