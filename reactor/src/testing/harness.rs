@@ -106,7 +106,7 @@ impl<App: 'static> Harness<App> {
 
     /// Moves the clock forward by `by` and settles, firing every timer now due.
     pub fn advance(&mut self, by: Duration) -> io::Result<()> {
-        self.now += by;
+        self.now = self.now.saturating_add(by);
         self.reactor.core.set_manual_clock(self.now);
         self.settle()
     }
