@@ -174,10 +174,8 @@ struct ChatArgs {
 
 /// `opts` with its connection settings passed through a sample's `conn_config`.
 fn with_conn(opts: ListenOptions, conn_config: fn(ConnConfig) -> ConnConfig) -> ListenOptions {
-    ListenOptions {
-        conn: conn_config(opts.conn.clone()),
-        ..opts
-    }
+    let conn = conn_config(opts.conn.clone());
+    opts.with_conn(conn)
 }
 
 fn secs(s: f64) -> Option<Duration> {
@@ -188,15 +186,13 @@ impl Common {
     /// The listener and connection settings, with `idle_default` seconds of idle timeout unless
     /// `--idle-timeout` says otherwise.
     fn listen_options(&self, idle_default: f64) -> ListenOptions {
-        ListenOptions {
-            backlog: self.backlog,
-            conn: ConnConfig {
-                first_byte_timeout: secs(self.first_byte_timeout),
-                idle_timeout: secs(self.idle_timeout.unwrap_or(idle_default)),
-                ..ConnConfig::default()
-            },
-            ..ListenOptions::default()
-        }
+        ListenOptions::default()
+            .with_backlog(self.backlog)
+            .with_conn(
+                ConnConfig::default()
+                    .with_first_byte_timeout(secs(self.first_byte_timeout))
+                    .with_idle_timeout(secs(self.idle_timeout.unwrap_or(idle_default))),
+            )
     }
 
     /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
@@ -274,10 +270,7 @@ where
     } else {
         addr
     };
-    let opts = ListenOptions {
-        reuse_port: true,
-        ..opts
-    };
+    let opts = opts.with_reuse_port(true);
     let group = Group::start(threads, move |_| {
         let mut reactor = Reactor::new(make_app())?;
         reactor.listen(addr, opts.clone(), factory.clone())?;

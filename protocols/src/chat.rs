@@ -89,10 +89,7 @@ const HELP: &[&str] = &[
 /// The settings a chat connection should have: `base` with `max_output` lowered to
 /// [`MAX_OUTPUT`], so a member who stops reading is dropped long before it costs real memory.
 pub fn conn_config(base: ConnConfig) -> ConnConfig {
-    ConnConfig {
-        max_output: MAX_OUTPUT,
-        ..base
-    }
+    base.with_max_output(MAX_OUTPUT)
 }
 
 /// The chat room: who is here under which nickname. The reactor's user state for the chat
@@ -103,7 +100,8 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(ChatRoom::new())?;
-/// let opts = ListenOptions { conn: conn_config(Default::default()), ..Default::default() };
+/// let opts = ListenOptions::default()
+///     .with_conn(conn_config(Default::default()));
 /// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
 /// assert!(reactor.app().is_empty());
 /// # let _ = addr;
@@ -521,10 +519,7 @@ mod tests {
     impl Room {
         fn new(room: ChatRoom) -> Room {
             let mut reactor = Reactor::new(room).unwrap();
-            let opts = ListenOptions {
-                conn: conn_config(ConnConfig::default()),
-                ..ListenOptions::default()
-            };
+            let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
             let addr = reactor
                 .listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| ChatConn::new())
                 .unwrap();

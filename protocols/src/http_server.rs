@@ -97,10 +97,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// request always gets the codec's status (413, 431) rather than a bare close.
 pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
     use crate::codec::http::{DEFAULT_MAX_BODY_LENGTH, DEFAULT_MAX_HEAD_LENGTH};
-    reactor::ConnConfig {
-        max_input: DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024,
-        ..base
-    }
+    base.with_max_input(DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024)
 }
 
 /// The tag of the request timer.

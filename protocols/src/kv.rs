@@ -66,10 +66,7 @@ const NOT_AN_INTEGER: &[u8] = b"ERR value is not an integer or out of range";
 /// largest command, so an oversized command always gets the codec's precise error reply (and a
 /// legal command of up to 2 MiB is never cut short by the generic limit).
 pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
-    reactor::ConnConfig {
-        max_input: crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024,
-        ..base
-    }
+    base.with_max_input(crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024)
 }
 
 /// The keys and values: the reactor's user state for the KV server.
@@ -761,10 +758,7 @@ mod tests {
         use reactor::testing::Harness;
         use reactor::ListenOptions;
         let mut h = Harness::new(KvStore::new()).unwrap();
-        let opts = ListenOptions {
-            conn: conn_config(reactor::ConnConfig::default()),
-            ..ListenOptions::default()
-        };
+        let opts = ListenOptions::default().with_conn(conn_config(reactor::ConnConfig::default()));
         let l = h.listen(opts, |_, _| KvConn::new());
         let peer = l.connect();
         let value = vec![b'v'; DEFAULT_MAX_BULK_LENGTH];

@@ -151,26 +151,13 @@ impl<'a, App> Conns<'a, App> {
     /// Stops reading from `conn` until [`resume_reading_conn`](Self::resume_reading_conn).
     /// Returns whether it exists.
     pub fn pause_reading_conn(&mut self, conn: ConnId) -> bool {
-        match self.net.conn_mut(conn) {
-            Some(c) => {
-                c.paused_by_user = true;
-                true
-            }
-            None => false,
-        }
+        self.net.pause_reading(conn)
     }
 
     /// Resumes reading from `conn`; input kept while paused is offered again on the next turn.
     /// Returns whether it exists.
     pub fn resume_reading_conn(&mut self, conn: ConnId) -> bool {
-        let Some(c) = self.net.conn_mut(conn) else {
-            return false;
-        };
-        if c.paused_by_user {
-            c.paused_by_user = false;
-            self.net.mark_ready(conn.index as usize);
-        }
-        true
+        self.net.resume_reading(conn)
     }
 }
 
@@ -289,7 +276,7 @@ impl<'a, App> LoopCx<'a, App> {
         P: Protocol<App> + 'static,
         F: FnMut(&mut App, SocketAddr) -> P + 'static,
     {
-        let socket = crate::listener::bind(addr, &opts)?;
+        let socket = crate::transport::tcp::listen(addr, &opts)?;
         let local = self.core.add_listener(
             Box::new(socket),
             Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),

@@ -29,7 +29,8 @@ use crate::{Handle, Reactor};
 /// let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 /// let group = Group::start(2, move |_thread| {
 ///     let mut reactor = Reactor::new(())?;
-///     let opts = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+///     let opts = ListenOptions::default()
+///         .with_reuse_port(true);
 ///     reactor.listen(addr, opts, |_, _| Echo)?;
 ///     Ok(reactor)
 /// })?;

@@ -21,10 +21,9 @@
 //! }
 //!
 //! let mut reactor = Reactor::new(())?;
-//! let opts = ListenOptions {
-//!     conn: ConnConfig { idle_timeout: Some(Duration::from_secs(60)), ..Default::default() },
-//!     ..Default::default()
-//! };
+//! let opts = ListenOptions::default()
+//!     .with_conn(ConnConfig::default()
+//!         .with_idle_timeout(Some(Duration::from_secs(60))));
 //! reactor.listen("127.0.0.1:7000".parse().unwrap(), opts, |_app, _peer| Echo)?;
 //! reactor.catch_signals(&[], Some(Duration::from_secs(5)), None)?;
 //! reactor.run()?;

@@ -9,16 +9,17 @@
 //! armed on the timer wheel, doubling while the condition lasts. A spare descriptor, reserved up
 //! front, is given back for a moment so that pending clients can be accepted and closed: they
 //! are told at once instead of hanging in the backlog. The accept loop itself lives in the
-//! core's `accept` module; this one holds the listener's state and the socket setup.
+//! core's `accept` module, the socket setup in the TCP transport; this one holds the
+//! listener's state.
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::transport::Acceptor;
-use crate::{sys, ConnConfig, ListenOptions, Protocol};
+use crate::{ConnConfig, ListenOptions, Protocol};
 
 /// Makes the handler of each accepted connection.
 pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
@@ -50,34 +51,6 @@ pub(crate) struct Listener<App> {
     pub(crate) spare: Option<OwnedFd>,
     /// The failure to reserve the spare was logged (once, until it is reserved again).
     pub(crate) spare_failure_logged: bool,
-}
-
-/// Creates a listening socket with every option applied before `bind`/`listen` (S18, S19).
-pub(crate) fn bind(addr: SocketAddr, opts: &ListenOptions) -> io::Result<mio::net::TcpListener> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let fd = sys::socket(domain, libc::SOCK_STREAM)?;
-    sys::set_reuseaddr(fd.as_fd(), true)?;
-    if opts.reuse_port {
-        sys::set_reuseport(fd.as_fd(), true)?;
-    }
-    if let Some(n) = opts.recv_buffer_size {
-        sys::set_recv_buffer_size(fd.as_fd(), n)?;
-    }
-    if let Some(n) = opts.send_buffer_size {
-        sys::set_send_buffer_size(fd.as_fd(), n)?;
-    }
-    sys::bind(fd.as_fd(), &addr)?;
-    sys::listen(fd.as_fd(), opts.backlog)?;
-    if let Some(t) = opts.defer_accept {
-        sys::set_defer_accept(fd.as_fd(), t)?;
-    }
-    Ok(mio::net::TcpListener::from_std(
-        std::net::TcpListener::from(fd),
-    ))
 }
 
 impl<App> Listener<App> {

@@ -45,17 +45,8 @@ fn us(n: u64) -> Duration {
 #[test]
 fn idle_timeout_is_never_early_at_sub_tick_offsets() -> io::Result<()> {
     let mut h = Harness::new(Log::default())?;
-    let conn = ConnConfig {
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..ConnConfig::default()
-    };
-    let l = h.listen(
-        ListenOptions {
-            conn,
-            ..ListenOptions::default()
-        },
-        |_, _| Sink,
-    );
+    let conn = ConnConfig::default().with_idle_timeout(Some(Duration::from_millis(300)));
+    let l = h.listen(ListenOptions::default().with_conn(conn), |_, _| Sink);
     let peer = l.connect();
     h.settle()?;
     h.advance(us(10_900))?;
@@ -103,21 +94,17 @@ fn huge_durations_neither_panic_nor_wrap_nor_spin() -> io::Result<()> {
         }
     }
     let mut h = Harness::new(Log::default())?;
-    let conn = ConnConfig {
-        first_byte_timeout: Some(Duration::MAX),
-        idle_timeout: Some(Duration::MAX),
-        write_stall_timeout: Some(Duration::MAX),
-        connect_timeout: Duration::MAX,
-        linger_timeout: Duration::MAX,
-        ..ConnConfig::default()
-    };
+    let conn = ConnConfig::default()
+        .with_first_byte_timeout(Some(Duration::MAX))
+        .with_idle_timeout(Some(Duration::MAX))
+        .with_write_stall_timeout(Some(Duration::MAX))
+        .with_connect_timeout(Duration::MAX)
+        .with_linger_timeout(Duration::MAX);
     let l = h.listen(
-        ListenOptions {
-            conn: conn.clone(),
-            backoff_min: Duration::MAX,
-            backoff_max: Duration::MAX,
-            ..ListenOptions::default()
-        },
+        ListenOptions::default()
+            .with_conn(conn.clone())
+            .with_backoff_min(Duration::MAX)
+            .with_backoff_max(Duration::MAX),
         |_, _| Greedy,
     );
     let peer = l.connect();
@@ -157,11 +144,9 @@ fn huge_durations_neither_panic_nor_wrap_nor_spin() -> io::Result<()> {
 #[test]
 fn emfile_shedding_is_bounded_and_a_lost_spare_is_reserved_again() -> io::Result<()> {
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        accepts_per_turn: 4,
-        backoff_min: 100 * MS,
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_accepts_per_turn(4)
+        .with_backoff_min(100 * MS);
     let l = h.listen(opts, |_, _| Sink);
     l.fail_spare_reserve(2);
     let shed = |h: &mut Harness<Log>| h.reactor().stats().accept_shed;

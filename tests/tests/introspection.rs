@@ -42,15 +42,10 @@ fn snapshot_of(snaps: &[ConnSnapshot], client: SocketAddr) -> &ConnSnapshot {
 fn stats_and_snapshots_follow_a_scripted_scenario() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
+    let opts = ListenOptions::default()
         // Accepted sockets inherit a small send buffer: the flood stays in the reactor's queue.
-        send_buffer_size: Some(16 * 1024),
-        conn: ConnConfig {
-            idle_timeout: Some(Duration::from_secs(60)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+        .with_send_buffer_size(Some(16 * 1024))
+        .with_conn(ConnConfig::default().with_idle_timeout(Some(Duration::from_secs(60))));
     let server = Server::listen(|| (), opts, move |_, _| watch.wrap(EchoOrFlood))?;
 
     // 1. Client A sends five bytes and gets them back; client B connects and stays silent.

@@ -47,13 +47,7 @@ impl<App> Protocol<App> for Blast {
 
 fn start() -> io::Result<(Server<()>, evdrive_tests::Observer)> {
     let (watch, observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 2 * TOTAL,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_output(2 * TOTAL));
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Blast))?;
     Ok((server, observer))
 }

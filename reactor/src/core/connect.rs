@@ -10,7 +10,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::rc::Rc;
 
 use crate::conn::{Conn, Phase, WriteHalf};
@@ -66,21 +65,7 @@ impl<App> Net<App> {
         handler: Box<dyn Protocol<App>>,
         config: Rc<ConnConfig>,
     ) -> io::Result<ConnId> {
-        let domain = if addr.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
-        };
-        let fd = sys::socket(domain, libc::SOCK_STREAM)?;
-        // Buffer sizes must be set before connect to take effect on the handshake (S19).
-        if let Some(n) = config.send_buffer_size {
-            sys::set_send_buffer_size(fd.as_fd(), n)?;
-        }
-        if let Some(n) = config.recv_buffer_size {
-            sys::set_recv_buffer_size(fd.as_fd(), n)?;
-        }
-        let attempt = sys::connect(fd.as_fd(), &addr);
-        let stream = Box::new(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)));
+        let (stream, attempt) = crate::transport::tcp::connect(addr, &config)?;
         // An immediate success is judged like a later one: registration reports writability at
         // once, and `finish_connect` reads the verdict.
         let id = self.start_connect(stream, handler, config)?;

@@ -15,10 +15,12 @@ use crate::{sys, CloseReason};
 ///
 /// ```
 /// use evdrive_reactor::Limits;
-/// let limits = Limits { output_budget: Some(256 << 20), ..Limits::default() };
+/// let limits = Limits::default()
+///     .with_output_budget(Some(256 << 20));
 /// assert!(limits.max_connections > 0);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The most connections open at once (accepted plus outgoing). At the limit listeners pause
     /// until a connection closes. Default: the descriptor limit (`RLIMIT_NOFILE`) minus a margin
@@ -30,6 +32,34 @@ pub struct Limits {
     /// The most output bytes queued across all connections; `None`: unbounded (each connection
     /// is still bounded by its own `max_output`).
     pub output_budget: Option<usize>,
+}
+
+impl Limits {
+    /// The defaults (see [`Default`]); change them with the `with_` methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_connections`](Self::max_connections).
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets [`shed_idle_at_limit`](Self::shed_idle_at_limit).
+    #[must_use]
+    pub fn with_shed_idle_at_limit(mut self, shed_idle_at_limit: bool) -> Self {
+        self.shed_idle_at_limit = shed_idle_at_limit;
+        self
+    }
+
+    /// Sets [`output_budget`](Self::output_budget).
+    #[must_use]
+    pub fn with_output_budget(mut self, output_budget: Option<usize>) -> Self {
+        self.output_budget = output_budget;
+        self
+    }
 }
 
 impl Default for Limits {

@@ -10,8 +10,33 @@
 //! shorten the idle timeout counted from it.
 
 use crate::conn::Phase;
-use crate::core::{Core, Source, READS_PER_TURN};
-use crate::CloseReason;
+use crate::core::{Core, Net, Source, READS_PER_TURN};
+use crate::{CloseReason, ConnId};
+
+impl<App> Net<App> {
+    /// The handler stops reading from `id` until [`resume_reading`](Self::resume_reading).
+    /// Returns whether the connection exists.
+    pub(crate) fn pause_reading(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        conn.paused_by_user = true;
+        true
+    }
+
+    /// Resumes reading from `id`. Input kept while paused, and whatever queued in the kernel
+    /// meanwhile, is served from the ready list: no edge will announce it.
+    pub(crate) fn resume_reading(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        if conn.paused_by_user {
+            conn.paused_by_user = false;
+            self.mark_ready(id.index as usize);
+        }
+        true
+    }
+}
 
 impl<App> Core<App> {
     /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn

@@ -4,7 +4,8 @@
 //! Reading, gather writing, half-closing, the connect verdict, addresses, registration with the
 //! poller and accepting all go through [`Transport`] (a connected stream) and [`Acceptor`] (a
 //! listening end). The buffering, backpressure, close, connect and accept logic of the rest of
-//! the crate is written against these traits only. TCP implements them here; the in-memory
+//! the crate is written against these traits only. TCP implements them in [`tcp`], which also
+//! creates its sockets; the in-memory
 //! transport of `reactor::testing` implements them in its own module, so the same code runs
 //! over it and no production method carries a branch for it. The next transport (Unix-domain
 //! stream sockets) is one more implementation.
@@ -23,13 +24,14 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
-use std::time::Duration;
 
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 
 use crate::sys;
+
+pub(crate) mod tcp;
 
 /// What a readiness event says about a source.
 #[derive(Clone, Copy, Debug, Default)]
@@ -104,66 +106,5 @@ pub(crate) trait Acceptor: fmt::Debug {
     /// Whether this acceptor pushed an edge onto the [`Injected`] queue since last asked.
     fn take_readiness(&mut self) -> bool {
         false
-    }
-}
-
-impl Transport for mio::net::TcpStream {
-    fn register(&mut self, at: Registration<'_>) -> io::Result<()> {
-        at.registry
-            .register(self, at.token, Interest::READABLE | Interest::WRITABLE)
-    }
-
-    fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.as_fd())
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv(self.as_fd(), buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // `send` for one buffer: the common case needs no msghdr.
-        match bufs {
-            [one] => sys::send(self.as_fd(), one),
-            _ => sys::sendmsg(self.as_fd(), bufs),
-        }
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        sys::shutdown_write(self.as_fd())
-    }
-
-    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
-        sys::take_error(self.as_fd())
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::getpeername(self.as_fd())
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::getsockname(self.as_fd())
-    }
-
-    fn set_abortive(&mut self) -> io::Result<()> {
-        sys::set_linger(self.as_fd(), Some(Duration::ZERO))
-    }
-}
-
-impl Acceptor for mio::net::TcpListener {
-    fn register(&mut self, at: Registration<'_>) -> io::Result<()> {
-        at.registry.register(self, at.token, Interest::READABLE)
-    }
-
-    fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {
-        mio::net::TcpListener::accept(self).map(|(s, a)| (Box::new(s) as Stream, a))
-    }
-
-    fn has_pending(&self) -> bool {
-        sys::poll_readable(&[self.as_fd()], Some(Duration::ZERO)).map_or(true, |r| r[0])
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::getsockname(self.as_fd())
     }
 }
