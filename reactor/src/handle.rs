@@ -68,6 +68,10 @@ impl<App> fmt::Debug for Handle<App> {
 
 impl<App> Handle<App> {
     /// Runs `f` inside the reactor's loop. Fails with [`Error::Stopped`] if the reactor is gone.
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the reactor is gone (the closure is dropped unrun);
+    /// [`Error::Io`] if waking it failed (the closure stays queued and runs on its next turn).
     pub fn post(&self, f: impl FnOnce(&mut LoopCx<'_, App>) + Send + 'static) -> crate::Result<()> {
         {
             let mut inbox = self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,11 +84,17 @@ impl<App> Handle<App> {
     }
 
     /// Asks the reactor to shut down gracefully (see [`crate::Reactor::shutdown`]).
+    ///
+    /// # Errors
+    /// As [`post`](Self::post).
     pub fn shutdown(&self, grace: Duration) -> crate::Result<()> {
         self.post(move |cx| cx.shutdown_reactor(grace))
     }
 
     /// Asks the reactor to abort every connection and stop at once.
+    ///
+    /// # Errors
+    /// As [`post`](Self::post).
     pub fn stop_now(&self) -> crate::Result<()> {
         self.post(|cx| cx.stop_reactor_now())
     }

@@ -34,9 +34,7 @@ impl<App> Net<App> {
         };
         conn.set_reason(reason);
         // The first-byte timer ends with the open phase; the linger timer bounds the close.
-        if let Some(key) = conn.take_phase_timer() {
-            self.wheel.cancel(key);
-        }
+        self.end_phase_timer(index);
         if let Some(conn) = self.conn_at(index) {
             conn.phase = Phase::Closing {
                 linger: None,
@@ -75,12 +73,11 @@ impl<App> Net<App> {
             return;
         }
         conn.set_reason(reason);
-        // Timers of the old phase are cancelled when the slot is removed.
-        let timer = conn.take_phase_timer();
-        conn.phase = Phase::Dead;
-        conn.input.clear();
-        if let Some(key) = timer {
-            self.wheel.cancel(key);
+        // The old phase's timer ends with it; the others go when the slot is removed.
+        self.end_phase_timer(index);
+        if let Some(conn) = self.conn_at(index) {
+            conn.phase = Phase::Dead;
+            conn.input.clear();
         }
         self.dead.push(index);
     }

@@ -103,15 +103,15 @@ impl<App> Core<App> {
                 return;
             }
         }
-        let timer = conn.take_phase_timer();
-        conn.phase = Phase::Open {
-            first_byte: None,
-            write,
-        };
         apply_conn_options(&conn.stream, &conn.config);
         let has_output = !conn.output.is_empty();
-        if let Some(key) = timer {
-            self.net.wheel.cancel(key);
+        // The verdict ends the connect timeout.
+        self.end_phase_timer(index);
+        if let Some(conn) = self.conn_at(index) {
+            conn.phase = Phase::Open {
+                first_byte: None,
+                write,
+            };
         }
         let now = self.net.clock.now_ceil();
         if let Some(conn) = self.conn_at(index) {

@@ -96,12 +96,10 @@ impl<App> Core<App> {
         if let Some(extras) = conn.extras.as_deref_mut() {
             extras.last_read = at;
         }
-        // The first byte ends the first-byte timeout (a closing connection's timer is its
-        // linger timeout, which stays).
-        if let Phase::Open { first_byte, .. } = &mut conn.phase {
-            if let Some(key) = first_byte.take() {
-                self.net.wheel.cancel(key);
-            }
+        // A byte ends the first-byte timeout, the open phase's timer (a closing connection's
+        // timer is its linger timeout, which stays).
+        if conn.is_open() {
+            self.end_phase_timer(index);
         }
     }
 

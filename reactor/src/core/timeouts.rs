@@ -57,6 +57,14 @@ impl<App> Net<App> {
         }
     }
 
+    /// Cancels the timer bounding a connection's current phase: the phase ends, or what it
+    /// waited for came (the first byte, the connect verdict).
+    pub(crate) fn end_phase_timer(&mut self, index: usize) {
+        if let Some(key) = self.conn_at(index).and_then(|c| c.take_phase_timer()) {
+            self.wheel.cancel(key);
+        }
+    }
+
     /// Arms the linger timer of a connection that just began closing: it bounds the whole
     /// close, flush included, so a peer that never reads cannot hold the connection open.
     pub(crate) fn arm_linger(&mut self, index: usize) {

@@ -22,6 +22,9 @@ const SETTLE_LIMIT: usize = 10_000;
 
 impl<App: 'static> Harness<App> {
     /// A harness whose reactor owns `app`, with its clock stopped at zero.
+    ///
+    /// # Errors
+    /// As [`Reactor::new`]: the poll instance cannot be created.
     pub fn new(app: App) -> io::Result<Self> {
         let mut reactor = Reactor::new(app)?;
         reactor.core.set_manual_clock(Duration::ZERO);
@@ -68,6 +71,9 @@ impl<App: 'static> Harness<App> {
 
     /// Runs one loop turn without waiting: pending edges, the ready list, timers due at the
     /// harness's time, the flush and the close steps.
+    ///
+    /// # Errors
+    /// As [`Reactor::turn`].
     pub fn turn(&mut self) -> io::Result<()> {
         self.reactor.turn(Some(Duration::ZERO))
     }
@@ -77,6 +83,9 @@ impl<App: 'static> Harness<App> {
     /// row that move no byte, accept, connect or close nothing (a bug: something re-arms
     /// itself every turn). Slow progress (a peer whose kernel hands over one byte per read) is
     /// not a failure, however many turns it takes.
+    ///
+    /// # Errors
+    /// `Other` if the loop never rests (above), or a turn's error.
     pub fn settle(&mut self) -> io::Result<()> {
         let progress = |r: &Reactor<App>| {
             let s = r.stats();
@@ -105,6 +114,9 @@ impl<App: 'static> Harness<App> {
     }
 
     /// Moves the clock forward by `by` and settles, firing every timer now due.
+    ///
+    /// # Errors
+    /// As [`settle`](Self::settle).
     pub fn advance(&mut self, by: Duration) -> io::Result<()> {
         self.now = self.now.saturating_add(by);
         self.reactor.core.set_manual_clock(self.now);

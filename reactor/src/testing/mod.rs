@@ -1,7 +1,7 @@
 //! An in-memory transport that runs any handler exactly as the reactor would, with no sockets
 //! (feature `testing`).
 //!
-//! A [`Harness`] is a real [`Reactor`] whose connections are in-memory pipes instead of
+//! A [`Harness`] is a real [`Reactor`](crate::Reactor) whose connections are in-memory pipes instead of
 //! sockets, and whose clock moves only when the harness says so. The pipes sit behind the same
 //! syscall seam as sockets (the crate's `Stream`), so the reactor's own accept loop, connect
 //! verdict, read loop, output queue, partial-write handling, backpressure and close logic are
