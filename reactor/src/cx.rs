@@ -114,32 +114,24 @@ impl<'a, App> Conns<'a, App> {
 
     /// Bytes queued on `conn` and not yet accepted by the kernel (0 if it does not exist).
     pub fn queued_on(&self, conn: ConnId) -> usize {
-        self.net.conn_ref(conn).map_or(0, |c| c.output.len())
+        self.net.queued_on(conn)
     }
 
     /// Whether `conn` exists and is open (not connecting, closing or closed).
     pub fn is_open(&self, conn: ConnId) -> bool {
-        self.net.conn_ref(conn).is_some_and(|c| c.is_open())
+        self.net.is_open(conn)
     }
 
     /// Closes `conn` gracefully, reporting `reason` (see [`Cx::close`]). Returns whether it
     /// existed.
     pub fn close_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
-        if self.net.conn_ref(conn).is_none() {
-            return false;
-        }
-        self.net.close(conn.index as usize, reason);
-        true
+        self.net.close_conn(conn, reason)
     }
 
     /// Aborts `conn` with RST, dropping its queued output (see [`Cx::abort`]). Returns whether
     /// it existed.
     pub fn abort_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
-        if self.net.conn_ref(conn).is_none() {
-            return false;
-        }
-        self.net.abort(conn.index as usize, reason);
-        true
+        self.net.abort_conn(conn, reason)
     }
 
     /// Half-closes `conn` once its queued output is flushed (see [`Cx::shutdown_write`]).
@@ -227,12 +219,12 @@ impl<'a, App> LoopCx<'a, App> {
 
     /// Bytes queued on `conn`; see [`Conns::queued_on`].
     pub fn queued_on(&self, conn: ConnId) -> usize {
-        self.core.conn_ref(conn).map_or(0, |c| c.output.len())
+        self.core.queued_on(conn)
     }
 
     /// Whether `conn` exists and is open; see [`Conns::is_open`].
     pub fn is_open(&self, conn: ConnId) -> bool {
-        self.core.conn_ref(conn).is_some_and(|c| c.is_open())
+        self.core.is_open(conn)
     }
 
     /// Closes `conn` gracefully; see [`Conns::close_conn`].
@@ -461,17 +453,17 @@ impl<'a, App> Cx<'a, App> {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.lp.core.conn_ref(self.id)?.stream.peer_addr().ok()
+        self.lp.core.peer_addr(self.id)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.lp.core.conn_ref(self.id)?.stream.local_addr().ok()
+        self.lp.core.local_addr(self.id)
     }
 
     /// Socket options of this connection (S20); `None` if it is gone or has no descriptor.
     pub fn socket(&self) -> Option<SocketRef<'_>> {
-        Some(SocketRef::new(self.lp.core.conn_ref(self.id)?.stream.fd()?))
+        Some(SocketRef::new(self.lp.core.conn_fd(self.id)?))
     }
 
     /// Bytes waiting in the kernel's receive queue (`FIONREAD`, S22).

@@ -33,13 +33,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
-mod conn;
 mod core;
 mod cx;
 mod error;
 mod group;
 mod handle;
-mod listener;
 mod outbuf;
 mod protocol;
 mod reactor;
@@ -52,7 +50,7 @@ mod timer;
 mod transport;
 
 pub use config::{ConnConfig, ListenOptions};
-pub use conn::ConnId;
+pub use core::conn::ConnId;
 pub use core::limits::Limits;
 pub use core::snapshot::ConnSnapshot;
 pub use core::tasks::TaskId;

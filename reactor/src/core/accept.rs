@@ -13,10 +13,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::conn::{Phase, WriteHalf};
+use crate::core::conn::{Phase, WriteHalf};
 use crate::core::connect::apply_conn_options;
+use crate::core::listener::{Factory, Listener};
 use crate::core::{Core, Net, Source};
-use crate::listener::{Factory, Listener};
 use crate::timer::TimerEntry;
 use crate::transport::{Acceptor, Stream};
 use crate::{sys, ListenOptions};

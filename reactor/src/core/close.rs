@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::conn::{Phase, WriteHalf};
+use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::timer::TimerEntry;
 use crate::{CloseReason, ConnId, Cx};
@@ -45,6 +45,24 @@ impl<App> Net<App> {
         self.arm_linger(index);
         // The flush at the end of the turn moves the close along.
         self.mark_dirty(index);
+    }
+
+    /// Closes the connection `id` names gracefully; returns whether it existed.
+    pub(crate) fn close_conn(&mut self, id: ConnId, reason: CloseReason) -> bool {
+        if self.conn_ref(id).is_none() {
+            return false;
+        }
+        self.close(id.index as usize, reason);
+        true
+    }
+
+    /// Aborts the connection `id` names; returns whether it existed.
+    pub(crate) fn abort_conn(&mut self, id: ConnId, reason: CloseReason) -> bool {
+        if self.conn_ref(id).is_none() {
+            return false;
+        }
+        self.abort(id.index as usize, reason);
+        true
     }
 
     /// Closes at once with RST (`SO_LINGER` 0), dropping queued output (S17).

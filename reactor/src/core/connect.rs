@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::conn::{Conn, Phase, WriteHalf};
+use crate::core::conn::{Conn, Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::transport::Stream;
 use crate::{sys, CloseReason, ConnConfig, ConnId, Protocol};

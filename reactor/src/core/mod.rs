@@ -4,12 +4,13 @@
 //!
 //! | module | part of the life | owns |
 //! |---|---|---|
+//! | `conn` | one connection's state: its [`Phase`](conn::Phase), buffers and counters | |
 //! | `connect` | opening: accepted or outgoing, the connect verdict (S4) | `Connecting → Open` |
 //! | `read` | reading and delivery to the handler, end of stream | input, pauses |
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
-//! | `accept` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
+//! | `accept`, `listener` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
 //!
 //! # Implementation notes
@@ -22,7 +23,7 @@
 //! `&mut App` and queue output on other connections at the same time: operations that run no
 //! handler (queueing, closing, aborting) are methods of `Net`.
 //!
-//! A connection's life is one [`Phase`](crate::conn::Phase): `Connecting → Open → Closing →
+//! A connection's life is one [`Phase`](conn::Phase): `Connecting → Open → Closing →
 //! Dead`. Every way out (error, timeout, close, abort) ends in `kill`, which queues the slot for
 //! `finalize`: the one place that calls `on_close`, so it runs exactly once.
 
@@ -33,8 +34,8 @@ use std::time::Duration;
 use slab::Slab;
 use timers::{Tick, TimerKey, Wheel};
 
-use crate::conn::Conn;
-use crate::listener::Listener;
+use crate::core::conn::Conn;
+use crate::core::listener::Listener;
 use crate::stats::Stats;
 use crate::timer::{Clock, TimerEntry};
 use crate::transport::{Injected, Readiness, Registration};
@@ -42,8 +43,10 @@ use crate::{ConnId, Cx, Protocol};
 
 pub(crate) mod accept;
 mod close;
+pub(crate) mod conn;
 mod connect;
 pub(crate) mod limits;
+pub(crate) mod listener;
 mod read;
 pub(crate) mod snapshot;
 pub(crate) mod tasks;
@@ -419,7 +422,7 @@ impl<App> Net<App> {
     }
 
     /// The connection at a slab index.
-    pub(crate) fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
+    fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
         match self.sources.get_mut(index) {
             Some(Source::Conn(c)) => Some(c),
             _ => None,
@@ -427,17 +430,42 @@ impl<App> Net<App> {
     }
 
     /// The connection an id names, if it still exists.
-    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
         self.conn_at(id.index as usize)
             .filter(|c| c.generation == id.generation)
     }
 
     /// The connection an id names, if it still exists.
-    pub(crate) fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
+    fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
         match self.sources.get(id.index as usize) {
             Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
             _ => None,
         }
+    }
+
+    /// Bytes queued on a connection (0 if it does not exist).
+    pub(crate) fn queued_on(&self, id: ConnId) -> usize {
+        self.conn_ref(id).map_or(0, |c| c.output.len())
+    }
+
+    /// Whether a connection exists and is open (not connecting, closing or closed).
+    pub(crate) fn is_open(&self, id: ConnId) -> bool {
+        self.conn_ref(id).is_some_and(|c| c.is_open())
+    }
+
+    /// A connection's peer address.
+    pub(crate) fn peer_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.conn_ref(id)?.stream.peer_addr().ok()
+    }
+
+    /// A connection's local address.
+    pub(crate) fn local_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.conn_ref(id)?.stream.local_addr().ok()
+    }
+
+    /// A connection's descriptor, for socket options (`None` if it has none).
+    pub(crate) fn conn_fd(&self, id: ConnId) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.conn_ref(id)?.stream.fd()
     }
 
     fn id_at(&self, index: usize) -> Option<ConnId> {

@@ -9,7 +9,7 @@
 //! (rounded up), not with the turn's start: a byte that arrives after the turn began must not
 //! shorten the idle timeout counted from it.
 
-use crate::conn::Phase;
+use crate::core::conn::Phase;
 use crate::core::{Core, Net, Source, READS_PER_TURN};
 use crate::{CloseReason, ConnId};
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use timers::{Tick, TimerKey};
 
-use crate::conn::{Conn, Heartbeat, Phase};
+use crate::core::conn::{Conn, Heartbeat, Phase};
 use crate::core::{Core, Net, Source};
 use crate::timer::{ticks_ceil, ConnTimer, TimerEntry};
 use crate::{CloseReason, ConnId, TimerId};

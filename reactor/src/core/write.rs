@@ -78,7 +78,7 @@ impl<App> Net<App> {
             return true;
         }
         let now = self.now;
-        let crate::conn::Conn { stream, output, .. } = conn;
+        let crate::core::conn::Conn { stream, output, .. } = conn;
         match output.flush(now, |iov| stream.write_vectored(iov)) {
             Ok((_, written)) => {
                 self.queued_total -= written;

@@ -27,34 +27,34 @@ pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Pr
 /// A listening socket's slot.
 pub(crate) struct Listener<App> {
     /// The accepting end, behind the transport seam.
-    pub(crate) socket: Box<dyn Acceptor>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) factory: Factory<App>,
+    pub(super) socket: Box<dyn Acceptor>,
+    pub(super) local_addr: SocketAddr,
+    pub(super) factory: Factory<App>,
     /// Settings shared by every connection this listener accepts.
-    pub(crate) conn: Rc<ConnConfig>,
-    pub(crate) accepts_per_turn: usize,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
+    pub(super) conn: Rc<ConnConfig>,
+    pub(super) accepts_per_turn: usize,
+    pub(super) backoff_min: Duration,
+    pub(super) backoff_max: Duration,
     /// The next back-off period.
-    pub(crate) backoff: Duration,
+    pub(super) backoff: Duration,
     /// Accepting is suspended until the back-off timer fires.
-    pub(crate) paused: bool,
+    pub(super) paused: bool,
     /// On the ready list.
-    pub(crate) ready: bool,
+    pub(super) ready: bool,
     /// Failed accepts in the current exhaustion episode (0: not in one). One log line opens an
     /// episode and one closes it, never a line per failure.
-    pub(crate) episode_failures: u64,
+    pub(super) episode_failures: u64,
     /// Paused at the reactor's connection limit; resumed when a connection closes.
-    pub(crate) at_limit: bool,
+    pub(super) at_limit: bool,
     /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
     /// out. `None` while it could not be reserved again; the back-off timer retries.
-    pub(crate) spare: Option<OwnedFd>,
+    pub(super) spare: Option<OwnedFd>,
     /// The failure to reserve the spare was logged (once, until it is reserved again).
-    pub(crate) spare_failure_logged: bool,
+    pub(super) spare_failure_logged: bool,
 }
 
 impl<App> Listener<App> {
-    pub(crate) fn new(
+    pub(super) fn new(
         mut socket: Box<dyn Acceptor>,
         factory: Factory<App>,
         opts: &ListenOptions,
