@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
 
-use crate::core::{Core, Source};
+use crate::core::{Core, Internal, Source};
 use crate::handle::{Handle, Inbox, Mailbox, Posted};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
@@ -43,10 +43,15 @@ struct Signals<App> {
 /// 1. The poll timeout comes from the timer wheel's next deadline (S9), or is zero when work is
 ///    pending (a connection whose read budget ran out, a resumed reader).
 /// 2. `poll` waits for readiness; `EINTR` just ends the wait (S2).
-/// 3. Ready sources are served: accept, connect verdict, flush on writability, read.
+/// 3. Ready sources are served: first those left on the ready list last turn, then the poller's
+///    events, then readiness queued by transports without a descriptor (the in-memory one of
+///    `testing`; empty otherwise): accept, connect verdict, flush on writability, read.
 /// 4. Expired timers fire.
 /// 5. Every connection written to during the turn is flushed once, with one gather write (S15).
 /// 6. Connections that finished are removed and their handlers get `on_close`.
+///
+/// The work of a turn grows with the ready sources and the timers due, never with the number
+/// of connections. `ARCHITECTURE.md` in the repository walks through the same steps in the code.
 ///
 /// # Edge-triggered readiness
 /// Sockets are registered once for reading and writing, edge-triggered, and never re-registered
@@ -345,11 +350,13 @@ impl<App: 'static> Reactor<App> {
             read_closed: event.is_read_closed(),
             error: event.is_error(),
         };
-        let index = event.token().0;
-        match self.core.is_internal(index) {
-            Some(Source::Signals) => self.handle_signals(),
-            Some(Source::Waker) => self.run_posted(),
-            _ => self.core.dispatch(index, ready, &mut self.scratch),
+        match self
+            .core
+            .dispatch(event.token().0, ready, &mut self.scratch)
+        {
+            Some(Internal::Signals) => self.handle_signals(),
+            Some(Internal::Waker) => self.run_posted(),
+            None => {}
         }
     }
 

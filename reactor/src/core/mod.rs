@@ -72,6 +72,13 @@ pub(crate) enum Source<App> {
     Waker,
 }
 
+/// The reactor's own sources, which the loop serves itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Internal {
+    Signals,
+    Waker,
+}
+
 /// Everything a callback can reach: the user state and the rest of the loop.
 pub(crate) struct Core<App> {
     /// The user's state, shared by all handlers.
@@ -100,6 +107,9 @@ pub(crate) struct Net<App> {
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
+    /// Connections with traffic since the last stamp (`true`: a read), stamped with one clock
+    /// reading after the reads and again after the flush (see `stamp_touched`).
+    touched: Vec<(usize, bool)>,
     /// Readiness raised by transports without a descriptor, one entry per edge.
     injected: Injected,
     /// Reused buffers the per-turn lists are swapped into while they are served.
@@ -160,6 +170,7 @@ impl<App> Core<App> {
                 dirty: Vec::new(),
                 ready: Vec::new(),
                 dead: Vec::new(),
+                touched: Vec::new(),
                 injected: Injected::default(),
                 ready_buf: Vec::new(),
                 dirty_buf: Vec::new(),
@@ -252,21 +263,28 @@ impl<App> Core<App> {
                 _ => None,
             };
             if let Some(ready) = ready {
-                self.dispatch(index, ready, scratch);
+                // Only listeners and connections queue readiness.
+                let _ = self.dispatch(index, ready, scratch);
             }
         }
         self.injected_buf.clear();
     }
 
-    /// Serves one listener or connection that became ready.
-    pub(crate) fn dispatch(&mut self, index: usize, ready: Readiness, scratch: &mut [u8]) {
+    /// Serves one listener or connection that became ready. Returns the reactor's own source
+    /// (signals, waker) behind `index` for the loop to serve, if it is one.
+    pub(crate) fn dispatch(
+        &mut self,
+        index: usize,
+        ready: Readiness,
+        scratch: &mut [u8],
+    ) -> Option<Internal> {
         match self.sources.get(index) {
             Some(Source::Listener(_)) => self.accept(index),
             Some(Source::Conn(conn)) => {
                 if conn.is_connecting() {
                     self.finish_connect(index);
                     if !self.conn_at(index).is_some_and(|c| c.is_open()) {
-                        return;
+                        return None;
                     }
                 } else if ready.writable {
                     self.flush(index);
@@ -278,13 +296,18 @@ impl<App> Core<App> {
                     self.read(index, scratch, drain_all);
                 }
             }
-            _ => {}
+            Some(Source::Signals) => return Some(Internal::Signals),
+            Some(Source::Waker) => return Some(Internal::Waker),
+            None => {}
         }
+        None
     }
 
     /// Fires the expired timers, collected first so that timers armed by their callbacks wait
     /// for the next turn even when already due.
     pub(crate) fn fire_due(&mut self) {
+        // The reads of this turn count before any idle check.
+        self.stamp_touched();
         let now = self.now;
         while let Some(expired) = self.net.wheel.poll(now) {
             self.net.expired.push(expired);
@@ -319,6 +342,7 @@ impl<App> Core<App> {
             }
             self.dead_buf.clear();
         }
+        self.stamp_touched();
         self.net.stats.queued_bytes = self.queued_total as u64;
         self.net.stats.timers_armed = self.wheel.len() as u64;
     }
@@ -357,13 +381,6 @@ impl<App> Net<App> {
     /// Adds an internal source (signals, the waker) and returns its token.
     pub(crate) fn add_internal(&mut self, source: Source<App>) -> usize {
         self.sources.insert(source)
-    }
-
-    /// What kind of source a token names, for the reactor's own sources.
-    pub(crate) fn is_internal(&self, index: usize) -> Option<&Source<App>> {
-        self.sources
-            .get(index)
-            .filter(|s| matches!(s, Source::Signals | Source::Waker))
     }
 
     /// Stops the clock at `at` (the test harness moves it by hand).

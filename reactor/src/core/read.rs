@@ -6,8 +6,8 @@
 //! With edge-triggered readiness a connection is read until `WouldBlock`, a short read, a pause,
 //! or `READS_PER_TURN` reads; in the last case it goes on the ready list, because no new edge
 //! will announce what is still queued. Activity is stamped with the clock read after the reads
-//! (rounded up), not with the turn's start: a byte that arrives after the turn began must not
-//! shorten the idle timeout counted from it.
+//! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
+//! the turn began must not shorten the idle timeout counted from it.
 
 use crate::core::conn::Phase;
 use crate::core::{Core, Net, Source, READS_PER_TURN};
@@ -84,21 +84,21 @@ impl<App> Core<App> {
         self.mark_ready(index);
     }
 
-    /// Counts `n` bytes received and stamps the activity at the clock's reading now.
+    /// Counts `n` bytes received; the activity is stamped once the turn's reads are done.
     fn note_read(&mut self, index: usize, n: usize) {
-        let at = self.net.clock.now_ceil();
         self.net.stats.bytes_in += n as u64;
+        self.net.touched.push((index, true));
         let Some(conn) = self.conn_at(index) else {
             return;
         };
         conn.bytes_in += n as u64;
-        conn.last_activity = at;
-        if let Some(extras) = conn.extras.as_deref_mut() {
-            extras.last_read = at;
-        }
         // A byte ends the first-byte timeout, the open phase's timer (a closing connection's
         // timer is its linger timeout, which stays).
-        if conn.is_open() {
+        if let Phase::Open {
+            first_byte: Some(_),
+            ..
+        } = conn.phase
+        {
             self.end_phase_timer(index);
         }
     }

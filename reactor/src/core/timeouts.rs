@@ -4,7 +4,8 @@
 //!
 //! # Implementation notes
 //! A timeout never ends early, measured from the event: activity is stamped with the clock
-//! rounded up (see `read` and `write`), durations become ticks rounded up, and every deadline
+//! read after the transfers and rounded up (`stamp_touched`, once after the reads and once
+//! after the flush of each turn, so before any idle check), durations become ticks rounded up, and every deadline
 //! is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
 //! wheel is polled with the turn's tick rounded down, so a timer fires only once its tick has
 //! begun.
@@ -55,6 +56,29 @@ impl<App> Net<App> {
                 self.wheel.cancel(key);
             }
         }
+    }
+
+    /// Stamps the connections with traffic since the last stamp with the clock read now,
+    /// rounded up. The reading comes after the transfers, so it is never earlier than the time
+    /// a byte arrived or left; one reading per turn instead of one per transfer.
+    pub(crate) fn stamp_touched(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let at = self.clock.now_ceil();
+        for i in 0..self.touched.len() {
+            let (index, read) = self.touched[i];
+            let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+                continue;
+            };
+            conn.last_activity = at;
+            if read {
+                if let Some(extras) = conn.extras.as_deref_mut() {
+                    extras.last_read = at;
+                }
+            }
+        }
+        self.touched.clear();
     }
 
     /// Cancels the timer bounding a connection's current phase: the phase ends, or what it

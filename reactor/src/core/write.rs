@@ -9,10 +9,9 @@
 //! the ready list, since no edge will come for input that queued meanwhile) and `on_drained`
 //! runs. Once the queue is empty, the `close` module moves a pending FIN along.
 
-use std::rc::Rc;
-
 use timers::Tick;
 
+use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::OutQueue;
 use crate::{CloseReason, ConnId};
@@ -68,74 +67,116 @@ impl<App> Net<App> {
         Ok(())
     }
 
-    /// Writes what a connection has queued. Returns `false` if the connection is gone or was
-    /// killed by a write error.
-    fn write_out(&mut self, index: usize) -> bool {
+    /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
+    /// must decide next, or `None` if the connection is not writable or a write error killed it.
+    fn write_out(&mut self, index: usize) -> Option<AfterWrite> {
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
-            return false;
+            return None;
         };
-        if conn.output.is_empty() {
-            return true;
+        if conn.is_connecting() || conn.is_dead() {
+            return None;
         }
-        let now = self.now;
-        let crate::core::conn::Conn { stream, output, .. } = conn;
-        match output.flush(now, |iov| stream.write_vectored(iov)) {
-            Ok((_, written)) => {
-                self.queued_total -= written;
-                if written > 0 {
-                    conn.bytes_out += written as u64;
-                    conn.last_activity = self.clock.now_ceil();
-                    self.stats.bytes_out += written as u64;
+        if !conn.output.is_empty() {
+            let now = self.now;
+            let crate::core::conn::Conn { stream, output, .. } = conn;
+            match output.flush(now, |iov| stream.write_vectored(iov)) {
+                Ok((_, written)) => {
+                    self.queued_total -= written;
+                    if written > 0 {
+                        conn.bytes_out += written as u64;
+                        self.stats.bytes_out += written as u64;
+                        self.touched.push((index, false));
+                    }
                 }
-                true
-            }
-            Err(e) => {
-                let reason = CloseReason::from_io(e);
-                log::debug!("write to #{index}: {reason}");
-                self.kill(index, reason);
-                false
+                Err(e) => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("write to #{index}: {reason}");
+                    self.kill(index, reason);
+                    return None;
+                }
             }
         }
+        let queued = conn.output.len();
+        let config = &conn.config;
+        let water = match (conn.is_open(), conn.paused_by_output) {
+            (true, false) if queued > config.high_water => Water::High,
+            (true, true) if queued <= config.low_water => Water::Drained,
+            _ => Water::Same,
+        };
+        Some(AfterWrite {
+            queued,
+            water,
+            stall: config.write_stall_timeout.is_some(),
+            // A FIN waits for the queue to empty (checked here: most flushes have none).
+            fin_pending: matches!(
+                conn.phase,
+                Phase::Closing { .. }
+                    | Phase::Open {
+                        write: WriteHalf::ShutRequested,
+                        ..
+                    }
+            ),
+        })
     }
+}
+
+/// What a flush decides after writing.
+struct AfterWrite {
+    /// Bytes still queued.
+    queued: usize,
+    /// Whether the queue crossed a water mark.
+    water: Water,
+    /// The connection has a write-stall timeout.
+    stall: bool,
+    /// A half-close or graceful close waits for the queue to empty.
+    fin_pending: bool,
+}
+
+/// A crossing of the water marks (S21).
+enum Water {
+    Same,
+    /// Above high water: stop reading.
+    High,
+    /// Back at or below low water: read again.
+    Drained,
 }
 
 impl<App> Core<App> {
     /// Writes queued output, then applies the water marks and moves a close or half-close
     /// along.
     pub(crate) fn flush(&mut self, index: usize) {
-        match self.conn_at(index) {
-            Some(conn) if !conn.is_connecting() && !conn.is_dead() => {}
-            _ => return,
-        }
-        if !self.write_out(index) {
-            return;
-        }
-        let Some(conn) = self.conn_at(index) else {
+        let Some(after) = self.write_out(index) else {
             return;
         };
-        let queued = conn.output.len();
-        let config = Rc::clone(&conn.config);
 
         // Backpressure (S21): decided by our own queue, not by guessing kernel space.
-        if conn.is_open() {
-            if !conn.paused_by_output && queued > config.high_water {
-                conn.paused_by_output = true;
+        match after.water {
+            Water::Same => {}
+            Water::High => {
+                if let Some(conn) = self.conn_at(index) {
+                    conn.paused_by_output = true;
+                }
                 self.call(index, |h, cx| h.on_high_water(cx));
-            } else if conn.paused_by_output && queued <= config.low_water {
-                conn.paused_by_output = false;
+            }
+            Water::Drained => {
+                if let Some(conn) = self.conn_at(index) {
+                    conn.paused_by_output = false;
+                }
                 // Input may have queued up while paused, with no new edge to announce it.
                 self.mark_ready(index);
                 self.call(index, |h, cx| h.on_drained(cx));
             }
         }
 
-        if queued > 0 {
+        if after.queued > 0 {
             // Output is waiting on the peer: the watchdog must cover the write-stall deadline.
-            if config.write_stall_timeout.is_some() {
+            if after.stall {
                 self.arm_watchdog(index);
             }
             return;
         }
-        self.flushed(index);
+        if after.fin_pending {
+            self.flushed(index);
+        }
     }
 }
