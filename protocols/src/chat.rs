@@ -48,11 +48,11 @@
 //! thread, and the order in which the loop handles lines is the order everyone sees them in.
 //!
 //! A broadcast is built once into one reference-counted [`Shared`] buffer and queued on every
-//! recipient with [`LoopCx::send_shared_to`](reactor::LoopCx::send_shared_to): one allocation and one copy however many members there
-//! are (S16). The member list is moved out of the room while it is walked, so broadcasting
-//! allocates nothing else.
+//! recipient with [`LoopCx::send_shared_to`]: one allocation and one copy however many members
+//! there are (S16). The room and the connections are borrowed apart ([`LoopCx::split`]) while
+//! the member list is walked, so broadcasting allocates nothing else and the list stays put.
 //!
-//! The heartbeat is one periodic task for the whole room ([`LoopCx::every`](reactor::LoopCx::every)), started when the
+//! The heartbeat is one periodic task for the whole room ([`LoopCx::every`]), started when the
 //! first member joins and stopped when the last one leaves, rather than a timer per member: an
 //! empty room has no timers at all.
 

@@ -38,7 +38,7 @@
 //! # Expiry
 //!
 //! A key with a time to live is removed by the reactor's timer wheel (S9): setting the expiry
-//! schedules a closure with [`LoopCx::schedule`](reactor::LoopCx::schedule) and keeps its [`TaskId`] with the key; overwriting,
+//! schedules a closure with [`LoopCx::schedule`] and keeps its [`TaskId`] with the key; overwriting,
 //! deleting or persisting the key cancels the task, so a store of keys that are rewritten before
 //! they expire holds no stale timers. Reads also check the deadline themselves ("lazy expiry"),
 //! so a read never returns a key whose time is up even if its task has not run yet in this loop
