@@ -183,10 +183,8 @@ struct ChatArgs {
 
 /// `opts` with its connection settings passed through a sample's `conn_config`.
 fn with_conn(opts: ListenOptions, conn_config: fn(ConnConfig) -> ConnConfig) -> ListenOptions {
-    ListenOptions {
-        conn: conn_config(opts.conn.clone()),
-        ..opts
-    }
+    let conn = conn_config(opts.conn.clone());
+    opts.with_conn(conn)
 }
 
 /// `s` seconds as a timeout: `None` (no timeout) for zero, negative, NaN, or more seconds than a
@@ -203,15 +201,13 @@ impl Common {
     /// The listener and connection settings, with `idle_default` seconds of idle timeout unless
     /// `--idle-timeout` says otherwise.
     fn listen_options(&self, idle_default: f64) -> ListenOptions {
-        ListenOptions {
-            backlog: self.backlog,
-            conn: ConnConfig {
-                first_byte_timeout: secs(self.first_byte_timeout),
-                idle_timeout: secs(self.idle_timeout.unwrap_or(idle_default)),
-                ..ConnConfig::default()
-            },
-            ..ListenOptions::default()
-        }
+        ListenOptions::default()
+            .with_backlog(self.backlog)
+            .with_conn(
+                ConnConfig::default()
+                    .with_first_byte_timeout(secs(self.first_byte_timeout))
+                    .with_idle_timeout(secs(self.idle_timeout.unwrap_or(idle_default))),
+            )
     }
 
     /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
@@ -237,7 +233,7 @@ fn listen_admin<App: AppMetrics + 'static>(
 }
 
 /// Prints every connection of the reactor to standard error.
-fn print_snapshot<App>(cx: &mut reactor::Cx<'_, App>) {
+fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
     let stats = cx.stats().clone();
     eprintln!(
         "-- {} open, {} accepted, {} closed, {} B in, {} B out, {} turns, longest {:?}",
@@ -315,10 +311,7 @@ where
     } else {
         addr
     };
-    let opts = ListenOptions {
-        reuse_port: true,
-        ..opts
-    };
+    let opts = opts.with_reuse_port(true);
     // Thread 0 tells the address its admin endpoint is bound to; `start` returns once every
     // setup is done, so the address is waiting by then.
     let (admin_tx, admin_rx) = std::sync::mpsc::channel();

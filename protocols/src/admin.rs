@@ -203,7 +203,8 @@ impl<App: AppMetrics> Protocol<App> for AdminServer {
             }
         };
         // Every response of the batch in one buffer: one write.
-        cx.write_vec(out);
+        // A connection that no longer takes writes hands the batch back: nobody to answer.
+        let _ = cx.write_vec(out);
         if close {
             cx.close_with(CloseReason::Local);
         }

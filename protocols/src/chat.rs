@@ -48,18 +48,18 @@
 //! thread, and the order in which the loop handles lines is the order everyone sees them in.
 //!
 //! A broadcast is built once into one reference-counted [`Shared`] buffer and queued on every
-//! recipient with [`Cx::send_shared_to`]: one allocation and one copy however many members there
-//! are (S16). The member list is moved out of the room while it is walked, so broadcasting
-//! allocates nothing else.
+//! recipient with [`LoopCx::send_shared_to`]: one allocation and one copy however many members
+//! there are (S16). The room and the connections are borrowed apart ([`LoopCx::split`]) while
+//! the member list is walked, so broadcasting allocates nothing else and the list stays put.
 //!
-//! The heartbeat is one periodic task for the whole room ([`Cx::every`]), started when the
+//! The heartbeat is one periodic task for the whole room ([`LoopCx::every`]), started when the
 //! first member joins and stopped when the last one leaves, rather than a timer per member: an
 //! empty room has no timers at all.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use reactor::{CloseReason, ConnConfig, ConnId, Cx, Protocol, Shared, TaskId};
+use reactor::{CloseReason, ConnConfig, ConnId, Cx, LoopCx, Protocol, Shared, TaskId};
 
 use crate::codec::LinesCodec;
 use crate::framing::{serve, Flow};
@@ -90,10 +90,7 @@ const HELP: &[&str] = &[
 /// The settings a chat connection should have: `base` with `max_output` lowered to
 /// [`MAX_OUTPUT`], so a member who stops reading is dropped long before it costs real memory.
 pub fn conn_config(base: ConnConfig) -> ConnConfig {
-    ConnConfig {
-        max_output: MAX_OUTPUT,
-        ..base
-    }
+    base.with_max_output(MAX_OUTPUT)
 }
 
 /// The chat room: who is here under which nickname. The reactor's user state for the chat
@@ -104,7 +101,8 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(ChatRoom::new())?;
-/// let opts = ListenOptions { conn: conn_config(Default::default()), ..Default::default() };
+/// let opts = ListenOptions::default()
+///     .with_conn(conn_config(Default::default()));
 /// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
 /// assert!(reactor.app().is_empty());
 /// # let _ = addr;
@@ -258,21 +256,18 @@ fn line(parts: &[&[u8]]) -> Shared {
 }
 
 /// Queues `msg` on every member but `except`: one buffer, shared by all (S16).
-fn broadcast(cx: &mut Cx<'_, ChatRoom>, except: Option<ConnId>, msg: &Shared) {
-    // Move the members out while walking them, so the loop can use `cx`; queueing never runs
-    // a handler (a slow consumer's abort is reported at the end of the turn), so nobody sees
-    // the room empty meanwhile.
-    let members = std::mem::take(&mut cx.app().members);
-    for &id in members.keys() {
+fn broadcast(cx: &mut LoopCx<'_, ChatRoom>, except: Option<ConnId>, msg: &Shared) {
+    // The room and the connections are borrowed apart: the member list stays where it is.
+    let (room, mut conns) = cx.split();
+    for &id in room.members.keys() {
         if Some(id) != except {
-            cx.send_shared_to(id, msg);
+            conns.send_shared_to(id, msg);
         }
     }
-    cx.app().members = members;
 }
 
 /// Starts the room's heartbeat if it is configured and not running.
-fn start_heartbeat(cx: &mut Cx<'_, ChatRoom>) {
+fn start_heartbeat(cx: &mut LoopCx<'_, ChatRoom>) {
     let room = cx.app();
     let (Some(interval), None) = (room.heartbeat, room.heartbeat_task) else {
         return;
@@ -283,15 +278,15 @@ fn start_heartbeat(cx: &mut Cx<'_, ChatRoom>) {
 
 /// One heartbeat: ping the members who were silent during the interval, drop those silent for
 /// too long. Returns whether to run again.
-fn heartbeat(cx: &mut Cx<'_, ChatRoom>) -> bool {
+fn heartbeat(cx: &mut LoopCx<'_, ChatRoom>) -> bool {
     if cx.app().is_empty() {
         cx.app().heartbeat_task = None;
         return false;
     }
     let ping = line(&[b"* ping"]);
     let mut dropped = Vec::new();
-    let mut members = std::mem::take(&mut cx.app().members);
-    for (&id, member) in members.iter_mut() {
+    let (room, mut conns) = cx.split();
+    for (&id, member) in room.members.iter_mut() {
         if std::mem::take(&mut member.heard) {
             member.missed = 0;
             continue;
@@ -300,10 +295,9 @@ fn heartbeat(cx: &mut Cx<'_, ChatRoom>) -> bool {
         if member.missed >= MAX_MISSED_HEARTBEATS {
             dropped.push(id);
         } else {
-            cx.send_shared_to(id, &ping);
+            conns.send_shared_to(id, &ping);
         }
     }
-    cx.app().members = members;
     for id in dropped {
         cx.send_to(id, b"! you have been silent for too long: closing\r\n");
         cx.close_conn(id, CloseReason::IdleTimeout);
@@ -318,7 +312,7 @@ fn heartbeat(cx: &mut Cx<'_, ChatRoom>) -> bool {
 /// Called as soon as the server decides a member goes (`/quit`, a protocol error, the
 /// heartbeat), not when the connection is finally gone: a graceful close waits for the peer's
 /// end of stream, which a misbehaving peer may never send.
-fn depart(cx: &mut Cx<'_, ChatRoom>, id: ConnId, why: &str) {
+fn depart(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, why: &str) {
     let Some(nick) = cx.app().leave(id) else {
         return;
     };
@@ -526,10 +520,7 @@ mod tests {
     impl Room {
         fn new(room: ChatRoom) -> Room {
             let mut reactor = Reactor::new(room).unwrap();
-            let opts = ListenOptions {
-                conn: conn_config(ConnConfig::default()),
-                ..ListenOptions::default()
-            };
+            let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
             let addr = reactor
                 .listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| ChatConn::new())
                 .unwrap();
@@ -709,10 +700,7 @@ mod tests {
         use reactor::testing::Harness;
         let interval = Duration::from_millis(30);
         let mut h = Harness::new(ChatRoom::with_heartbeat(Some(interval))).unwrap();
-        let opts = ListenOptions {
-            conn: conn_config(ConnConfig::default()),
-            ..ListenOptions::default()
-        };
+        let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
         let listener = h.listen(opts, |_, _| ChatConn::new());
         let quiet = listener.connect();
         let chatty = listener.connect();

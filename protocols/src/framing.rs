@@ -119,7 +119,9 @@ where
 /// gather write for the batch, S15), closes gracefully after them if `served` says so, and
 /// returns the count `on_data` returns.
 pub fn finish<App>(cx: &mut Cx<'_, App>, out: Vec<u8>, served: Served) -> usize {
-    cx.write_vec(out);
+    // A connection that no longer takes writes (closing, or aborted) hands the batch back:
+    // there is no one left to answer, so it is dropped.
+    let _ = cx.write_vec(out);
     if served.close {
         cx.close_with(CloseReason::Local);
     }

@@ -90,10 +90,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// request always gets the codec's status (413, 431) rather than a bare close.
 pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
     use crate::codec::http::{DEFAULT_MAX_BODY_LENGTH, DEFAULT_MAX_HEAD_LENGTH};
-    reactor::ConnConfig {
-        max_input: DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024,
-        ..base
-    }
+    base.with_max_input(DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024)
 }
 
 /// The tag of the request timer.
@@ -245,7 +242,7 @@ impl<App> Protocol<App> for HttpServer {
         response
             .encode(&mut out)
             .expect("fixed headers and a known status are valid");
-        cx.write_vec(out);
+        let _ = cx.write_vec(out);
         cx.close_with(CloseReason::IdleTimeout);
     }
 }

@@ -10,14 +10,13 @@ use crate::sys::Keepalive;
 /// use std::time::Duration;
 /// use evdrive_reactor::ConnConfig;
 ///
-/// let config = ConnConfig {
-///     first_byte_timeout: Some(Duration::from_secs(5)),
-///     idle_timeout: Some(Duration::from_secs(60)),
-///     ..ConnConfig::default()
-/// };
+/// let config = ConnConfig::new()
+///     .with_first_byte_timeout(Some(Duration::from_secs(5)))
+///     .with_idle_timeout(Some(Duration::from_secs(60)));
 /// assert!(config.low_water < config.high_water);
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConnConfig {
     /// Queued output above which reading from the connection pauses (S21). Default 64 KiB.
     pub high_water: usize,
@@ -50,6 +49,104 @@ pub struct ConnConfig {
     pub recv_buffer_size: Option<usize>,
 }
 
+impl ConnConfig {
+    /// The defaults (see [`Default`]); change them with the `with_` methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`high_water`](Self::high_water).
+    #[must_use]
+    pub fn with_high_water(mut self, high_water: usize) -> Self {
+        self.high_water = high_water;
+        self
+    }
+
+    /// Sets [`low_water`](Self::low_water).
+    #[must_use]
+    pub fn with_low_water(mut self, low_water: usize) -> Self {
+        self.low_water = low_water;
+        self
+    }
+
+    /// Sets [`max_output`](Self::max_output).
+    #[must_use]
+    pub fn with_max_output(mut self, max_output: usize) -> Self {
+        self.max_output = max_output;
+        self
+    }
+
+    /// Sets [`max_input`](Self::max_input).
+    #[must_use]
+    pub fn with_max_input(mut self, max_input: usize) -> Self {
+        self.max_input = max_input;
+        self
+    }
+
+    /// Sets [`first_byte_timeout`](Self::first_byte_timeout).
+    #[must_use]
+    pub fn with_first_byte_timeout(mut self, first_byte_timeout: Option<Duration>) -> Self {
+        self.first_byte_timeout = first_byte_timeout;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`linger_timeout`](Self::linger_timeout).
+    #[must_use]
+    pub fn with_linger_timeout(mut self, linger_timeout: Duration) -> Self {
+        self.linger_timeout = linger_timeout;
+        self
+    }
+
+    /// Sets [`write_stall_timeout`](Self::write_stall_timeout).
+    #[must_use]
+    pub fn with_write_stall_timeout(mut self, write_stall_timeout: Option<Duration>) -> Self {
+        self.write_stall_timeout = write_stall_timeout;
+        self
+    }
+
+    /// Sets [`nodelay`](Self::nodelay).
+    #[must_use]
+    pub fn with_nodelay(mut self, nodelay: bool) -> Self {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive).
+    #[must_use]
+    pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn with_send_buffer_size(mut self, send_buffer_size: Option<usize>) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`recv_buffer_size`](Self::recv_buffer_size).
+    #[must_use]
+    pub fn with_recv_buffer_size(mut self, recv_buffer_size: Option<usize>) -> Self {
+        self.recv_buffer_size = recv_buffer_size;
+        self
+    }
+}
+
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
@@ -72,6 +169,7 @@ impl Default for ConnConfig {
 
 /// Settings of a listening socket. Everything here is applied before `bind`/`listen`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ListenOptions {
     /// The `listen` backlog: connections the kernel completes and queues before `accept` (S23).
     /// Default 1024.
@@ -94,6 +192,76 @@ pub struct ListenOptions {
     pub backoff_max: Duration,
     /// Settings of every accepted connection.
     pub conn: ConnConfig,
+}
+
+impl ListenOptions {
+    /// The defaults (see [`Default`]); change them with the `with_` methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`backlog`](Self::backlog).
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets [`reuse_port`](Self::reuse_port).
+    #[must_use]
+    pub fn with_reuse_port(mut self, reuse_port: bool) -> Self {
+        self.reuse_port = reuse_port;
+        self
+    }
+
+    /// Sets [`defer_accept`](Self::defer_accept).
+    #[must_use]
+    pub fn with_defer_accept(mut self, defer_accept: Option<Duration>) -> Self {
+        self.defer_accept = defer_accept;
+        self
+    }
+
+    /// Sets [`recv_buffer_size`](Self::recv_buffer_size).
+    #[must_use]
+    pub fn with_recv_buffer_size(mut self, recv_buffer_size: Option<usize>) -> Self {
+        self.recv_buffer_size = recv_buffer_size;
+        self
+    }
+
+    /// Sets [`send_buffer_size`](Self::send_buffer_size).
+    #[must_use]
+    pub fn with_send_buffer_size(mut self, send_buffer_size: Option<usize>) -> Self {
+        self.send_buffer_size = send_buffer_size;
+        self
+    }
+
+    /// Sets [`accepts_per_turn`](Self::accepts_per_turn).
+    #[must_use]
+    pub fn with_accepts_per_turn(mut self, accepts_per_turn: usize) -> Self {
+        self.accepts_per_turn = accepts_per_turn;
+        self
+    }
+
+    /// Sets [`backoff_min`](Self::backoff_min).
+    #[must_use]
+    pub fn with_backoff_min(mut self, backoff_min: Duration) -> Self {
+        self.backoff_min = backoff_min;
+        self
+    }
+
+    /// Sets [`backoff_max`](Self::backoff_max).
+    #[must_use]
+    pub fn with_backoff_max(mut self, backoff_max: Duration) -> Self {
+        self.backoff_max = backoff_max;
+        self
+    }
+
+    /// Sets [`conn`](Self::conn).
+    #[must_use]
+    pub fn with_conn(mut self, conn: ConnConfig) -> Self {
+        self.conn = conn;
+        self
+    }
 }
 
 impl Default for ListenOptions {

@@ -1,27 +1,56 @@
-//! The context handed to every handler callback.
+//! The contexts handed to callbacks, by scope: [`LoopCx`] reaches the whole loop (user state,
+//! any connection by id, timers and closures not tied to a connection, listen and connect,
+//! stats, shutdown); [`Cx`] is one connection's context and dereferences to the loop's, so
+//! every loop-wide call works from a handler too.
+//!
+//! # Implementation notes
+//! Contexts only ask the core to act (queue, close, arm a timer); the core's modules own every
+//! change of a connection's state. [`LoopCx::split`] lends the user state and the other
+//! connections apart ([`Conns`]), which the core allows because queueing and closing never run
+//! a handler.
 
 use std::io;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::conn::State;
-use crate::core::Core;
-use crate::timer::{ConnTimer, TimerEntry};
-use crate::{CloseReason, ConnConfig, ConnId, Protocol, Shared, SocketRef, Stats, TaskId, TimerId};
+use crate::core::{Core, Net};
+use crate::outbuf::OutQueue;
+use crate::{
+    CloseReason, ConnConfig, ConnId, ListenOptions, Protocol, Shared, SocketRef, Stats, TaskId,
+    TimerId,
+};
 
-/// What a handler can do while one of its callbacks runs: reach the shared user state, write to
-/// its own or any other connection, arm timers, close, connect.
+/// The loop-wide context: what closures, signal callbacks, posted work and embedding code get
+/// ([`Reactor::cx`](crate::Reactor::cx)), and what every [`Cx`] dereferences to.
+///
+/// Everything here names its connection by [`ConnId`]; a call about a connection that no longer
+/// exists does nothing and says so in its return value.
+pub struct LoopCx<'a, App> {
+    core: &'a mut Core<App>,
+}
+
+/// The context of one connection's callback: this connection's operations, plus everything of
+/// [`LoopCx`] through `Deref`.
 ///
 /// Writes are queued and flushed once at the end of the loop turn with one gather write per
-/// connection (S15); a `Cx` never blocks.
-///
-/// A `Cx` handed to a callback that is not about one connection (a signal handler, a posted
-/// closure) has no current connection: the methods about "this connection" then do nothing and
-/// return `false`/`None`.
+/// connection (S15); a context never blocks.
 pub struct Cx<'a, App> {
-    core: &'a mut Core<App>,
+    lp: LoopCx<'a, App>,
     id: ConnId,
+}
+
+/// The connections of the loop, lent apart from the user state by [`LoopCx::split`], so a
+/// handler can walk its own data while it writes to others (a broadcast).
+pub struct Conns<'a, App> {
+    net: &'a mut Net<App>,
+}
+
+impl<App> std::fmt::Debug for LoopCx<'_, App> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopCx").finish_non_exhaustive()
+    }
 }
 
 impl<App> std::fmt::Debug for Cx<'_, App> {
@@ -30,254 +59,232 @@ impl<App> std::fmt::Debug for Cx<'_, App> {
     }
 }
 
-/// The id of "no connection", for contexts outside connection callbacks.
-pub(crate) const NO_CONN: ConnId = ConnId {
-    index: u32::MAX,
-    generation: 0,
-};
+impl<App> std::fmt::Debug for Conns<'_, App> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns").finish_non_exhaustive()
+    }
+}
 
-impl<'a, App> Cx<'a, App> {
-    pub(crate) fn new(core: &'a mut Core<App>, id: ConnId) -> Self {
-        Cx { core, id }
+impl<'a, App> Deref for Cx<'a, App> {
+    type Target = LoopCx<'a, App>;
+    fn deref(&self) -> &LoopCx<'a, App> {
+        &self.lp
+    }
+}
+
+impl<App> DerefMut for Cx<'_, App> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.lp
+    }
+}
+
+/// Queues a copy of `data`.
+fn push_slice(q: &mut OutQueue, data: &[u8], now: timers::Tick) {
+    q.push_slice(data, now)
+}
+
+impl<'a, App> Conns<'a, App> {
+    /// Queues a copy of `data` on `conn`. Returns `false` if it does not exist or no longer
+    /// takes writes (closing, half-closed).
+    pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        self.net.queue(conn, data, |d| d.len(), push_slice).is_ok()
+    }
+
+    /// Queues an owned buffer on `conn` without copying it.
+    ///
+    /// # Errors
+    /// Hands the buffer back if the connection does not exist or no longer takes writes.
+    pub fn send_vec_to(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.net
+            .queue(conn, data, |d| d.len(), |q, d, now| q.push_vec(d, now))
+    }
+
+    /// Queues a shared buffer on `conn`: the way to broadcast one message to many connections
+    /// with one allocation (S16). Returns `false` as [`send_to`](Self::send_to) does.
+    pub fn send_shared_to(&mut self, conn: ConnId, data: &Shared) -> bool {
+        self.net
+            .queue(
+                conn,
+                data,
+                |d| d.len(),
+                |q, d, now| q.push_shared(d.clone(), now),
+            )
+            .is_ok()
+    }
+
+    /// Bytes queued on `conn` and not yet accepted by the kernel (0 if it does not exist).
+    pub fn queued_on(&self, conn: ConnId) -> usize {
+        self.net.queued_on(conn)
+    }
+
+    /// Whether `conn` exists and is open (not connecting, closing or closed).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.net.is_open(conn)
+    }
+
+    /// Closes `conn` gracefully, reporting `reason` (see [`Cx::close`]). Returns whether it
+    /// existed.
+    pub fn close_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
+        self.net.close_conn(conn, reason)
+    }
+
+    /// Aborts `conn` with RST, dropping its queued output (see [`Cx::abort`]). Returns whether
+    /// it existed.
+    pub fn abort_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
+        self.net.abort_conn(conn, reason)
+    }
+
+    /// Half-closes `conn` once its queued output is flushed (see [`Cx::shutdown_write`]).
+    /// Returns `false` if it does not exist or was no longer writable.
+    pub fn shutdown_write_conn(&mut self, conn: ConnId) -> bool {
+        self.net.request_shutdown_write(conn)
+    }
+
+    /// Stops reading from `conn` until [`resume_reading_conn`](Self::resume_reading_conn).
+    /// Returns whether it exists.
+    pub fn pause_reading_conn(&mut self, conn: ConnId) -> bool {
+        self.net.pause_reading(conn)
+    }
+
+    /// Resumes reading from `conn`; input kept while paused is offered again on the next turn.
+    /// Returns whether it exists.
+    pub fn resume_reading_conn(&mut self, conn: ConnId) -> bool {
+        self.net.resume_reading(conn)
+    }
+}
+
+impl<'a, App> LoopCx<'a, App> {
+    pub(crate) fn new(core: &'a mut Core<App>) -> Self {
+        LoopCx { core }
+    }
+
+    fn conns(&mut self) -> Conns<'_, App> {
+        Conns {
+            net: self.core.split().1,
+        }
     }
 
     /// The user state shared by every handler of this reactor.
     pub fn app(&mut self) -> &mut App {
-        &mut self.core.app
+        self.core.app()
     }
 
-    /// This connection.
-    pub fn id(&self) -> ConnId {
-        self.id
+    /// The user state and the connections, borrowed apart: hold `&mut App` (a member list)
+    /// while writing to other connections.
+    ///
+    /// ```
+    /// use evdrive_reactor::{ConnId, Cx, Protocol};
+    ///
+    /// /// Sends every line to every member of the room (the user state).
+    /// struct Member;
+    /// impl Protocol<Vec<ConnId>> for Member {
+    ///     fn on_data(&mut self, cx: &mut Cx<'_, Vec<ConnId>>, data: &[u8]) -> usize {
+    ///         let (members, mut conns) = cx.split();
+    ///         for &id in members.iter() {
+    ///             conns.send_to(id, data);
+    ///         }
+    ///         data.len()
+    ///     }
+    /// }
+    /// # let _ = Member;
+    /// ```
+    pub fn split(&mut self) -> (&mut App, Conns<'_, App>) {
+        let (app, net) = self.core.split();
+        (app, Conns { net })
     }
 
-    /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
-    /// takes writes (closing, half-closed, or gone).
-    pub fn write(&mut self, data: &[u8]) -> bool {
-        self.core
-            .queue(self.id, data.len(), |q, now| q.push_slice(data, now))
+    /// The reactor's clock: real time, or the test harness's hand-moved clock.
+    pub fn now(&self) -> Instant {
+        self.core.instant()
     }
 
-    /// Queues an owned buffer on this connection without copying it.
-    pub fn write_vec(&mut self, data: Vec<u8>) -> bool {
-        let len = data.len();
-        self.core
-            .queue(self.id, len, |q, now| q.push_vec(data, now))
-    }
-
-    /// Queues a shared buffer on this connection without copying it (S16).
-    pub fn write_shared(&mut self, data: &Shared) -> bool {
-        self.core.queue(self.id, data.len(), |q, now| {
-            q.push_shared(data.clone(), now)
-        })
-    }
-
-    /// Queues a copy of `data` on another connection.
+    /// Queues a copy of `data` on `conn`; see [`Conns::send_to`].
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        self.core
-            .queue(conn, data.len(), |q, now| q.push_slice(data, now))
+        self.conns().send_to(conn, data)
     }
 
-    /// Queues a shared buffer on another connection: the way to broadcast one message to many
-    /// connections with one allocation (S16).
+    /// Queues an owned buffer on `conn` without copying it.
+    ///
+    /// # Errors
+    /// Hands the buffer back if the connection does not exist or no longer takes writes.
+    pub fn send_vec_to(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.conns().send_vec_to(conn, data)
+    }
+
+    /// Queues a shared buffer on `conn` without copying it (S16); see
+    /// [`Conns::send_shared_to`].
     pub fn send_shared_to(&mut self, conn: ConnId, data: &Shared) -> bool {
-        self.core
-            .queue(conn, data.len(), |q, now| q.push_shared(data.clone(), now))
+        self.conns().send_shared_to(conn, data)
     }
 
-    /// Bytes queued on this connection and not yet accepted by the kernel.
-    pub fn queued(&self) -> usize {
-        self.queued_on(self.id)
-    }
-
-    /// Bytes queued on any connection.
+    /// Bytes queued on `conn`; see [`Conns::queued_on`].
     pub fn queued_on(&self, conn: ConnId) -> usize {
-        self.core.conn_ref(conn).map_or(0, |c| c.output.len())
+        self.core.queued_on(conn)
     }
 
-    /// Whether a connection exists and is open (not closing).
+    /// Whether `conn` exists and is open; see [`Conns::is_open`].
     pub fn is_open(&self, conn: ConnId) -> bool {
-        self.core
-            .conn_ref(conn)
-            .is_some_and(|c| c.state == State::Open)
+        self.core.is_open(conn)
     }
 
-    /// Closes this connection gracefully: flush what is queued, send FIN, wait for the peer's
-    /// end of stream (bounded by the linger timeout), then close (S14).
-    pub fn close(&mut self) {
-        self.close_with(CloseReason::Local);
+    /// Closes `conn` gracefully; see [`Conns::close_conn`].
+    pub fn close_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
+        self.conns().close_conn(conn, reason)
     }
 
-    /// Closes this connection gracefully, reporting `reason` (e.g. a protocol error).
-    pub fn close_with(&mut self, reason: CloseReason) {
-        self.close_conn(self.id, reason);
+    /// Aborts `conn` with RST; see [`Conns::abort_conn`].
+    pub fn abort_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
+        self.conns().abort_conn(conn, reason)
     }
 
-    /// Closes any connection gracefully.
-    pub fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
-        if self.core.conn_ref(conn).is_some() {
-            self.core.close(conn.index as usize, reason);
-        }
+    /// Half-closes `conn`; see [`Conns::shutdown_write_conn`].
+    pub fn shutdown_write_conn(&mut self, conn: ConnId) -> bool {
+        self.conns().shutdown_write_conn(conn)
     }
 
-    /// Closes this connection at once with RST, dropping queued output. For misbehaving peers
-    /// only: a normal close is graceful (S17).
-    pub fn abort(&mut self) {
-        self.abort_conn(self.id, CloseReason::Aborted);
+    /// Pauses reading from `conn`; see [`Conns::pause_reading_conn`].
+    pub fn pause_reading_conn(&mut self, conn: ConnId) -> bool {
+        self.conns().pause_reading_conn(conn)
     }
 
-    /// Aborts any connection with RST.
-    pub fn abort_conn(&mut self, conn: ConnId, reason: CloseReason) {
-        if self.core.conn_ref(conn).is_some() {
-            self.core.abort(conn.index as usize, reason);
-        }
+    /// Resumes reading from `conn`; see [`Conns::resume_reading_conn`].
+    pub fn resume_reading_conn(&mut self, conn: ConnId) -> bool {
+        self.conns().resume_reading_conn(conn)
     }
 
-    /// Half-closes: once queued output is flushed, send FIN. Reading goes on.
-    pub fn shutdown_write(&mut self) {
-        let index = self.id.index as usize;
-        if let Some(conn) = self.core.conn_mut(self.id) {
-            conn.shut_requested = true;
-            self.core.mark_dirty(index);
-        }
-    }
-
-    /// Stops reading from this connection until [`resume_reading`](Self::resume_reading).
-    pub fn pause_reading(&mut self) {
-        if let Some(conn) = self.core.conn_mut(self.id) {
-            conn.paused_by_user = true;
-        }
-    }
-
-    /// Resumes reading. Input kept while paused is offered again on the next turn.
-    pub fn resume_reading(&mut self) {
-        let index = self.id.index as usize;
-        if let Some(conn) = self.core.conn_mut(self.id) {
-            if conn.paused_by_user {
-                conn.paused_by_user = false;
-                self.core.mark_ready(index);
-            }
-        }
-    }
-
-    /// Arms a one-shot timer on this connection; [`Protocol::on_timer`] gets its id when it
-    /// fires. Never fires early; cancelled automatically when the connection ends.
-    pub fn set_timer(&mut self, after: Duration, tag: u64) -> Option<TimerId> {
-        self.core.conn_ref(self.id)?;
-        let key = self
-            .core
-            .arm(after, TimerEntry::Conn(self.id, ConnTimer::User));
-        self.core
-            .conn_mut(self.id)?
-            .extras()
-            .user_timers
-            .push((key, tag));
-        Some(TimerId { key, tag })
-    }
-
-    /// Cancels a timer armed with [`set_timer`](Self::set_timer). Returns whether it was armed.
-    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        let Some(extras) = self
-            .core
-            .conn_mut(self.id)
-            .and_then(|c| c.extras.as_deref_mut())
-        else {
-            return false;
-        };
-        let before = extras.user_timers.len();
-        extras.user_timers.retain(|(k, _)| *k != timer.key);
-        if extras.user_timers.len() == before {
-            return false;
-        }
-        self.core.wheel.cancel(timer.key).is_some()
-    }
-
-    /// Arms an application heartbeat (S13), replacing any previous one: every `interval`,
-    /// [`Protocol::on_timer`] runs with a timer whose tag is [`TimerId::HEARTBEAT`] (send your
-    /// ping there), and if nothing at all was received for `read_idle` the connection is closed
-    /// with [`CloseReason::IdleTimeout`]. TCP keepalive (see [`crate::SocketRef::set_keepalive`])
-    /// notices a vanished host; a heartbeat also notices a hung peer application.
-    pub fn set_heartbeat(&mut self, interval: Duration, read_idle: Duration) -> bool {
-        self.cancel_heartbeat();
-        if self.core.conn_ref(self.id).is_none() {
-            return false;
-        }
-        let key = self
-            .core
-            .arm(interval, TimerEntry::Conn(self.id, ConnTimer::Heartbeat));
-        let now = self.core.now;
-        let Some(conn) = self.core.conn_mut(self.id) else {
-            return false;
-        };
-        let extras = conn.extras();
-        extras.last_read = now;
-        extras.heartbeat = Some(crate::conn::Heartbeat {
-            key,
-            interval,
-            read_idle,
-        });
-        true
-    }
-
-    /// Stops the heartbeat armed with [`set_heartbeat`](Self::set_heartbeat).
-    pub fn cancel_heartbeat(&mut self) {
-        if let Some(hb) = self
-            .core
-            .conn_mut(self.id)
-            .and_then(|c| c.extras.as_deref_mut())
-            .and_then(|x| x.heartbeat.take())
-        {
-            self.core.wheel.cancel(hb.key);
-        }
-    }
-
-    /// Changes this connection's idle timeout (`None`: none).
-    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
-        let index = self.id.index as usize;
-        let Some(conn) = self.core.conn_mut(self.id) else {
-            return;
-        };
-        if conn.config.idle_timeout == idle {
-            return;
-        }
-        let mut config = (*conn.config).clone();
-        config.idle_timeout = idle;
-        conn.config = Rc::new(config);
-        // A longer timeout is found lazily when the watchdog fires; a shorter one moves it now.
-        self.core.arm_watchdog(index);
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.core.conn_ref(self.id)?.stream.peer_addr().ok()
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.core.conn_ref(self.id)?.stream.local_addr().ok()
-    }
-
-    /// Socket options of this connection (S20).
-    pub fn socket(&self) -> Option<SocketRef<'_>> {
-        Some(SocketRef::new(self.core.conn_ref(self.id)?.stream.fd()?))
-    }
-
-    /// Bytes waiting in the kernel's receive queue (`FIONREAD`, S22).
-    pub fn bytes_readable(&self) -> io::Result<usize> {
-        self.socket()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?
-            .bytes_readable()
-    }
-
-    /// Copies queued input without consuming it (`MSG_PEEK`, S22).
-    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?
-            .peek(buf)
+    /// Listens on `addr` with the reactor's accept loop; see
+    /// [`Reactor::listen`](crate::Reactor::listen).
+    ///
+    /// # Errors
+    /// Any error of `socket`, the options, `bind` or `listen` (e.g. `EADDRINUSE`), or of the
+    /// registration with the poller.
+    pub fn listen<P, F>(
+        &mut self,
+        addr: SocketAddr,
+        opts: ListenOptions,
+        mut factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App, SocketAddr) -> P + 'static,
+    {
+        let socket = crate::transport::tcp::listen(addr, &opts)?;
+        let local = self.core.add_listener(
+            Box::new(socket),
+            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
+            &opts,
+        )?;
+        log::info!("listening on {local}");
+        Ok(local)
     }
 
     /// Opens an outgoing connection served by `handler` (S4). It gets `on_open` once connected,
     /// or `on_close` with the precise reason if the attempt fails or times out.
+    ///
+    /// # Errors
+    /// Only what fails before any attempt: creating the socket (e.g. `EMFILE`), setting its
+    /// buffer sizes, or registering it. A refused or timed-out connect is reported through
+    /// `on_close` instead.
     pub fn connect(
         &mut self,
         addr: SocketAddr,
@@ -287,20 +294,14 @@ impl<'a, App> Cx<'a, App> {
         self.core.connect(addr, Box::new(handler), Rc::new(config))
     }
 
-    /// The reactor's clock: real time, or the test harness's clock (which only the harness's
-    /// `advance` moves). Deadlines that must agree with the reactor's timers are measured on it.
-    pub fn now(&self) -> std::time::Instant {
-        self.core.clock.instant()
-    }
-
     /// Runs `f` once, `after` from now, inside the loop (not tied to any connection).
     pub fn schedule(
         &mut self,
         after: Duration,
-        f: impl FnOnce(&mut Cx<'_, App>) + 'static,
+        f: impl FnOnce(&mut LoopCx<'_, App>) + 'static,
     ) -> TaskId {
         self.core
-            .schedule_task(after, crate::task::TaskKind::Once(Box::new(f)))
+            .schedule_task(after, crate::core::tasks::TaskKind::Once(Box::new(f)))
     }
 
     /// Runs `f` every `interval` until it returns `false` or is cancelled: the building block
@@ -308,11 +309,11 @@ impl<'a, App> Cx<'a, App> {
     pub fn every(
         &mut self,
         interval: Duration,
-        f: impl FnMut(&mut Cx<'_, App>) -> bool + 'static,
+        f: impl FnMut(&mut LoopCx<'_, App>) -> bool + 'static,
     ) -> TaskId {
         self.core.schedule_task(
             interval,
-            crate::task::TaskKind::Repeat(Box::new(f), interval),
+            crate::core::tasks::TaskKind::Repeat(Box::new(f), interval),
         )
     }
 
@@ -327,18 +328,161 @@ impl<'a, App> Cx<'a, App> {
         self.core.begin_shutdown(grace);
     }
 
-    /// A snapshot of every connection of this reactor.
-    pub fn connections(&self) -> Vec<crate::ConnSnapshot> {
-        self.core.snapshot()
-    }
-
     /// Aborts every connection and makes the reactor's `run` return at the end of this turn.
     pub fn stop_reactor_now(&mut self) {
         self.core.stop_now();
     }
 
+    /// A snapshot of every connection of this reactor.
+    pub fn connections(&self) -> Vec<crate::ConnSnapshot> {
+        self.core.snapshot()
+    }
+
     /// The reactor's counters.
     pub fn stats(&self) -> &Stats {
-        &self.core.stats
+        self.core.stats()
+    }
+}
+
+impl<'a, App> Cx<'a, App> {
+    pub(crate) fn new(core: &'a mut Core<App>, id: ConnId) -> Self {
+        Cx {
+            lp: LoopCx::new(core),
+            id,
+        }
+    }
+
+    /// This connection.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
+    /// takes writes (closing, half-closed, or gone).
+    pub fn write(&mut self, data: &[u8]) -> bool {
+        let id = self.id;
+        self.lp.send_to(id, data)
+    }
+
+    /// Queues an owned buffer on this connection without copying it.
+    ///
+    /// # Errors
+    /// Hands the buffer back if the connection no longer takes writes.
+    pub fn write_vec(&mut self, data: Vec<u8>) -> Result<(), Vec<u8>> {
+        let id = self.id;
+        self.lp.send_vec_to(id, data)
+    }
+
+    /// Queues a shared buffer on this connection without copying it (S16).
+    pub fn write_shared(&mut self, data: &Shared) -> bool {
+        let id = self.id;
+        self.lp.send_shared_to(id, data)
+    }
+
+    /// Bytes queued on this connection and not yet accepted by the kernel.
+    pub fn queued(&self) -> usize {
+        self.lp.queued_on(self.id)
+    }
+
+    /// Closes this connection gracefully: flush what is queued, send FIN, wait for the peer's
+    /// end of stream (bounded by the linger timeout), then close (S14).
+    pub fn close(&mut self) {
+        self.close_with(CloseReason::Local);
+    }
+
+    /// Closes this connection gracefully, reporting `reason` (e.g. a protocol error).
+    pub fn close_with(&mut self, reason: CloseReason) {
+        let id = self.id;
+        self.lp.close_conn(id, reason);
+    }
+
+    /// Closes this connection at once with RST, dropping queued output. For misbehaving peers
+    /// only: a normal close is graceful (S17).
+    pub fn abort(&mut self) {
+        let id = self.id;
+        self.lp.abort_conn(id, CloseReason::Aborted);
+    }
+
+    /// Half-closes: once queued output is flushed, send FIN. Reading goes on.
+    pub fn shutdown_write(&mut self) {
+        let id = self.id;
+        self.lp.shutdown_write_conn(id);
+    }
+
+    /// Stops reading from this connection until [`resume_reading`](Self::resume_reading).
+    pub fn pause_reading(&mut self) {
+        let id = self.id;
+        self.lp.pause_reading_conn(id);
+    }
+
+    /// Resumes reading. Input kept while paused is offered again on the next turn.
+    pub fn resume_reading(&mut self) {
+        let id = self.id;
+        self.lp.resume_reading_conn(id);
+    }
+
+    /// Arms a one-shot timer on this connection; [`Protocol::on_timer`] gets its id when it
+    /// fires. Never fires early; cancelled automatically when the connection ends.
+    pub fn set_timer(&mut self, after: Duration, tag: u64) -> Option<TimerId> {
+        self.lp.core.set_user_timer(self.id, after, tag)
+    }
+
+    /// Cancels a timer armed with [`set_timer`](Self::set_timer). Returns whether it was armed.
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.lp.core.cancel_user_timer(self.id, timer)
+    }
+
+    /// Arms an application heartbeat (S13), replacing any previous one: every `interval`,
+    /// [`Protocol::on_timer`] runs with a timer whose tag is [`TimerId::HEARTBEAT`] (send your
+    /// ping there), and if nothing at all was received for `read_idle` the connection is closed
+    /// with [`CloseReason::IdleTimeout`]. TCP keepalive (see [`crate::SocketRef::set_keepalive`])
+    /// notices a vanished host; a heartbeat also notices a hung peer application.
+    pub fn set_heartbeat(&mut self, interval: Duration, read_idle: Duration) -> bool {
+        self.lp.core.set_heartbeat(self.id, interval, read_idle)
+    }
+
+    /// Stops the heartbeat armed with [`set_heartbeat`](Self::set_heartbeat).
+    pub fn cancel_heartbeat(&mut self) {
+        self.lp.core.cancel_heartbeat(self.id);
+    }
+
+    /// Changes this connection's idle timeout (`None`: none).
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.lp.core.set_idle_timeout(self.id, idle);
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.lp.core.peer_addr(self.id)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.lp.core.local_addr(self.id)
+    }
+
+    /// Socket options of this connection (S20); `None` if it is gone or has no descriptor.
+    pub fn socket(&self) -> Option<SocketRef<'_>> {
+        Some(SocketRef::new(self.lp.core.conn_fd(self.id)?))
+    }
+
+    /// Bytes waiting in the kernel's receive queue (`FIONREAD`, S22).
+    ///
+    /// # Errors
+    /// `NotConnected` if the connection is gone or has no descriptor; otherwise the `ioctl`'s.
+    pub fn bytes_readable(&self) -> io::Result<usize> {
+        self.socket()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?
+            .bytes_readable()
+    }
+
+    /// Copies queued input without consuming it (`MSG_PEEK`, S22).
+    ///
+    /// # Errors
+    /// `NotConnected` if the connection is gone or has no descriptor; otherwise the `recv`'s.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?
+            .peek(buf)
     }
 }

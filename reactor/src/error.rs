@@ -165,8 +165,6 @@ impl fmt::Display for CloseReason {
 pub enum Error {
     /// A system call failed.
     Io(io::Error),
-    /// The connection named does not exist (any more).
-    NoSuchConnection,
     /// The reactor has stopped; the value could not be delivered.
     Stopped,
 }
@@ -175,7 +173,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "{e}"),
-            Error::NoSuchConnection => f.write_str("no such connection"),
             Error::Stopped => f.write_str("the reactor has stopped"),
         }
     }

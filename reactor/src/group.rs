@@ -29,7 +29,8 @@ use crate::{Handle, Reactor};
 /// let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 /// let group = Group::start(2, move |_thread| {
 ///     let mut reactor = Reactor::new(())?;
-///     let opts = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+///     let opts = ListenOptions::default()
+///         .with_reuse_port(true);
 ///     reactor.listen(addr, opts, |_, _| Echo)?;
 ///     Ok(reactor)
 /// })?;
@@ -48,6 +49,9 @@ impl<App: 'static> Group<App> {
     /// state, listeners with `reuse_port`); then the thread runs it until shutdown. Returns once
     /// every reactor is set up, or the first setup error (the threads already started are shut
     /// down).
+    ///
+    /// # Errors
+    /// The first error of a thread's spawn or `setup`; `Other` if a thread died during setup.
     pub fn start<F>(threads: usize, setup: F) -> io::Result<Group<App>>
     where
         F: Fn(usize) -> io::Result<Reactor<App>> + Send + Sync + 'static,
@@ -109,6 +113,9 @@ impl<App: 'static> Group<App> {
 
     /// Shuts every reactor down gracefully (see [`Reactor::shutdown`]) and joins the threads.
     /// Returns the first error a reactor returned.
+    ///
+    /// # Errors
+    /// The first error a reactor's `run` returned, or `Other` if a thread panicked.
     pub fn shutdown(self, grace: Duration) -> io::Result<()> {
         for handle in &self.handles {
             // A reactor that already stopped cannot be asked again; joining tells its result.
@@ -118,6 +125,9 @@ impl<App: 'static> Group<App> {
     }
 
     /// Asks every reactor to stop at once (aborting connections), then joins the threads.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
     pub fn stop_now(self) -> io::Result<()> {
         for handle in &self.handles {
             let _ = handle.stop_now();
@@ -131,6 +141,9 @@ impl<App: 'static> Group<App> {
     }
 
     /// Waits for every reactor thread to finish.
+    ///
+    /// # Errors
+    /// The first error a reactor's `run` returned, or `Other` if a thread panicked.
     pub fn join(self) -> io::Result<()> {
         let mut first = Ok(());
         for thread in self.threads {

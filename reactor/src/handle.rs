@@ -13,10 +13,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{Cx, Error};
+use crate::{Error, LoopCx};
 
 /// A closure posted from another thread.
-pub(crate) type Posted<App> = Box<dyn FnOnce(&mut Cx<'_, App>) + Send>;
+pub(crate) type Posted<App> = Box<dyn FnOnce(&mut LoopCx<'_, App>) + Send>;
 
 pub(crate) struct Mailbox<App> {
     pub(crate) queue: Mutex<Inbox<App>>,
@@ -32,7 +32,7 @@ pub(crate) struct Inbox<App> {
 /// Posts work into a reactor from any thread, and wakes it.
 ///
 /// `Handle` is `Send + Sync + Clone`. Closures run inside the loop, in the order they were
-/// posted, with a [`Cx`] that reaches the user state and every connection.
+/// posted, with a [`LoopCx`] that reaches the user state and every connection.
 ///
 /// ```
 /// use evdrive_reactor::Reactor;
@@ -68,7 +68,11 @@ impl<App> fmt::Debug for Handle<App> {
 
 impl<App> Handle<App> {
     /// Runs `f` inside the reactor's loop. Fails with [`Error::Stopped`] if the reactor is gone.
-    pub fn post(&self, f: impl FnOnce(&mut Cx<'_, App>) + Send + 'static) -> crate::Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the reactor is gone (the closure is dropped unrun);
+    /// [`Error::Io`] if waking it failed (the closure stays queued and runs on its next turn).
+    pub fn post(&self, f: impl FnOnce(&mut LoopCx<'_, App>) + Send + 'static) -> crate::Result<()> {
         {
             let mut inbox = self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner());
             if inbox.closed {
@@ -80,11 +84,17 @@ impl<App> Handle<App> {
     }
 
     /// Asks the reactor to shut down gracefully (see [`crate::Reactor::shutdown`]).
+    ///
+    /// # Errors
+    /// As [`post`](Self::post).
     pub fn shutdown(&self, grace: Duration) -> crate::Result<()> {
         self.post(move |cx| cx.shutdown_reactor(grace))
     }
 
     /// Asks the reactor to abort every connection and stop at once.
+    ///
+    /// # Errors
+    /// As [`post`](Self::post).
     pub fn stop_now(&self) -> crate::Result<()> {
         self.post(|cx| cx.stop_reactor_now())
     }

@@ -21,10 +21,9 @@
 //! }
 //!
 //! let mut reactor = Reactor::new(())?;
-//! let opts = ListenOptions {
-//!     conn: ConnConfig { idle_timeout: Some(Duration::from_secs(60)), ..Default::default() },
-//!     ..Default::default()
-//! };
+//! let opts = ListenOptions::default()
+//!     .with_conn(ConnConfig::default()
+//!         .with_idle_timeout(Some(Duration::from_secs(60))));
 //! reactor.listen("127.0.0.1:7000".parse().unwrap(), opts, |_app, _peer| Echo)?;
 //! reactor.catch_signals(&[], Some(Duration::from_secs(5)), None)?;
 //! reactor.run()?;
@@ -34,41 +33,36 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
-mod conn;
 mod core;
 mod cx;
 mod error;
 mod group;
 mod handle;
-mod limits;
-mod listener;
+pub mod metrics;
 mod outbuf;
 mod protocol;
 mod reactor;
-mod snapshot;
 mod socket;
 mod stats;
-mod stream;
 pub mod sys;
-mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timer;
+mod transport;
 
 pub use config::{ConnConfig, ListenOptions};
-pub mod metrics;
-pub use conn::ConnId;
-pub use cx::Cx;
+pub use core::conn::ConnId;
+pub use core::limits::Limits;
+pub use core::snapshot::ConnSnapshot;
+pub use core::tasks::TaskId;
+pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
 pub use group::Group;
 pub use handle::Handle;
-pub use limits::Limits;
 pub use outbuf::Shared;
 pub use protocol::Protocol;
 pub use reactor::Reactor;
-pub use snapshot::ConnSnapshot;
 pub use socket::SocketRef;
 pub use stats::{AcceptErrors, Stats};
 pub use sys::Keepalive;
-pub use task::TaskId;
 pub use timer::TimerId;

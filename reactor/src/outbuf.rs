@@ -195,7 +195,8 @@ impl OutQueue {
 
     /// Hands queued bytes to `write` (one gather write per call) until the queue is empty or the
     /// writer takes less than offered. Returns what happened and how many bytes were written.
-    /// `Interrupted` is retried; `WouldBlock` counts as blocked; other errors are returned.
+    /// `WouldBlock` counts as blocked; other errors are returned (`EINTR` never reaches here:
+    /// the transport retries it).
     pub(crate) fn flush(
         &mut self,
         now: Tick,
@@ -221,7 +222,6 @@ impl OutQueue {
             };
             let n = match result {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok((Flushed::Blocked, total))
                 }

@@ -3,23 +3,18 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
-use slab::Slab;
-use timers::{TimerKey, Wheel};
 
-use crate::conn::State;
-use crate::core::{Core, Source};
-use crate::cx::NO_CONN;
+use crate::core::{Core, Internal, Source};
 use crate::handle::{Handle, Inbox, Mailbox, Posted};
-use crate::listener::{self, ListenSocket, Listener};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
-use crate::timer::{Clock, TimerEntry};
-use crate::{ConnConfig, ConnId, Cx, ListenOptions, Protocol};
+use crate::transport::Readiness;
+use crate::{ConnConfig, ConnId, ListenOptions, LoopCx, Protocol};
 
 /// Size of the one read buffer shared by every connection (S16).
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -27,21 +22,7 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 /// How many mio events one poll returns at most.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// How often one turn repeats its flush and close steps when closing handlers write to other
-/// connections (which then need a flush, whose errors close more). Anything left goes next turn.
-const SETTLE_ROUNDS: usize = 8;
-
-type SignalCallback<App> = Box<dyn FnMut(&mut Cx<'_, App>, i32)>;
-
-/// What a readiness event says about a source.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Readiness {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    /// The peer's FIN (or a reset) arrived.
-    pub(crate) read_closed: bool,
-    pub(crate) error: bool,
-}
+type SignalCallback<App> = Box<dyn FnMut(&mut LoopCx<'_, App>, i32)>;
 
 /// Signals delivered as events (S31).
 struct Signals<App> {
@@ -56,16 +37,21 @@ struct Signals<App> {
 
 /// A single-threaded event loop running non-blocking sockets, timers and signals, with
 /// pluggable protocol handlers (see [`Protocol`]) and user state `App` that every handler
-/// reaches as `&mut App` through its [`Cx`].
+/// reaches as `&mut App` through its [`Cx`](crate::Cx).
 ///
 /// # One turn
 /// 1. The poll timeout comes from the timer wheel's next deadline (S9), or is zero when work is
 ///    pending (a connection whose read budget ran out, a resumed reader).
 /// 2. `poll` waits for readiness; `EINTR` just ends the wait (S2).
-/// 3. Ready sources are served: accept, connect verdict, flush on writability, read.
+/// 3. Ready sources are served: first those left on the ready list last turn, then the poller's
+///    events, then readiness queued by transports without a descriptor (the in-memory one of
+///    `testing`; empty otherwise): accept, connect verdict, flush on writability, read.
 /// 4. Expired timers fire.
 /// 5. Every connection written to during the turn is flushed once, with one gather write (S15).
 /// 6. Connections that finished are removed and their handlers get `on_close`.
+///
+/// The work of a turn grows with the ready sources and the timers due, never with the number
+/// of connections. `ARCHITECTURE.md` in the repository walks through the same steps in the code.
 ///
 /// # Edge-triggered readiness
 /// Sockets are registered once for reading and writing, edge-triggered, and never re-registered
@@ -108,13 +94,6 @@ pub struct Reactor<App: 'static> {
     /// The one read buffer every connection reads into (S16).
     scratch: Box<[u8]>,
     pub(crate) core: Core<App>,
-    /// Reused list of sources served from last turn's ready list.
-    ready_buf: Vec<usize>,
-    /// Reused lists for the flush and close steps.
-    dirty_buf: Vec<usize>,
-    dead_buf: Vec<usize>,
-    /// Reused list of expired timers.
-    expired: Vec<(TimerKey, TimerEntry)>,
     signals: Option<Signals<App>>,
     /// The queue behind every [`Handle`], created by the first call to [`Reactor::handle`].
     mailbox: Option<Arc<Mailbox<App>>>,
@@ -136,14 +115,16 @@ impl<App: 'static> Drop for Reactor<App> {
 impl<App> std::fmt::Debug for Reactor<App> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reactor")
-            .field("sources", &self.core.sources.len())
-            .field("timers", &self.core.wheel.len())
+            .field("core", &*self.core)
             .finish_non_exhaustive()
     }
 }
 
 impl<App: 'static> Reactor<App> {
     /// Creates a reactor owning the user state `app`.
+    ///
+    /// # Errors
+    /// The poll instance cannot be created (e.g. `EMFILE`).
     pub fn new(app: App) -> io::Result<Self> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
@@ -151,29 +132,7 @@ impl<App: 'static> Reactor<App> {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
             scratch: vec![0; SCRATCH_SIZE].into_boxed_slice(),
-            core: Core {
-                app,
-                registry,
-                sources: Slab::new(),
-                wheel: Wheel::new(),
-                clock: Clock::new(),
-                now: 0,
-                dirty: Vec::new(),
-                ready: Vec::new(),
-                dead: Vec::new(),
-                next_generation: 0,
-                stats: Stats::default(),
-                shutting_down: false,
-                stop_now: false,
-                tasks: Slab::new(),
-                limits: crate::Limits::default(),
-                queued_total: 0,
-                listeners_at_limit: false,
-            },
-            ready_buf: Vec::new(),
-            dirty_buf: Vec::new(),
-            dead_buf: Vec::new(),
-            expired: Vec::new(),
+            core: Core::new(app, registry),
             signals: None,
             mailbox: None,
             posted: VecDeque::new(),
@@ -182,24 +141,27 @@ impl<App: 'static> Reactor<App> {
 
     /// The user state.
     pub fn app(&mut self) -> &mut App {
-        &mut self.core.app
+        self.core.app()
     }
 
     /// The counters.
     pub fn stats(&self) -> &Stats {
-        &self.core.stats
+        self.core.stats()
+    }
+
+    /// The reactor's clock (real time, or the test harness's hand-moved clock).
+    pub fn now(&self) -> Instant {
+        self.core.instant()
     }
 
     /// Sets the loop-wide limits (connection count, output budget).
     pub fn set_limits(&mut self, limits: crate::Limits) {
-        self.core.limits = limits;
-        self.core.listeners_at_limit = true;
-        self.core.connection_released();
+        self.core.set_limits(limits);
     }
 
     /// The loop-wide limits in force.
     pub fn limits(&self) -> &crate::Limits {
-        &self.core.limits
+        self.core.limits()
     }
 
     /// A snapshot of every connection (peer, age, idle time, queued bytes, timers).
@@ -209,46 +171,38 @@ impl<App: 'static> Reactor<App> {
 
     /// Timers armed in the wheel (reactor timeouts and handler timers).
     pub fn timers_armed(&self) -> usize {
-        self.core.wheel.len()
+        self.core.timers_armed()
     }
 
-    /// A context with no current connection, for acting on connections from outside a callback
-    /// (embedding code, tests).
-    pub fn cx(&mut self) -> Cx<'_, App> {
-        Cx::new(&mut self.core, NO_CONN)
+    /// The loop-wide context, for acting on the loop and on connections by id from outside a
+    /// callback (embedding code, tests).
+    pub fn cx(&mut self) -> LoopCx<'_, App> {
+        LoopCx::new(&mut self.core)
     }
 
     /// Listens on `addr`; `factory` makes the handler of each accepted connection. Returns the
     /// bound address (useful with port 0). `SO_REUSEADDR` is always set (S18).
+    ///
+    /// # Errors
+    /// Any error of `socket`, the options, `bind` or `listen` (e.g. `EADDRINUSE`), or of the
+    /// registration with the poller.
     pub fn listen<P, F>(
         &mut self,
         addr: SocketAddr,
         opts: ListenOptions,
-        mut factory: F,
+        factory: F,
     ) -> io::Result<SocketAddr>
     where
         P: Protocol<App> + 'static,
         F: FnMut(&mut App, SocketAddr) -> P + 'static,
     {
-        let mut socket = listener::bind(addr, &opts)?;
-        let entry = self.core.sources.vacant_entry();
-        self.core
-            .registry
-            .register(&mut socket, Token(entry.key()), Interest::READABLE)?;
-        let local = socket.local_addr()?;
-        let l = Listener::new(
-            ListenSocket::Tcp(socket),
-            local,
-            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
-            &opts,
-        )?;
-        let local = l.local_addr;
-        log::info!("listening on {local}");
-        entry.insert(Source::Listener(Box::new(l)));
-        Ok(local)
+        self.cx().listen(addr, opts, factory)
     }
 
-    /// Opens an outgoing connection served by `handler` (S4); see [`Cx::connect`].
+    /// Opens an outgoing connection served by `handler` (S4); see [`LoopCx::connect`].
+    ///
+    /// # Errors
+    /// As [`LoopCx::connect`]: only what fails before any attempt.
     pub fn connect(
         &mut self,
         addr: SocketAddr,
@@ -284,13 +238,12 @@ impl<App: 'static> Reactor<App> {
         all.sort_unstable();
         all.dedup();
         let pipe = sys::install_signal_pipe(&all)?;
-        let entry = self.core.sources.vacant_entry();
-        self.core.registry.register(
+        let index = self.core.add_internal(Source::Signals);
+        self.core.registry().register(
             &mut mio::unix::SourceFd(&pipe.read.as_fd().as_raw_fd()),
-            Token(entry.key()),
+            Token(index),
             Interest::READABLE,
         )?;
-        entry.insert(Source::Signals);
         self.signals = Some(Signals {
             pipe,
             shutdown_grace,
@@ -313,12 +266,12 @@ impl<App: 'static> Reactor<App> {
 
     /// Whether a shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
-        self.core.shutting_down
+        self.core.is_shutting_down()
     }
 
     /// Whether [`run`](Self::run) would return now.
     pub fn is_finished(&self) -> bool {
-        self.core.stop_now || (self.core.shutting_down && self.core.stats.open == 0)
+        self.core.is_finished()
     }
 
     /// How long the loop may sleep before its next timer, if it has one (for a foreign loop
@@ -327,17 +280,17 @@ impl<App: 'static> Reactor<App> {
         if self.has_pending_work() {
             return Some(Duration::ZERO);
         }
-        self.core
-            .wheel
-            .next_deadline()
-            .map(|t| self.core.clock.until(t))
+        self.core.until_next_timer()
     }
 
     pub(crate) fn has_pending_work(&self) -> bool {
-        !self.core.ready.is_empty() || !self.core.dirty.is_empty() || !self.core.dead.is_empty()
+        self.core.has_pending_work()
     }
 
     /// Runs until a shutdown has finished (or a second shutdown signal).
+    ///
+    /// # Errors
+    /// `poll` failed with something other than `EINTR`.
     pub fn run(&mut self) -> io::Result<()> {
         while !self.is_finished() {
             self.turn(None)?;
@@ -346,6 +299,9 @@ impl<App: 'static> Reactor<App> {
     }
 
     /// Runs one turn, waiting at most `max_wait` (`None`: until an event or the next timer).
+    ///
+    /// # Errors
+    /// `poll` failed with something other than `EINTR`.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         // 1. Sleep no longer than the next timer, and not at all with work pending.
         let timeout = match self.next_timeout() {
@@ -360,86 +316,34 @@ impl<App: 'static> Reactor<App> {
             }
         }
         let started = Instant::now();
-        self.core.now = self.core.clock.now();
-        self.core.stats.turns += 1;
+        self.core.begin_turn();
 
         // 3a. Sources left ready last turn (budget spent, reading resumed): no edge will come.
-        std::mem::swap(&mut self.core.ready, &mut self.ready_buf);
-        for i in 0..self.ready_buf.len() {
-            let index = self.ready_buf[i];
-            self.serve_ready(index);
-        }
-        self.ready_buf.clear();
+        self.core.serve_ready(&mut self.scratch);
 
-        // 3b. Readiness events.
+        // 3b. Readiness events from the poller.
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             self.dispatch(event);
         }
         self.events = events;
-        #[cfg(feature = "testing")]
-        for (index, ready) in crate::testing::take_edges(&mut self.core) {
-            self.dispatch_ready(index, ready);
-        }
 
-        // 4. Expired timers, collected first so that timers armed by their callbacks wait for
-        // the next turn even when already due.
-        while let Some(expired) = self.core.wheel.poll(self.core.now) {
-            self.expired.push(expired);
-        }
-        for i in 0..self.expired.len() {
-            let (key, entry) = self.expired[i];
-            self.core.fire(key, entry);
-        }
-        self.expired.clear();
+        // 3c. Readiness queued by transports without a descriptor, one entry per edge (empty
+        // for sockets).
+        self.core.serve_injected(&mut self.scratch);
 
-        // 5 and 6. Flush what was written this turn, then remove what finished. Closing
-        // handlers may write to others, so repeat a few times.
-        for _ in 0..SETTLE_ROUNDS {
-            if self.core.dirty.is_empty() && self.core.dead.is_empty() {
-                break;
-            }
-            std::mem::swap(&mut self.core.dirty, &mut self.dirty_buf);
-            for i in 0..self.dirty_buf.len() {
-                let index = self.dirty_buf[i];
-                if let Some(conn) = self.core.conn_at(index) {
-                    conn.dirty = false;
-                }
-                self.core.flush(index);
-            }
-            self.dirty_buf.clear();
-            std::mem::swap(&mut self.core.dead, &mut self.dead_buf);
-            for i in 0..self.dead_buf.len() {
-                let index = self.dead_buf[i];
-                self.core.finalize(index);
-            }
-            self.dead_buf.clear();
-        }
+        // 4. Expired timers.
+        self.core.fire_due();
 
-        self.core.stats.queued_bytes = self.core.queued_total as u64;
-        self.core.stats.timers_armed = self.core.wheel.len() as u64;
+        // 5 and 6. Flush what was written this turn, then remove what finished.
+        self.core.end_turn();
+
         let spent = started.elapsed();
-        if spent > self.core.stats.longest_turn {
-            self.core.stats.longest_turn = spent;
+        let stats = self.core.stats_mut();
+        if spent > stats.longest_turn {
+            stats.longest_turn = spent;
         }
         Ok(())
-    }
-
-    /// Serves a source from the ready list.
-    fn serve_ready(&mut self, index: usize) {
-        match self.core.sources.get_mut(index) {
-            Some(Source::Conn(conn)) => {
-                conn.ready = false;
-                // Offer input kept while reading was paused, then read what queued meanwhile.
-                self.core.deliver(index, &[]);
-                self.core.read(index, &mut self.scratch, true);
-            }
-            Some(Source::Listener(l)) => {
-                l.ready = false;
-                self.core.accept(index);
-            }
-            _ => {}
-        }
     }
 
     /// Handles one readiness event.
@@ -450,41 +354,24 @@ impl<App: 'static> Reactor<App> {
             read_closed: event.is_read_closed(),
             error: event.is_error(),
         };
-        self.dispatch_ready(event.token().0, ready);
-    }
-
-    /// Serves one source that became ready (from mio, or from the in-memory transport).
-    pub(crate) fn dispatch_ready(&mut self, index: usize, ready: Readiness) {
-        match self.core.sources.get(index) {
-            Some(Source::Listener(_)) => self.core.accept(index),
-            Some(Source::Conn(conn)) => {
-                if conn.state == State::Connecting {
-                    self.core.finish_connect(index);
-                    if !matches!(self.core.conn_at(index), Some(c) if c.state == State::Open) {
-                        return;
-                    }
-                } else if ready.writable {
-                    self.core.flush(index);
-                }
-                if ready.readable || ready.read_closed || ready.error {
-                    // The peer's FIN or an error is already reported: no later edge will come,
-                    // so read to the end instead of stopping at a short read.
-                    let drain_all = ready.read_closed || ready.error;
-                    self.core.read(index, &mut self.scratch, drain_all);
-                }
-            }
-            Some(Source::Signals) => self.handle_signals(),
-            Some(Source::Waker) => self.run_posted(),
+        match self
+            .core
+            .dispatch(event.token().0, ready, &mut self.scratch)
+        {
+            Some(Internal::Signals) => self.handle_signals(),
+            Some(Internal::Waker) => self.run_posted(),
             None => {}
         }
     }
 
     /// A handle for posting work into this reactor from other threads (created on first use).
+    ///
+    /// # Errors
+    /// The waker (an eventfd) cannot be created or registered.
     pub fn handle(&mut self) -> io::Result<Handle<App>> {
         if self.mailbox.is_none() {
-            let entry = self.core.sources.vacant_entry();
-            let waker = mio::Waker::new(self.poll.registry(), Token(entry.key()))?;
-            entry.insert(Source::Waker);
+            let index = self.core.add_internal(Source::Waker);
+            let waker = mio::Waker::new(self.poll.registry(), Token(index))?;
             self.mailbox = Some(Arc::new(Mailbox {
                 queue: Mutex::new(Inbox {
                     posted: VecDeque::new(),
@@ -508,7 +395,7 @@ impl<App: 'static> Reactor<App> {
             std::mem::swap(&mut inbox.posted, &mut self.posted);
         }
         while let Some(f) = self.posted.pop_front() {
-            f(&mut Cx::new(&mut self.core, NO_CONN));
+            f(&mut LoopCx::new(&mut self.core));
         }
     }
 
@@ -524,7 +411,7 @@ impl<App: 'static> Reactor<App> {
         for &sig in &received {
             let grace = self.signals.as_ref().and_then(|s| s.shutdown_grace);
             if let (Some(grace), true) = (grace, sig == libc::SIGINT || sig == libc::SIGTERM) {
-                if self.core.shutting_down {
+                if self.core.is_shutting_down() {
                     log::warn!("signal {sig} during shutdown: stopping now");
                     self.stop_now();
                 } else {
@@ -533,7 +420,7 @@ impl<App: 'static> Reactor<App> {
                 }
             }
             if let Some(mut cb) = self.signals.as_mut().and_then(|s| s.callback.take()) {
-                cb(&mut Cx::new(&mut self.core, NO_CONN), sig);
+                cb(&mut LoopCx::new(&mut self.core), sig);
                 if let Some(s) = self.signals.as_mut() {
                     s.callback = Some(cb);
                 }
@@ -548,6 +435,15 @@ impl<App: 'static> Reactor<App> {
     /// Aborts every connection and makes `run` return at the end of this turn.
     pub fn stop_now(&mut self) {
         self.core.stop_now();
+    }
+}
+
+impl<App> AsFd for Reactor<App> {
+    /// The poll descriptor: readable when the reactor has events to handle, for embedding in a
+    /// foreign loop.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // The registry holds the poll descriptor itself (the epoll instance).
+        self.poll.registry().as_fd()
     }
 }
 

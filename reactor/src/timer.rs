@@ -50,6 +50,23 @@ pub(crate) enum TimerEntry {
     ShutdownDeadline,
 }
 
+/// Whole ticks (milliseconds) in `d`, rounded up, saturating at `Tick::MAX`: a timeout of any
+/// length, `Duration::MAX` included, becomes a tick count that never ends early and never wraps.
+pub(crate) fn ticks_ceil(d: Duration) -> Tick {
+    let ms = d.as_millis();
+    let ms = if Duration::from_millis(ms.min(u128::from(u64::MAX)) as u64) < d {
+        ms.saturating_add(1)
+    } else {
+        ms
+    };
+    Tick::try_from(ms).unwrap_or(Tick::MAX)
+}
+
+/// Whole ticks in `d`, rounded down, saturating at `Tick::MAX`.
+fn ticks_floor(d: Duration) -> Tick {
+    Tick::try_from(d.as_millis()).unwrap_or(Tick::MAX)
+}
+
 /// Milliseconds since the reactor started: the wheel's tick.
 ///
 /// A test harness can stop the clock and move it by hand ([`Clock::set_manual`]), so timers
@@ -70,7 +87,6 @@ impl Clock {
     }
 
     /// Stops real time: from now on the clock reads `at` until set again.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn set_manual(&mut self, at: Duration) {
         self.manual = Some(at);
     }
@@ -80,29 +96,62 @@ impl Clock {
         self.manual.unwrap_or_else(|| self.start.elapsed())
     }
 
-    /// The clock's reading as an instant: real time, or the start plus the time set by hand.
+    /// The clock's reading as an instant (the start plus `elapsed`; a hand-set clock that ran
+    /// past what `Instant` can hold stays at the start).
     pub(crate) fn instant(&self) -> Instant {
-        self.start + self.elapsed()
+        match self.manual {
+            None => Instant::now(),
+            Some(at) => self.start.checked_add(at).unwrap_or(self.start),
+        }
     }
 
-    /// The current tick (rounded down).
+    /// The current tick, rounded down: what the wheel is polled with, so a timer fires only
+    /// once its tick has fully begun.
     pub(crate) fn now(&self) -> Tick {
-        self.elapsed().as_millis() as Tick
+        ticks_floor(self.elapsed())
     }
 
-    /// The first tick not earlier than `delay` from now (rounded up, so never early).
+    /// The current tick, rounded up: the stamp of an event, so that a deadline counted from it
+    /// can never come before the event's time plus the timeout.
+    pub(crate) fn now_ceil(&self) -> Tick {
+        ticks_ceil(self.elapsed())
+    }
+
+    /// The first tick not earlier than `delay` from now (rounded up, so never early;
+    /// `Tick::MAX` for a delay past the wheel's range).
     pub(crate) fn deadline_after(&self, delay: Duration) -> Tick {
-        let at = self.elapsed() + delay;
-        let ms = at.as_millis() as Tick;
-        if Duration::from_millis(ms) < at {
-            ms + 1
-        } else {
-            ms
+        match self.elapsed().checked_add(delay) {
+            Some(at) => ticks_ceil(at),
+            None => Tick::MAX,
         }
     }
 
     /// How long from now until `tick` begins (zero if it has).
     pub(crate) fn until(&self, tick: Tick) -> Duration {
         Duration::from_millis(tick).saturating_sub(self.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_conversions_round_the_safe_way_and_saturate() {
+        assert_eq!(ticks_ceil(Duration::ZERO), 0);
+        assert_eq!(ticks_ceil(Duration::from_micros(1)), 1);
+        assert_eq!(ticks_ceil(Duration::from_millis(300)), 300);
+        assert_eq!(ticks_ceil(Duration::from_micros(300_001)), 301);
+        assert_eq!(ticks_ceil(Duration::MAX), Tick::MAX);
+        assert_eq!(ticks_floor(Duration::MAX), Tick::MAX);
+        let mut clock = Clock::new();
+        clock.set_manual(Duration::from_micros(10_900));
+        assert_eq!(clock.now(), 10);
+        assert_eq!(clock.now_ceil(), 11);
+        assert_eq!(clock.deadline_after(Duration::from_millis(300)), 311);
+        assert_eq!(clock.deadline_after(Duration::MAX), Tick::MAX);
+        clock.set_manual(Duration::MAX);
+        assert_eq!(clock.deadline_after(Duration::from_secs(1)), Tick::MAX);
+        assert_eq!(clock.instant(), clock.start);
     }
 }

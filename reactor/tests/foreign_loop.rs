@@ -24,13 +24,8 @@ impl Protocol<Vec<evdrive_reactor::ConnId>> for Echo {
 #[test]
 fn foreign_poll_loop_drives_sockets_timers_and_a_pipe() -> io::Result<()> {
     let mut reactor = Reactor::new(Vec::new())?;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            idle_timeout: Some(Duration::from_millis(300)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_conn(ConnConfig::default().with_idle_timeout(Some(Duration::from_millis(300))));
     let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| Echo)?;
     let (mut pipe_r, mut pipe_w) = io::pipe()?;
 

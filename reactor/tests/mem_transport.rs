@@ -53,10 +53,7 @@ fn echo_harness(
     conn: ConnConfig,
 ) -> io::Result<(Harness<Log>, evdrive_reactor::testing::MemListener)> {
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        conn,
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(conn);
     let l = h.listen(opts, |_, _| Echo);
     Ok((h, l))
 }
@@ -90,11 +87,9 @@ fn short_writes_and_eintr_keep_every_byte_in_order() -> io::Result<()> {
 
 #[test]
 fn backpressure_pauses_reading_and_drains() -> io::Result<()> {
-    let conn = ConnConfig {
-        high_water: 1000,
-        low_water: 100,
-        ..ConnConfig::default()
-    };
+    let conn = ConnConfig::default()
+        .with_high_water(1000)
+        .with_low_water(100);
     let (mut h, l) = echo_harness(conn)?;
     let peer = l.connect();
     peer.set_write_budget(Some(0));
@@ -134,13 +129,7 @@ fn hard_cap_closes_slow_consumer() -> io::Result<()> {
         }
     }
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 10_000,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_output(10_000));
     let l = h.listen(opts, |_, _| Flood);
     let peer = l.connect();
     peer.set_write_budget(Some(0));
@@ -185,13 +174,8 @@ fn graceful_close_waits_for_peer_fin_then_linger() -> io::Result<()> {
         }
     }
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            linger_timeout: Duration::from_secs(2),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_conn(ConnConfig::default().with_linger_timeout(Duration::from_secs(2)));
     let l = h.listen(opts, |_, _| CloseAfterWrite);
     let peer = l.connect();
     peer.set_write_budget(Some(4));
@@ -221,10 +205,7 @@ fn graceful_close_waits_for_peer_fin_then_linger() -> io::Result<()> {
 #[test]
 fn connect_verdicts_come_from_so_error() -> io::Result<()> {
     let mut h = Harness::new(Log::default())?;
-    let cfg = ConnConfig {
-        connect_timeout: Duration::from_millis(500),
-        ..ConnConfig::default()
-    };
+    let cfg = ConnConfig::default().with_connect_timeout(Duration::from_millis(500));
     let (_, ok) = h.connect(Echo, cfg.clone());
     let (_, refused) = h.connect(Echo, cfg.clone());
     let (_, unreachable) = h.connect(Echo, cfg.clone());
@@ -260,10 +241,7 @@ fn connect_verdicts_come_from_so_error() -> io::Result<()> {
 #[test]
 fn accept_filters_transient_errors_and_backs_off_on_emfile() -> io::Result<()> {
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        backoff_min: Duration::from_millis(100),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_backoff_min(Duration::from_millis(100));
     let l = h.listen(opts, |_, _| Echo);
     l.inject_accept_error(libc::ECONNABORTED);
     l.inject_accept_error(libc::EPROTO);
@@ -296,11 +274,9 @@ fn accept_filters_transient_errors_and_backs_off_on_emfile() -> io::Result<()> {
 
 #[test]
 fn first_byte_and_idle_timeouts_on_the_harness_clock() -> io::Result<()> {
-    let conn = ConnConfig {
-        first_byte_timeout: Some(Duration::from_millis(200)),
-        idle_timeout: Some(Duration::from_millis(1000)),
-        ..ConnConfig::default()
-    };
+    let conn = ConnConfig::default()
+        .with_first_byte_timeout(Some(Duration::from_millis(200)))
+        .with_idle_timeout(Some(Duration::from_millis(1000)));
     let (mut h, l) = echo_harness(conn)?;
     let silent = l.connect();
     let talker = l.connect();
@@ -457,13 +433,7 @@ fn input_limit_closes_only_the_offender() -> io::Result<()> {
         }
     }
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_input: 1000,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_input(1000));
     let l = h.listen(opts, |_, _| Hoard);
     let bad = l.connect();
     let good = l.connect();
@@ -517,7 +487,7 @@ fn write_stall_kills_a_stopped_reader_not_a_slow_one() -> io::Result<()> {
     struct Big;
     impl Protocol<Log> for Big {
         fn on_data(&mut self, cx: &mut Cx<'_, Log>, data: &[u8]) -> usize {
-            cx.write_vec(vec![9u8; 1 << 20]);
+            let _ = cx.write_vec(vec![9u8; 1 << 20]);
             data.len()
         }
         fn on_close(&mut self, cx: &mut Cx<'_, Log>, reason: CloseReason) {
@@ -525,14 +495,11 @@ fn write_stall_kills_a_stopped_reader_not_a_slow_one() -> io::Result<()> {
         }
     }
     let mut h = Harness::new(Log::default())?;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            write_stall_timeout: Some(Duration::from_millis(500)),
-            idle_timeout: Some(Duration::from_secs(60)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(
+        ConnConfig::default()
+            .with_write_stall_timeout(Some(Duration::from_millis(500)))
+            .with_idle_timeout(Some(Duration::from_secs(60))),
+    );
     let l = h.listen(opts, |_, _| Big);
     let slow = l.connect();
     let stopped = l.connect();
@@ -562,10 +529,7 @@ fn write_stall_kills_a_stopped_reader_not_a_slow_one() -> io::Result<()> {
 
 #[test]
 fn linger_bounds_a_close_whose_flush_never_finishes() -> io::Result<()> {
-    let conn = ConnConfig {
-        linger_timeout: Duration::from_secs(1),
-        ..ConnConfig::default()
-    };
+    let conn = ConnConfig::default().with_linger_timeout(Duration::from_secs(1));
     let (mut h, l) = echo_harness(conn)?;
     let peer = l.connect();
     peer.set_write_budget(Some(0));

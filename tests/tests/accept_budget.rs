@@ -20,13 +20,9 @@ use reactor::{Limits, ListenOptions};
 #[test]
 fn accepts_per_turn_bound_each_turn_and_the_rest_follow() -> io::Result<()> {
     let mut h = Harness::new(())?;
-    let listener = h.listen(
-        ListenOptions {
-            accepts_per_turn: 4,
-            ..ListenOptions::default()
-        },
-        |_, _| Echo,
-    );
+    let listener = h.listen(ListenOptions::default().with_accepts_per_turn(4), |_, _| {
+        Echo
+    });
     let early = listener.connect();
     h.settle()?;
     assert_eq!(h.reactor().stats().accepted, 1);
@@ -87,14 +83,8 @@ fn the_configured_backlog_bounds_the_accept_queue() -> io::Result<()> {
     let server = Server::start(
         || (),
         move |r| {
-            r.set_limits(Limits {
-                max_connections: 1,
-                ..Limits::default()
-            });
-            let opts = ListenOptions {
-                backlog: 2,
-                ..ListenOptions::default()
-            };
+            r.set_limits(Limits::default().with_max_connections(1));
+            let opts = ListenOptions::default().with_backlog(2);
             r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))
         },
     )?;

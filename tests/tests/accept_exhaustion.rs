@@ -63,11 +63,9 @@ fn expect_closed(client: &mut TcpStream) {
 fn emfile_backs_off_sheds_pending_clients_and_recovers() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_backoff_min(Duration::from_millis(20))
+        .with_backoff_max(Duration::from_millis(200));
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Echo))?;
     let addr = server.addr();
 

@@ -60,10 +60,7 @@ fn reading_pauses_at_high_water_and_resumes_when_drained() -> io::Result<()> {
     let (watch, mut observer) = observe();
     let config = ConnConfig::default();
     let (high, max) = (config.high_water, config.max_output);
-    let opts = ListenOptions {
-        conn: config,
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(config);
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Echo))?;
     let mut client = connect_with(server.addr(), |fd| set_recv_buffer(fd, 64 * 1024))?;
     let conn = observer.wait_open(&[]);
@@ -157,13 +154,8 @@ impl<App> Protocol<App> for Flood {
 fn writing_past_max_output_closes_as_slow_consumer() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 1024 * 1024,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts =
+        ListenOptions::default().with_conn(ConnConfig::default().with_max_output(1024 * 1024));
     let server = Server::listen(|| (), opts.clone(), {
         let watch = watch.clone();
         move |_, _: SocketAddr| watch.wrap(Flood)

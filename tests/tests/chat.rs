@@ -15,10 +15,7 @@ use samples_util::{connect, read_until, require, Sample, Tool, WAIT};
 
 /// A chat server with the settings `evdrive chat` uses.
 fn chat_server() -> io::Result<Sample<ChatRoom>> {
-    let opts = ListenOptions {
-        conn: chat::conn_config(ConnConfig::default()),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(chat::conn_config(ConnConfig::default()));
     Sample::start(ChatRoom::new, opts, |_, _| ChatConn::new())
 }
 

@@ -63,10 +63,7 @@ fn a_broadcast_is_one_chunk_shared_by_every_member() -> io::Result<()> {
     const MEMBERS: usize = 64;
     const LINE: usize = 8 * 1024;
     let mut h = Harness::new(ChatRoom::new())?;
-    let opts = ListenOptions {
-        conn: conn_config(ConnConfig::default()),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
     let listener = h.listen(opts, |_, _| ChatConn::new());
     let members: Vec<MemPeer> = (0..MEMBERS).map(|_| listener.connect()).collect();
     h.settle()?;

@@ -171,15 +171,12 @@ fn churn_of_mixed_clients_leaves_nothing_behind() -> io::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SECS);
     let total = secs * RATE;
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            // Safety nets only: every client ends its connection long before these.
-            idle_timeout: Some(Duration::from_secs(5)),
-            write_stall_timeout: Some(Duration::from_secs(2)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    // Safety nets only: every client ends its connection long before these.
+    let opts = ListenOptions::default().with_conn(
+        ConnConfig::default()
+            .with_idle_timeout(Some(Duration::from_secs(5)))
+            .with_write_stall_timeout(Some(Duration::from_secs(2))),
+    );
     let server = Server::listen(Closes::default, opts, |_, _| Counted(Echo))?;
     let addr = server.addr();
     let fds_before = open_fds()?;

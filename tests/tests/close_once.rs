@@ -62,7 +62,7 @@ impl Protocol<Counts> for Act {
             b'a' => cx.abort(),
             b'p' => return 0,
             b'f' => {
-                cx.write_vec(vec![0; 512 * 1024]);
+                let _ = cx.write_vec(vec![0; 512 * 1024]);
             }
             _ => {
                 cx.write(data);
@@ -111,15 +111,12 @@ fn read_until_end(client: &mut TcpStream) -> io::Result<()> {
 #[test]
 fn on_close_runs_exactly_once_per_connection() -> io::Result<()> {
     evdrive_tests::init_log();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_input: 1024,
-            max_output: 256 * 1024,
-            first_byte_timeout: Some(Duration::from_millis(300)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(
+        ConnConfig::default()
+            .with_max_input(1024)
+            .with_max_output(256 * 1024)
+            .with_first_byte_timeout(Some(Duration::from_millis(300))),
+    );
     let server = Server::listen(Counts::default, opts, |_, _: SocketAddr| {
         Counted(Act::default())
     })?;
@@ -162,10 +159,7 @@ fn on_close_runs_exactly_once_per_connection() -> io::Result<()> {
     let silent_addr = silent.local_addr()?;
     let _filler = connect(silent_addr)?;
     server.with(move |r| {
-        let quick = ConnConfig {
-            connect_timeout: Duration::from_millis(200),
-            ..ConnConfig::default()
-        };
+        let quick = ConnConfig::default().with_connect_timeout(Duration::from_millis(200));
         r.connect(refused, Counted(Caller), ConnConfig::default())?;
         r.connect(silent_addr, Counted(Caller), quick)?;
         r.connect(addr, Counted(Caller), ConnConfig::default())

@@ -110,10 +110,7 @@ fn connect_without_answer_times_out() -> io::Result<()> {
     let addr = listener.local_addr()?;
     let _filler = connect(addr)?;
     let timeout = Duration::from_millis(200);
-    let config = ConnConfig {
-        connect_timeout: timeout,
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_connect_timeout(timeout);
     let started = Instant::now();
     let conn = start_connect(&server, &watch, addr, config)?;
     assert_eq!(observer.wait_close(conn), CloseKind::ConnectTimeout);

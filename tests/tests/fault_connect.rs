@@ -31,10 +31,7 @@ fn connect_across(fault: Option<Fault>) -> io::Result<(Option<CloseKind>, Durati
     }
     let server = net.reactor()?;
     let mut reports = Reports::default();
-    let config = ConnConfig {
-        connect_timeout: CONNECT_TIMEOUT,
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_connect_timeout(CONNECT_TIMEOUT);
     let started = Instant::now();
     let conn = connect(&server, addr, reports.probe(None), config)?;
     let i = reports.wait_for("open or close", CONNECT_TIMEOUT + SLACK, |r| {

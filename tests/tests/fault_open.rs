@@ -122,10 +122,7 @@ fn heartbeat_closes_a_connection_whose_path_went_silent() -> io::Result<()> {
     let interval = Duration::from_millis(100);
     let read_idle = Duration::from_millis(500);
     let linger = Duration::from_millis(300);
-    let config = ConnConfig {
-        linger_timeout: linger,
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_linger_timeout(linger);
     let mut o = Opened::new(config, Some((interval, read_idle)))?;
 
     // The peer echoes until its socket is shut down, and notes when it began writing each
@@ -206,10 +203,7 @@ fn keepalive_limit() -> Duration {
 #[test]
 fn keepalive_closes_a_connection_whose_path_went_silent() -> io::Result<()> {
     evdrive_tests::init_log();
-    let config = ConnConfig {
-        keepalive: Some(keepalive()),
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_keepalive(Some(keepalive()));
     let started = Instant::now();
     let mut o = Opened::new(config, None)?;
     o.net.break_path(Fault::Drop)?;
@@ -225,10 +219,7 @@ fn keepalive_closes_a_connection_whose_path_went_silent() -> io::Result<()> {
 #[test]
 fn keepalive_probes_drawing_icmp_unreachable_still_time_out() -> io::Result<()> {
     evdrive_tests::init_log();
-    let config = ConnConfig {
-        keepalive: Some(keepalive()),
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_keepalive(Some(keepalive()));
     let started = Instant::now();
     let mut o = Opened::new(config, None)?;
     o.net.break_path(Fault::RejectHostUnreachable)?;
@@ -245,11 +236,9 @@ fn keepalive_probes_drawing_icmp_unreachable_still_time_out() -> io::Result<()> 
 fn write_stall_closes_a_writer_whose_path_went_silent() -> io::Result<()> {
     evdrive_tests::init_log();
     let stall = Duration::from_millis(500);
-    let config = ConnConfig {
-        write_stall_timeout: Some(stall),
-        max_output: 4 * BULK,
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default()
+        .with_write_stall_timeout(Some(stall))
+        .with_max_output(4 * BULK);
     let mut o = Opened::new(config, None)?;
     o.net.break_path(Fault::Drop)?;
     let queued = o.queue(BULK);
@@ -266,10 +255,7 @@ fn write_stall_closes_a_writer_whose_path_went_silent() -> io::Result<()> {
 fn a_graceful_close_across_a_silent_path_ends_at_its_linger_timeout() -> io::Result<()> {
     evdrive_tests::init_log();
     let linger = Duration::from_millis(500);
-    let config = ConnConfig {
-        linger_timeout: linger,
-        ..ConnConfig::default()
-    };
+    let config = ConnConfig::default().with_linger_timeout(linger);
     let mut o = Opened::new(config, None)?;
     o.net.break_path(Fault::Drop)?;
     let conn = o.conn;

@@ -21,7 +21,7 @@ impl Protocol<Vec<ConnId>> for Fanout {
     fn on_data(&mut self, cx: &mut Cx<'_, Vec<ConnId>>, data: &[u8]) -> usize {
         cx.write(b"<");
         cx.write(data);
-        cx.write_vec(b">".to_vec());
+        cx.write_vec(b">".to_vec()).expect("the connection is open");
         cx.write_shared(&Shared::from(&b"["[..]));
         cx.write(b"]");
         let me = cx.id();

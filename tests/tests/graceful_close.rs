@@ -21,7 +21,7 @@ impl<App> Protocol<App> for AnswerAndClose {
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
         if !self.answered {
             self.answered = true;
-            assert!(cx.write_vec(pattern(0, TOTAL)));
+            assert!(cx.write_vec(pattern(0, TOTAL)).is_ok());
             cx.close();
             assert!(
                 !cx.write(b"after close"),
@@ -40,13 +40,7 @@ impl<App> Protocol<App> for AnswerAndClose {
 fn close_delivers_everything_queued_then_fin() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 2 * TOTAL,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_output(2 * TOTAL));
     let server = Server::listen(
         || (),
         opts,

@@ -45,10 +45,7 @@ fn two_reactors_share_one_port_and_both_serve() -> io::Result<()> {
     let port = Arc::clone(&shared);
     let group = Group::start(2, move |thread| {
         let mut reactor = Reactor::new(0usize)?;
-        let opts = ListenOptions {
-            reuse_port: true,
-            ..ListenOptions::default()
-        };
+        let opts = ListenOptions::default().with_reuse_port(true);
         let addr = match thread {
             0 => localhost(),
             _ => SocketAddr::from(([127, 0, 0, 1], port.wait()?)),

@@ -205,8 +205,8 @@ impl<App> Protocol<App> for Greet {
 }
 
 /// S1, S4: a closure posted through a `Handle` writes to an accepted connection with
-/// `Cx::send_to`, and another opens an outgoing connection with `Cx::connect`, whose handler
-/// greets the peer.
+/// `LoopCx::send_to`, and another opens an outgoing connection with `LoopCx::connect`, whose
+/// handler greets the peer.
 #[test]
 fn posted_closures_write_to_connections_and_connect() -> io::Result<()> {
     evdrive_tests::init_log();

@@ -26,13 +26,7 @@ const MAX_INPUT: usize = 64 * 1024;
 fn unconsumed_input_over_the_limit_closes_with_protocol_error() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_input: MAX_INPUT,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_input(MAX_INPUT));
     let server = Server::listen(|| (), opts.clone(), {
         let watch = watch.clone();
         move |_, _: SocketAddr| watch.wrap(Hoarder)

@@ -18,7 +18,7 @@ struct EchoOrFlood;
 impl<App> Protocol<App> for EchoOrFlood {
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
         if data == b"!" {
-            cx.write_vec(vec![b'x'; FLOOD]);
+            let _ = cx.write_vec(vec![b'x'; FLOOD]);
         } else {
             cx.write(data);
         }
@@ -42,15 +42,10 @@ fn snapshot_of(snaps: &[ConnSnapshot], client: SocketAddr) -> &ConnSnapshot {
 fn stats_and_snapshots_follow_a_scripted_scenario() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
+    let opts = ListenOptions::default()
         // Accepted sockets inherit a small send buffer: the flood stays in the reactor's queue.
-        send_buffer_size: Some(16 * 1024),
-        conn: ConnConfig {
-            idle_timeout: Some(Duration::from_secs(60)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+        .with_send_buffer_size(Some(16 * 1024))
+        .with_conn(ConnConfig::default().with_idle_timeout(Some(Duration::from_secs(60))));
     let server = Server::listen(|| (), opts, move |_, _| watch.wrap(EchoOrFlood))?;
 
     // 1. Client A sends five bytes and gets them back; client B connects and stays silent.

@@ -37,7 +37,7 @@ impl Protocol<Budget> for Requester {
     fn on_data(&mut self, cx: &mut Cx<'_, Budget>, data: &[u8]) -> usize {
         for &n in data {
             for _ in 0..n {
-                if !cx.write_vec(vec![b'x'; MIB]) {
+                if cx.write_vec(vec![b'x'; MIB]).is_err() {
                     return data.len();
                 }
                 let conns = std::mem::take(&mut cx.app().conns);
@@ -83,20 +83,12 @@ fn silent_peer(addr: std::net::SocketAddr, request: u8) -> io::Result<TcpStream>
 fn the_output_budget_bounds_queues_and_memory() -> io::Result<()> {
     evdrive_tests::init_log();
     let (watch, mut observer) = observe();
-    let opts = ListenOptions {
+    let opts = ListenOptions::default()
         // Small kernel buffers: nearly all of a response waits in the reactor's queue.
-        send_buffer_size: Some(16 * 1024),
-        conn: ConnConfig {
-            max_output: 64 * MIB,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+        .with_send_buffer_size(Some(16 * 1024))
+        .with_conn(ConnConfig::default().with_max_output(64 * MIB));
     let server = Server::start(Budget::default, move |r| {
-        r.set_limits(Limits {
-            output_budget: Some(BUDGET),
-            ..Limits::default()
-        });
+        r.set_limits(Limits::default().with_output_budget(Some(BUDGET)));
         r.cx().every(Duration::from_millis(1), |cx| {
             let queued = cx.stats().queued_bytes as usize;
             let app = cx.app();

@@ -66,18 +66,13 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
     reactor::sys::set_nofile_limit(limit)?;
 
     // 1. The server, built under the lowered limit, with a connection limit that never bites.
-    let opts = ListenOptions {
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(100),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_backoff_min(Duration::from_millis(20))
+        .with_backoff_max(Duration::from_millis(100));
     let server = Server::start(
         || (),
         move |r| {
-            r.set_limits(Limits {
-                max_connections: 10_000,
-                ..Limits::default()
-            });
+            r.set_limits(Limits::default().with_max_connections(10_000));
             r.listen(localhost(), opts, |_, _| Echo)
         },
     )?;

@@ -46,10 +46,7 @@ fn ping(client: &mut TcpStream, byte: u8) -> io::Result<()> {
 #[test]
 fn clients_past_the_limit_wait_in_the_backlog_until_others_leave() -> io::Result<()> {
     evdrive_tests::init_log();
-    let limits = Limits {
-        max_connections: 5,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_connections(5);
     let (server, mut observer) = limited_echo(limits)?;
 
     // 1. Five clients are served.
@@ -105,11 +102,9 @@ fn clients_past_the_limit_wait_in_the_backlog_until_others_leave() -> io::Result
 #[test]
 fn at_the_limit_the_longest_idle_connection_makes_room() -> io::Result<()> {
     evdrive_tests::init_log();
-    let limits = Limits {
-        max_connections: 2,
-        shed_idle_at_limit: true,
-        ..Limits::default()
-    };
+    let limits = Limits::default()
+        .with_max_connections(2)
+        .with_shed_idle_at_limit(true);
     let (server, mut observer) = limited_echo(limits)?;
     let mut a = connect(server.addr())?;
     let a_id = observer.wait_open(&[]);

@@ -86,14 +86,9 @@ fn idle_connections_hold_no_buffers() -> io::Result<()> {
             reactor::sys::set_nofile_limit(hard)?;
         }
     }
-    let opts = ListenOptions {
-        backlog: 4096,
-        conn: ConnConfig {
-            idle_timeout: Some(Duration::from_secs(600)),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_backlog(4096)
+        .with_conn(ConnConfig::default().with_idle_timeout(Some(Duration::from_secs(600))));
     let server = Server::listen(|| (), opts, |_, _| Echo)?;
     let addr = server.addr();
     let message = vec![b'm'; MESSAGE];

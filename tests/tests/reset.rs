@@ -81,13 +81,8 @@ impl<App> Protocol<App> for Firehose {
 
 fn firehose_server() -> io::Result<(Server<()>, evdrive_tests::Observer)> {
     let (watch, observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 64 * 1024 * 1024,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts =
+        ListenOptions::default().with_conn(ConnConfig::default().with_max_output(64 * 1024 * 1024));
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Firehose))?;
     Ok((server, observer))
 }

@@ -30,7 +30,7 @@ impl<App> Protocol<App> for Blast {
             let piece = evdrive_tests::pattern(pos as u64, len);
             let queued = match i % 3 {
                 0 => cx.write(&piece),
-                1 => cx.write_vec(piece),
+                1 => cx.write_vec(piece).is_ok(),
                 _ => cx.write_shared(&Shared::from(piece)),
             };
             assert!(queued, "the connection refused a write at {pos}");
@@ -47,13 +47,7 @@ impl<App> Protocol<App> for Blast {
 
 fn start() -> io::Result<(Server<()>, evdrive_tests::Observer)> {
     let (watch, observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            max_output: 2 * TOTAL,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(ConnConfig::default().with_max_output(2 * TOTAL));
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Blast))?;
     Ok((server, observer))
 }

@@ -60,14 +60,11 @@ fn keepalive_and_nodelay_settings_reach_the_accepted_socket() -> io::Result<()> 
     };
     for keepalive in [Some(ka), None] {
         let (tx, rx) = mpsc::channel();
-        let opts = ListenOptions {
-            conn: ConnConfig {
-                keepalive,
-                nodelay: keepalive.is_some(),
-                ..ConnConfig::default()
-            },
-            ..ListenOptions::default()
-        };
+        let opts = ListenOptions::default().with_conn(
+            ConnConfig::default()
+                .with_keepalive(keepalive)
+                .with_nodelay(keepalive.is_some()),
+        );
         let server = Server::listen(|| (), opts, move |_, _| Probe(tx.clone()))?;
         let _client = connect(server.addr())?;
         let got = rx.recv_timeout(WAIT).expect("the connection opened")?;

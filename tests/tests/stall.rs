@@ -49,7 +49,7 @@ impl Producer {
         while self.produced < RESPONSE && cx.queued() < 2 * HIGH {
             let n = PIECE.min((RESPONSE - self.produced) as usize);
             let from = (self.produced % 251) as usize;
-            cx.write_vec(self.block[from..from + n].to_vec());
+            let _ = cx.write_vec(self.block[from..from + n].to_vec());
             self.produced += n as u64;
         }
         if self.produced == RESPONSE {
@@ -84,18 +84,16 @@ impl Protocol<()> for Producer {
 /// A server of [`Producer`]s with the stall timeout under test and small socket buffers.
 fn producer_server() -> io::Result<(Server<()>, mpsc::Receiver<Ended>)> {
     let (tx, rx) = mpsc::channel();
-    let opts = ListenOptions {
-        send_buffer_size: Some(64 * 1024),
-        conn: ConnConfig {
-            high_water: HIGH,
-            low_water: HIGH / 4,
-            // Far above what the producer ever queues: only the stall timeout may close.
-            max_output: 128 << 20,
-            write_stall_timeout: Some(STALL),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default()
+        .with_send_buffer_size(Some(64 * 1024))
+        // Far above what the producer ever queues: only the stall timeout may close.
+        .with_conn(
+            ConnConfig::default()
+                .with_high_water(HIGH)
+                .with_low_water(HIGH / 4)
+                .with_max_output(128 << 20)
+                .with_write_stall_timeout(Some(STALL)),
+        );
     let server = Server::listen(
         || (),
         opts,

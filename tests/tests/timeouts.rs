@@ -16,14 +16,11 @@ fn echo_server(
     idle: Option<Duration>,
 ) -> io::Result<(Server<()>, Observer)> {
     let (watch, observer) = observe();
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            first_byte_timeout: first_byte,
-            idle_timeout: idle,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(
+        ConnConfig::default()
+            .with_first_byte_timeout(first_byte)
+            .with_idle_timeout(idle),
+    );
     let server = Server::listen(|| (), opts, move |_, _: SocketAddr| watch.wrap(Echo))?;
     Ok((server, observer))
 }

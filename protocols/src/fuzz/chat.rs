@@ -362,15 +362,11 @@ pub fn chat(data: &[u8]) {
     // the order the model assumes. (Backpressure and the slow-consumer limit are the
     // reactor's, checked by its own tests.)
     let opts = patient();
-    let opts = reactor::ListenOptions {
-        conn: reactor::ConnConfig {
-            high_water: 1 << 30,
-            low_water: 1 << 29,
-            max_output: 1 << 31,
-            ..conn_config(opts.conn.clone())
-        },
-        ..opts
-    };
+    let conn = conn_config(opts.conn.clone())
+        .with_high_water(1 << 30)
+        .with_low_water(1 << 29)
+        .with_max_output(1 << 31);
+    let opts = opts.with_conn(conn);
     let listener = h.listen(opts, |_, _| ChatConn::new());
     let mut room = Room {
         members: streams

@@ -89,7 +89,7 @@ impl Protocol<()> for PieceEcho {
         for piece in data.chunks(self.piece) {
             match self.written % 3 {
                 0 => cx.write(piece),
-                1 => cx.write_vec(piece.to_vec()),
+                1 => cx.write_vec(piece.to_vec()).is_ok(),
                 _ => cx.write_shared(&Shared::from(piece)),
             };
             self.written += 1;
@@ -116,14 +116,11 @@ pub fn output_queue(data: &[u8]) {
         [1, 2, 3, 7, 64, 500, 4095, 4096, 4097, 10_000][usize::from(input.flags & 0x0f) % 10];
     let high_water = [1, 10, 100, 1000, 4096, 64 * 1024][usize::from(input.flags >> 4) % 6];
     let low_water = high_water / (1 + usize::from(input.flags >> 6));
-    let opts = ListenOptions {
-        conn: ConnConfig {
-            high_water,
-            low_water,
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(
+        ConnConfig::default()
+            .with_high_water(high_water)
+            .with_low_water(low_water),
+    );
     let mut h = Harness::new(()).expect("a harness needs no system resource but a poller");
     let listener = h.listen(opts, move |_, _| PieceEcho { piece, written: 0 });
     let peer = listener.connect();

@@ -42,11 +42,7 @@ impl<'a> HandlerInput<'a> {
 /// queued before it, so what a peer receives depends only on what it sent. (With the default
 /// 5 s linger timeout, a peer that stops reading loses the rest of its answer, by design.)
 pub(crate) fn patient() -> ListenOptions {
-    ListenOptions {
-        conn: ConnConfig {
-            linger_timeout: std::time::Duration::from_secs(24 * 3600),
-            ..ConnConfig::default()
-        },
-        ..ListenOptions::default()
-    }
+    ListenOptions::default().with_conn(
+        ConnConfig::default().with_linger_timeout(std::time::Duration::from_secs(24 * 3600)),
+    )
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use reactor::Cx;
+use reactor::LoopCx;
 
 use super::expiry::{arm_expiry, expire_command, ms_left, set_deadline};
 use super::{Entry, KvStore, NOT_AN_INTEGER};
@@ -18,7 +18,7 @@ const INLINE_ARGS: usize = 8;
 
 /// What runs a command: the store through `cx`, the arguments (name first), the time the
 /// batch is served at, and the buffer its reply is appended to.
-type Run = fn(&mut Cx<'_, KvStore>, &[&[u8]], Instant, &mut Vec<u8>) -> Flow;
+type Run = fn(&mut LoopCx<'_, KvStore>, &[&[u8]], Instant, &mut Vec<u8>) -> Flow;
 
 /// One command the server knows.
 #[derive(Clone, Copy)]
@@ -75,7 +75,7 @@ fn lookup(name: &[u8]) -> Option<&'static Command> {
 
 /// Runs one command and appends its reply to `out`.
 pub(super) fn execute(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     cmd: &RespCommand<'_>,
     now: Instant,
     out: &mut Vec<u8>,
@@ -111,7 +111,7 @@ pub(super) fn execute(
 }
 
 /// `PING [message]`.
-fn ping(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn ping(_: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     match argv {
         [_] => encode_simple_string(out, b"PONG"),
         [_, msg] => encode_bulk(out, msg),
@@ -121,13 +121,13 @@ fn ping(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) 
 }
 
 /// `ECHO message`.
-fn echo(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn echo(_: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     encode_bulk(out, argv[1]);
     Flow::Continue
 }
 
 /// `GET key`.
-fn get(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn get(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     match cx.app().live(argv[1], now) {
         Some(entry) => encode_bulk(out, &entry.value),
         None => encode_null_bulk(out),
@@ -136,7 +136,7 @@ fn get(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>
 }
 
 /// `DEL key…`.
-fn del(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn del(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     let store = cx.app();
     let mut n = 0;
     for key in &argv[1..] {
@@ -151,7 +151,7 @@ fn del(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>
 }
 
 /// `EXISTS key…`: a key named twice counts twice, as in Redis.
-fn exists(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn exists(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     let store = cx.app();
     let n = argv[1..]
         .iter()
@@ -162,19 +162,19 @@ fn exists(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<
 }
 
 /// `INCR key`.
-fn incr(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn incr(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     incr_by(cx.app(), argv[1], 1, now, out);
     Flow::Continue
 }
 
 /// `DECR key`.
-fn decr(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn decr(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     incr_by(cx.app(), argv[1], -1, now, out);
     Flow::Continue
 }
 
 /// `INCRBY key increment`.
-fn incrby(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn incrby(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     match parse_i64(argv[2]) {
         Some(by) => incr_by(cx.app(), argv[1], by, now, out),
         None => encode_error(out, NOT_AN_INTEGER),
@@ -183,7 +183,7 @@ fn incrby(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<
 }
 
 /// `DECRBY key decrement`.
-fn decrby(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn decrby(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     match parse_i64(argv[2]).map(i64::checked_neg) {
         Some(Some(by)) => incr_by(cx.app(), argv[1], by, now, out),
         Some(None) => encode_error(out, b"ERR decrement would overflow"),
@@ -194,7 +194,7 @@ fn decrby(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<
 
 /// `EXPIRE key seconds`.
 fn expire_seconds(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     argv: &[&[u8]],
     now: Instant,
     out: &mut Vec<u8>,
@@ -205,7 +205,7 @@ fn expire_seconds(
 
 /// `PEXPIRE key milliseconds`.
 fn expire_millis(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     argv: &[&[u8]],
     now: Instant,
     out: &mut Vec<u8>,
@@ -215,7 +215,7 @@ fn expire_millis(
 }
 
 /// `PERSIST key`.
-fn persist(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn persist(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     let store = cx.app();
     let had = store.live(argv[1], now).is_some() && store.persist(argv[1]);
     encode_integer(out, i64::from(had));
@@ -223,7 +223,7 @@ fn persist(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec
 }
 
 /// `TTL key`: seconds left, rounded to the nearest.
-fn ttl(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn ttl(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     // Redis rounds with `(ms + 500) / 1000`, which overflows near `i64::MAX`; this cannot.
     let reply = time_left(cx.app(), argv[1], now).map(|ms| ms / 1000 + i64::from(ms % 1000 >= 500));
     encode_integer(out, reply.unwrap_or_else(|missing| missing));
@@ -231,7 +231,7 @@ fn ttl(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>
 }
 
 /// `PTTL key`: milliseconds left.
-fn pttl(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn pttl(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     let reply = time_left(cx.app(), argv[1], now);
     encode_integer(out, reply.unwrap_or_else(|missing| missing));
     Flow::Continue
@@ -250,13 +250,13 @@ fn time_left(store: &mut KvStore, key: &[u8], now: Instant) -> Result<i64, i64> 
 }
 
 /// `DBSIZE`.
-fn dbsize(cx: &mut Cx<'_, KvStore>, _: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn dbsize(cx: &mut LoopCx<'_, KvStore>, _: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     encode_integer(out, cx.app().len() as i64);
     Flow::Continue
 }
 
 /// `FLUSHALL [ASYNC|SYNC]` and `FLUSHDB [ASYNC|SYNC]`.
-fn flush(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn flush(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     let mode_ok = match argv {
         [_] => true,
         [_, mode] => mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC"),
@@ -272,7 +272,7 @@ fn flush(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>
 }
 
 /// `SELECT index`: only database 0 exists.
-fn select(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn select(_: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     match parse_i64(argv[1]) {
         Some(0) => encode_simple_string(out, b"OK"),
         Some(_) => encode_error(out, b"ERR DB index is out of range"),
@@ -282,13 +282,13 @@ fn select(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>
 }
 
 /// `QUIT`: `OK`, then the connection closes.
-fn quit(_: &mut Cx<'_, KvStore>, _: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn quit(_: &mut LoopCx<'_, KvStore>, _: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     encode_simple_string(out, b"OK");
     Flow::Close
 }
 
 /// `COMMAND [COUNT|DOCS…|INFO…]`.
-fn command(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn command(_: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     match argv.get(1) {
         Some(sub) if sub.eq_ignore_ascii_case(b"COUNT") => encode_integer(out, 0),
         // `COMMAND`, `COMMAND DOCS` (what redis-cli asks for its hints), `COMMAND INFO`…:
@@ -314,31 +314,31 @@ struct SetOptions {
 }
 
 /// `SET key value [NX|XX] [GET] [EX seconds|PX milliseconds|KEEPTTL]`.
-fn set(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn set(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     set_with_options(cx, argv, now, out);
     Flow::Continue
 }
 
 /// `SETEX key seconds value`.
-fn setex(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn setex(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     set_with_ttl(cx, argv, true, now, out);
     Flow::Continue
 }
 
 /// `PSETEX key milliseconds value`.
-fn psetex(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
+fn psetex(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) -> Flow {
     set_with_ttl(cx, argv, false, now, out);
     Flow::Continue
 }
 
 /// `CONFIG subcommand…`.
-fn config(_: &mut Cx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
+fn config(_: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], _: Instant, out: &mut Vec<u8>) -> Flow {
     config_get(argv, out);
     Flow::Continue
 }
 
 /// `SET`, once its arity is checked: the options, the time to live, then the write.
-fn set_with_options(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) {
+fn set_with_options(cx: &mut LoopCx<'_, KvStore>, argv: &[&[u8]], now: Instant, out: &mut Vec<u8>) {
     // Step 1: the options. Syntax is checked before any number, as Redis does.
     let mut opts = SetOptions::default();
     let mut expire: Option<(&[u8], i64)> = None;
@@ -377,7 +377,7 @@ fn set_with_options(cx: &mut Cx<'_, KvStore>, argv: &[&[u8]], now: Instant, out:
 
 /// `SETEX key seconds value` and `PSETEX key milliseconds value`: `SET key value EX|PX n`.
 fn set_with_ttl(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     argv: &[&[u8]],
     seconds: bool,
     now: Instant,
@@ -403,7 +403,7 @@ fn set_with_ttl(
 /// The store write of `SET` and `SETEX`: the `NX`/`XX` condition, the `GET` reply, the value
 /// and its expiry.
 fn write(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     key: &[u8],
     value: &[u8],
     opts: &SetOptions,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use reactor::Cx;
+use reactor::LoopCx;
 
 use super::commands::parse_i64;
 use super::{Expiry, KvStore, NOT_AN_INTEGER};
@@ -11,7 +11,7 @@ use crate::codec::resp::{encode_error, encode_integer};
 
 /// Arms the expiry of `key` (which must exist) for `at`: schedules the removal on the timer
 /// wheel and keeps the task with the key, replacing and cancelling any earlier expiry.
-pub(super) fn arm_expiry(cx: &mut Cx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
+pub(super) fn arm_expiry(cx: &mut LoopCx<'_, KvStore>, key: &[u8], at: Instant, now: Instant) {
     let store = cx.app();
     store.next_seq += 1;
     let seq = store.next_seq;
@@ -32,7 +32,7 @@ pub(super) fn arm_expiry(cx: &mut Cx<'_, KvStore>, key: &[u8], at: Instant, now:
 }
 
 /// The scheduled removal of `key`: runs when its deadline comes, unless cancelled.
-fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
+fn expire(cx: &mut LoopCx<'_, KvStore>, key: &[u8], seq: u64) {
     let now = cx.now();
     let store = cx.app();
     let Some(expiry) = store.map.get(key).and_then(|e| e.expiry) else {
@@ -52,7 +52,7 @@ fn expire(cx: &mut Cx<'_, KvStore>, key: &[u8], seq: u64) {
 }
 
 /// Cancels the expiry tasks the store has dropped since the last call.
-pub(super) fn cancel_stale(cx: &mut Cx<'_, KvStore>) {
+pub(super) fn cancel_stale(cx: &mut LoopCx<'_, KvStore>) {
     if cx.app().stale.is_empty() {
         return;
     }
@@ -90,7 +90,7 @@ fn invalid_expire_time(name: &str) -> String {
 
 /// `EXPIRE key seconds` and `PEXPIRE key milliseconds`.
 pub(super) fn expire_command(
-    cx: &mut Cx<'_, KvStore>,
+    cx: &mut LoopCx<'_, KvStore>,
     argv: &[&[u8]],
     seconds: bool,
     now: Instant,

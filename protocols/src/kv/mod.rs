@@ -39,7 +39,7 @@
 //! # Expiry
 //!
 //! A key with a time to live is removed by the reactor's timer wheel (S9): setting the expiry
-//! schedules a closure with [`Cx::schedule`] and keeps its [`TaskId`] with the key; overwriting,
+//! schedules a closure with [`LoopCx::schedule`] and keeps its [`TaskId`] with the key; overwriting,
 //! deleting or persisting the key cancels the task, so a store of keys that are rewritten before
 //! they expire holds no stale timers. Reads also check the deadline themselves ("lazy expiry"),
 //! so a read never returns a key whose time is up even if its task has not run yet in this loop
@@ -62,7 +62,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use reactor::{Cx, Protocol, TaskId};
+use reactor::{Cx, LoopCx, Protocol, TaskId};
 
 use crate::codec::resp::encode_error;
 use crate::codec::RespCodec;
@@ -77,10 +77,7 @@ const NOT_AN_INTEGER: &[u8] = b"ERR value is not an integer or out of range";
 /// largest command, so an oversized command always gets the codec's precise error reply (and a
 /// legal command of up to 2 MiB is never cut short by the generic limit).
 pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
-    reactor::ConnConfig {
-        max_input: crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024,
-        ..base
-    }
+    base.with_max_input(crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024)
 }
 
 /// The keys and values: the reactor's user state for the KV server.
@@ -248,7 +245,12 @@ impl KvConn {
     /// This is `on_data` without the queueing, so tests can see the replies: `consumed` bytes
     /// were used; the rest is an unfinished command to offer again with more bytes behind it.
     /// After `QUIT` or a protocol error `close` is set, and the input after it is ignored.
-    pub fn serve(&mut self, cx: &mut Cx<'_, KvStore>, data: &[u8], out: &mut Vec<u8>) -> Served {
+    pub fn serve(
+        &mut self,
+        cx: &mut LoopCx<'_, KvStore>,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Served {
         // Deadlines are on the reactor's clock, the one its timer wheel runs on.
         let now = cx.now();
         serve(

@@ -14,10 +14,7 @@ fn the_largest_legal_value_fits_the_connection_limits() {
     use crate::codec::resp::DEFAULT_MAX_BULK_LENGTH;
     use reactor::ListenOptions;
     let mut h = Harness::new(KvStore::new()).unwrap();
-    let opts = ListenOptions {
-        conn: conn_config(reactor::ConnConfig::default()),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().with_conn(conn_config(reactor::ConnConfig::default()));
     let l = h.listen(opts, |_, _| KvConn::new());
     let peer = l.connect();
     let value = vec![b'v'; DEFAULT_MAX_BULK_LENGTH];

@@ -211,6 +211,9 @@ pub(crate) fn getsockname(fd: BorrowedFd<'_>) -> io::Result<std::net::SocketAddr
 }
 
 /// The descriptor limit of this process (`RLIMIT_NOFILE`): (soft, hard).
+///
+/// # Errors
+/// The `getrlimit` error (none is expected on Linux).
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -222,6 +225,9 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
 
 /// Sets the soft descriptor limit of this process (`RLIMIT_NOFILE`), keeping the hard one.
 /// Tests use it to provoke `EMFILE` (S27).
+///
+/// # Errors
+/// `EINVAL` if `soft` is above the hard limit, or another `setrlimit` error.
 pub fn set_nofile_limit(soft: u64) -> io::Result<()> {
     let (_, hard) = nofile_limit()?;
     let lim = libc::rlimit {
@@ -244,6 +250,9 @@ pub(crate) fn open_devnull() -> io::Result<OwnedFd> {
 /// Waits until one of `fds` is readable or `timeout` passes (`None`: no limit), with
 /// `poll(2)`. Returns one flag per descriptor; all `false` on timeout or `EINTR`. For driving a
 /// reactor from a foreign loop (watch [`crate::Reactor`]'s descriptor beside others).
+///
+/// # Errors
+/// A `poll` error other than `EINTR` (e.g. `EINVAL` for too many descriptors).
 pub fn poll_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<std::time::Duration>,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use reactor::{Cx, Handle, ListenOptions, Protocol, Reactor};
+use reactor::{Handle, ListenOptions, LoopCx, Protocol, Reactor};
 
 /// The longest any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -83,7 +83,7 @@ impl<App: 'static> Sample<App> {
     /// Runs `f` inside the server's loop and returns its result.
     pub fn query<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Cx<'_, App>) -> T + Send + 'static,
+        f: impl FnOnce(&mut LoopCx<'_, App>) -> T + Send + 'static,
     ) -> T {
         let (tx, rx) = mpsc::channel();
         self.handle
@@ -98,7 +98,7 @@ impl<App: 'static> Sample<App> {
     pub fn wait_until(
         &self,
         what: &str,
-        f: impl Fn(&mut Cx<'_, App>) -> bool + Send + Sync + 'static,
+        f: impl Fn(&mut LoopCx<'_, App>) -> bool + Send + Sync + 'static,
     ) {
         let f = Arc::new(f);
         let deadline = Instant::now() + WAIT;

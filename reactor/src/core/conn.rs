@@ -6,7 +6,7 @@ use std::rc::Rc;
 use timers::{Tick, TimerKey};
 
 use crate::outbuf::OutQueue;
-use crate::stream::Stream;
+use crate::transport::Stream;
 use crate::{CloseReason, ConnConfig, Protocol};
 
 /// Names a connection of one reactor. Carries a generation, so an id kept after its connection
@@ -36,80 +36,94 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Where a connection is in its life.
+/// Where a connection is in its life. Each phase carries the timer that bounds it, so a
+/// phase's timer cannot outlive the phase, and the transitions are the `match`es of the `core`
+/// modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Outgoing, waiting for the connect verdict.
-    Connecting,
-    /// Established; input goes to the handler.
-    Open,
-    /// Graceful close: input is discarded, output is flushed, then `SHUT_WR`, then the peer's
-    /// end of stream (or the linger timeout) ends it.
-    Closing,
+pub(crate) enum Phase {
+    /// Outgoing, waiting for the connect verdict, bounded by the connect timeout. Output may be
+    /// queued already and is sent once open.
+    Connecting {
+        timer: Option<TimerKey>,
+        write: WriteHalf,
+    },
+    /// Established; input goes to the handler. `first_byte` is the first-byte timeout, armed
+    /// until the first byte arrives.
+    Open {
+        first_byte: Option<TimerKey>,
+        write: WriteHalf,
+    },
+    /// Graceful close: input is discarded, output is flushed, then `SHUT_WR` (`fin_sent`), then
+    /// the peer's end of stream (or the linger timeout) ends it.
+    Closing {
+        linger: Option<TimerKey>,
+        fin_sent: bool,
+    },
     /// Finished: removed and reported at the end of the turn.
     Dead,
+}
+
+/// The sending half of a connection that is not closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteHalf {
+    /// Writes are taken.
+    Open,
+    /// The handler asked for a half-close: FIN goes once the queued output is flushed.
+    ShutRequested,
+    /// FIN was sent (`shutdown(SHUT_WR)`).
+    Shut,
 }
 
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
     /// The wheel entry of the next beat.
-    pub(crate) key: TimerKey,
-    pub(crate) interval: std::time::Duration,
-    pub(crate) read_idle: std::time::Duration,
+    pub(super) key: TimerKey,
+    pub(super) interval: std::time::Duration,
+    pub(super) read_idle: std::time::Duration,
 }
 
 /// One connection's slot.
 pub(crate) struct Conn<App> {
     /// The protocol handler; `None` only while one of its callbacks runs.
-    pub(crate) handler: Option<Box<dyn Protocol<App>>>,
+    pub(super) handler: Option<Box<dyn Protocol<App>>>,
     /// The socket, behind the syscall seam.
-    pub(crate) stream: Stream,
+    pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
-    pub(crate) generation: u32,
-    pub(crate) state: State,
+    pub(super) generation: u32,
+    /// Where the connection is in its life, with the data of that phase.
+    pub(super) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
-    pub(crate) input: InBuf,
+    pub(super) input: InBuf,
     /// Output waiting for the kernel. Empty (no allocation) when idle.
-    pub(crate) output: OutQueue,
+    pub(super) output: OutQueue,
     /// Limits and timeouts, shared with the listener that accepted the connection.
-    pub(crate) config: Rc<ConnConfig>,
+    pub(super) config: Rc<ConnConfig>,
     /// The handler asked to stop reading.
-    pub(crate) paused_by_user: bool,
+    pub(super) paused_by_user: bool,
     /// Output passed the high-water mark; reading stops until it drains below low water.
-    pub(crate) paused_by_output: bool,
+    pub(super) paused_by_output: bool,
     /// The peer sent end of stream.
-    pub(crate) eof: bool,
-    /// We sent FIN (`shutdown(SHUT_WR)`); no more writes.
-    pub(crate) write_shut: bool,
-    /// The handler asked for a half-close once output is flushed.
-    pub(crate) shut_requested: bool,
+    pub(super) eof: bool,
     /// On the list of connections to flush at the end of this turn.
-    pub(crate) dirty: bool,
+    pub(super) dirty: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
-    pub(crate) ready: bool,
-    /// At least one byte arrived (the first-byte timeout is over).
-    pub(crate) got_byte: bool,
-    /// A graceful close has sent its FIN and armed the linger timeout.
-    pub(crate) lingering: bool,
-    /// The timer of the connection's current phase: connect timeout while connecting,
-    /// first-byte timeout until the first byte, linger timeout while closing. The phases never
-    /// overlap, so one slot serves all three.
-    pub(crate) phase_timer: Option<TimerKey>,
+    pub(super) ready: bool,
     /// The idle and write-stall timeouts in one lazily re-armed timer: when it fires it checks
     /// `last_activity` and the output queue's progress tick, and re-arms for whichever is due
     /// next, so traffic costs no timer operation.
-    pub(crate) watchdog: Option<TimerKey>,
+    pub(super) watchdog: Option<TimerKey>,
     /// State few connections need, boxed so the others pay one pointer.
-    pub(crate) extras: Option<Box<Extras>>,
+    pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
-    pub(crate) created: Tick,
-    /// Last tick with traffic either way.
-    pub(crate) last_activity: Tick,
+    pub(super) created: Tick,
+    /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
+    /// so that a timeout counted from it can never end before its time has passed.
+    pub(super) last_activity: Tick,
     /// Bytes received.
-    pub(crate) bytes_in: u64,
+    pub(super) bytes_in: u64,
     /// Bytes the kernel accepted.
-    pub(crate) bytes_out: u64,
+    pub(super) bytes_out: u64,
 }
 
 /// A connection's unconsumed input: one pointer while empty, which is nearly always (S25).
@@ -119,20 +133,20 @@ pub(crate) struct Conn<App> {
 pub(crate) struct InBuf(Option<Box<Vec<u8>>>);
 
 impl InBuf {
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |v| v.len())
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.0.is_none()
     }
 
     /// Drops the kept bytes and their memory.
-    pub(crate) fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.0 = None;
     }
 
-    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
+    pub(super) fn extend_from_slice(&mut self, data: &[u8]) {
         if !data.is_empty() {
             self.0
                 .get_or_insert_with(Box::default)
@@ -141,12 +155,12 @@ impl InBuf {
     }
 
     /// Takes the kept bytes out (to offer them to the handler).
-    pub(crate) fn take(&mut self) -> Vec<u8> {
+    pub(super) fn take(&mut self) -> Vec<u8> {
         self.0.take().map(|b| *b).unwrap_or_default()
     }
 
     /// Keeps `bytes` (nothing, and no allocation, if empty).
-    pub(crate) fn set(&mut self, bytes: Vec<u8>) {
+    pub(super) fn set(&mut self, bytes: Vec<u8>) {
         self.0 = (!bytes.is_empty()).then(|| Box::new(bytes));
     }
 }
@@ -155,19 +169,19 @@ impl InBuf {
 #[derive(Debug, Default)]
 pub(crate) struct Extras {
     /// Why the connection is closing; the first reason given wins.
-    pub(crate) reason: Option<CloseReason>,
+    pub(super) reason: Option<CloseReason>,
     /// Timers armed by the handler with their tags, cancelled when the connection ends.
-    pub(crate) user_timers: Vec<(TimerKey, u64)>,
+    pub(super) user_timers: Vec<(TimerKey, u64)>,
     /// The application heartbeat.
-    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(super) heartbeat: Option<Heartbeat>,
     /// Last tick a byte was received (the heartbeat's read-idle check).
-    pub(crate) last_read: Tick,
+    pub(super) last_read: Tick,
 }
 
 impl<App> fmt::Debug for Conn<App> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("state", &self.state)
+            .field("phase", &self.phase)
             .field("input", &self.input.len())
             .field("output", &self.output.len())
             .finish_non_exhaustive()
@@ -175,11 +189,11 @@ impl<App> fmt::Debug for Conn<App> {
 }
 
 impl<App> Conn<App> {
-    pub(crate) fn new(
+    pub(super) fn new(
         handler: Box<dyn Protocol<App>>,
         stream: Stream,
         generation: u32,
-        state: State,
+        phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
     ) -> Self {
@@ -187,20 +201,15 @@ impl<App> Conn<App> {
             handler: Some(handler),
             stream,
             generation,
-            state,
+            phase,
             input: InBuf::default(),
             output: OutQueue::default(),
             config,
             paused_by_user: false,
             paused_by_output: false,
             eof: false,
-            write_shut: false,
-            shut_requested: false,
             dirty: false,
             ready: false,
-            got_byte: false,
-            lingering: false,
-            phase_timer: None,
             watchdog: None,
             extras: None,
             created: now,
@@ -211,12 +220,12 @@ impl<App> Conn<App> {
     }
 
     /// The extras, created on first use.
-    pub(crate) fn extras(&mut self) -> &mut Extras {
+    pub(super) fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Box::default)
     }
 
     /// Records why the connection ends, unless a reason was given before.
-    pub(crate) fn set_reason(&mut self, reason: CloseReason) {
+    pub(super) fn set_reason(&mut self, reason: CloseReason) {
         let extras = self.extras();
         if extras.reason.is_none() {
             extras.reason = Some(reason);
@@ -224,21 +233,70 @@ impl<App> Conn<App> {
     }
 
     /// Whether input should be read from the socket now.
-    pub(crate) fn wants_read(&self) -> bool {
-        match self.state {
-            State::Open => !self.eof && !self.paused_by_user && !self.paused_by_output,
+    pub(super) fn wants_read(&self) -> bool {
+        match self.phase {
+            Phase::Open { .. } => !self.eof && !self.paused_by_user && !self.paused_by_output,
             // A closing connection reads (and discards) until the peer's end of stream, so that
             // unread input never turns the final close into an RST (S14).
-            State::Closing => !self.eof,
-            State::Connecting | State::Dead => false,
+            Phase::Closing { .. } => !self.eof,
+            Phase::Connecting { .. } | Phase::Dead => false,
         }
     }
 
     /// Whether the handler may still queue output.
-    pub(crate) fn accepts_writes(&self) -> bool {
-        matches!(self.state, State::Open | State::Connecting)
-            && !self.write_shut
-            && !self.shut_requested
+    pub(super) fn accepts_writes(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Open {
+                write: WriteHalf::Open,
+                ..
+            } | Phase::Connecting {
+                write: WriteHalf::Open,
+                ..
+            }
+        )
+    }
+
+    pub(super) fn is_connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting { .. })
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    pub(super) fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
+    }
+
+    /// The phase's name, for snapshots.
+    pub(super) fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Connecting { .. } => "connecting",
+            Phase::Open { .. } => "open",
+            Phase::Closing { .. } => "closing",
+            Phase::Dead => "dead",
+        }
+    }
+
+    /// The timer bounding the current phase, if armed.
+    pub(super) fn phase_timer(&self) -> Option<TimerKey> {
+        match self.phase {
+            Phase::Connecting { timer, .. } => timer,
+            Phase::Open { first_byte, .. } => first_byte,
+            Phase::Closing { linger, .. } => linger,
+            Phase::Dead => None,
+        }
+    }
+
+    /// Takes the timer bounding the current phase out of it (to cancel it).
+    pub(super) fn take_phase_timer(&mut self) -> Option<TimerKey> {
+        match &mut self.phase {
+            Phase::Connecting { timer, .. } => timer.take(),
+            Phase::Open { first_byte, .. } => first_byte.take(),
+            Phase::Closing { linger, .. } => linger.take(),
+            Phase::Dead => None,
+        }
     }
 }
 

@@ -8,18 +8,19 @@
 //! limit listeners pause (the kernel keeps new clients in the backlog) instead of failing
 //! accepts, and resume as connections close.
 
-use crate::conn::State;
-use crate::core::{Core, Source};
+use crate::core::{Net, Source};
 use crate::{sys, CloseReason};
 
 /// Limits that apply to a whole reactor.
 ///
 /// ```
 /// use evdrive_reactor::Limits;
-/// let limits = Limits { output_budget: Some(256 << 20), ..Limits::default() };
+/// let limits = Limits::default()
+///     .with_output_budget(Some(256 << 20));
 /// assert!(limits.max_connections > 0);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The most connections open at once (accepted plus outgoing). At the limit listeners pause
     /// until a connection closes. Default: the descriptor limit (`RLIMIT_NOFILE`) minus a margin
@@ -31,6 +32,34 @@ pub struct Limits {
     /// The most output bytes queued across all connections; `None`: unbounded (each connection
     /// is still bounded by its own `max_output`).
     pub output_budget: Option<usize>,
+}
+
+impl Limits {
+    /// The defaults (see [`Default`]); change them with the `with_` methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_connections`](Self::max_connections).
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets [`shed_idle_at_limit`](Self::shed_idle_at_limit).
+    #[must_use]
+    pub fn with_shed_idle_at_limit(mut self, shed_idle_at_limit: bool) -> Self {
+        self.shed_idle_at_limit = shed_idle_at_limit;
+        self
+    }
+
+    /// Sets [`output_budget`](Self::output_budget).
+    #[must_use]
+    pub fn with_output_budget(mut self, output_budget: Option<usize>) -> Self {
+        self.output_budget = output_budget;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -45,7 +74,7 @@ impl Default for Limits {
     }
 }
 
-impl<App> Core<App> {
+impl<App> Net<App> {
     /// Makes room for `incoming` more output bytes within the budget by aborting the
     /// connections with the largest queues. Returns `false` if `target` itself was aborted (or
     /// the bytes can never fit).
@@ -58,7 +87,7 @@ impl<App> Core<App> {
                 .sources
                 .iter()
                 .filter_map(|(i, s)| match s {
-                    Source::Conn(c) if c.state != State::Dead && !c.output.is_empty() => {
+                    Source::Conn(c) if !c.is_dead() && !c.output.is_empty() => {
                         Some((c.output.len(), i))
                     }
                     _ => None,
@@ -94,7 +123,7 @@ impl<App> Core<App> {
             .sources
             .iter()
             .filter_map(|(i, s)| match s {
-                Source::Conn(c) if c.state == State::Open => Some((c.last_activity, i)),
+                Source::Conn(c) if c.is_open() => Some((c.last_activity, i)),
                 _ => None,
             })
             .min();
@@ -108,6 +137,18 @@ impl<App> Core<App> {
             }
             None => false,
         }
+    }
+
+    /// Replaces the loop-wide limits; listeners paused at the old limit look again.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.listeners_at_limit = true;
+        self.connection_released();
+    }
+
+    /// The loop-wide limits in force.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A connection closed: wake listeners paused at the connection limit.

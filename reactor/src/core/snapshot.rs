@@ -4,8 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::conn::State;
-use crate::core::{Core, Source};
+use crate::core::{Net, Source};
 use crate::ConnId;
 
 /// One connection as it stands.
@@ -56,7 +55,7 @@ impl fmt::Display for ConnSnapshot {
     }
 }
 
-impl<App> Core<App> {
+impl<App> Net<App> {
     /// Snapshots every connection.
     pub(crate) fn snapshot(&self) -> Vec<ConnSnapshot> {
         let now = self.clock.now();
@@ -75,16 +74,8 @@ impl<App> Core<App> {
                     queued: c.output.len(),
                     buffered: c.input.len(),
                     paused: c.paused_by_user || c.paused_by_output,
-                    state: match c.state {
-                        State::Connecting => "connecting",
-                        State::Open => "open",
-                        State::Closing => "closing",
-                        State::Dead => "dead",
-                    },
-                    timers: [c.phase_timer, c.watchdog].iter().flatten().count()
-                        + c.extras
-                            .as_ref()
-                            .map_or(0, |x| x.user_timers.len() + x.heartbeat.is_some() as usize),
+                    state: c.phase_name(),
+                    timers: Net::conn_timers(c),
                     bytes_in: c.bytes_in,
                     bytes_out: c.bytes_out,
                 }),

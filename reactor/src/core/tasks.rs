@@ -6,11 +6,10 @@ use std::time::Duration;
 use timers::TimerKey;
 
 use crate::core::Core;
-use crate::cx::NO_CONN;
 use crate::timer::TimerEntry;
-use crate::Cx;
+use crate::LoopCx;
 
-/// Names a closure scheduled with [`Cx::schedule`] or [`Cx::every`], for cancelling it.
+/// Names a closure scheduled with [`LoopCx::schedule`] or [`LoopCx::every`], for cancelling it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TaskId {
     index: u32,
@@ -18,9 +17,9 @@ pub struct TaskId {
 }
 
 /// A one-shot closure.
-pub(crate) type OnceFn<App> = Box<dyn FnOnce(&mut Cx<'_, App>)>;
+pub(crate) type OnceFn<App> = Box<dyn FnOnce(&mut LoopCx<'_, App>)>;
 /// A periodic closure; returning `false` stops it.
-pub(crate) type RepeatFn<App> = Box<dyn FnMut(&mut Cx<'_, App>) -> bool>;
+pub(crate) type RepeatFn<App> = Box<dyn FnMut(&mut LoopCx<'_, App>) -> bool>;
 
 pub(crate) enum TaskKind<App> {
     Once(OnceFn<App>),
@@ -41,16 +40,16 @@ pub(crate) struct Task<App> {
 impl<App> Core<App> {
     /// Schedules `kind` to run `after` from now.
     pub(crate) fn schedule_task(&mut self, after: Duration, kind: TaskKind<App>) -> TaskId {
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
-        let index = self.tasks.insert(Task {
+        self.net.next_generation = self.net.next_generation.wrapping_add(1);
+        let generation = self.net.next_generation;
+        let index = self.net.tasks.insert(Task {
             kind: Some(kind),
             generation,
             key: None,
             cancelled: false,
         });
         let key = self.arm(after, TimerEntry::Task(index as u32));
-        self.tasks[index].key = Some(key);
+        self.net.tasks[index].key = Some(key);
         TaskId {
             index: index as u32,
             generation,
@@ -60,17 +59,17 @@ impl<App> Core<App> {
     /// Cancels a scheduled closure. Returns whether it was still scheduled.
     pub(crate) fn cancel_task(&mut self, id: TaskId) -> bool {
         let index = id.index as usize;
-        let Some(task) = self.tasks.get_mut(index) else {
+        let Some(task) = self.net.tasks.get_mut(index) else {
             return false;
         };
         if task.generation != id.generation || task.cancelled {
             return false;
         }
         if let Some(key) = task.key.take() {
-            self.wheel.cancel(key);
+            self.net.wheel.cancel(key);
         }
         if task.kind.is_some() {
-            self.tasks.remove(index);
+            self.net.tasks.remove(index);
         } else {
             // It is running now (a periodic task stopping itself): drop it when it returns.
             task.cancelled = true;
@@ -80,7 +79,7 @@ impl<App> Core<App> {
 
     /// Runs the scheduled closure in slot `index` (its timer fired).
     pub(crate) fn run_task(&mut self, index: usize) {
-        let Some(task) = self.tasks.get_mut(index) else {
+        let Some(task) = self.net.tasks.get_mut(index) else {
             return;
         };
         task.key = None;
@@ -89,18 +88,18 @@ impl<App> Core<App> {
         };
         match kind {
             TaskKind::Once(f) => {
-                self.tasks.remove(index);
-                f(&mut Cx::new(self, NO_CONN));
+                self.net.tasks.remove(index);
+                f(&mut LoopCx::new(self));
             }
             TaskKind::Repeat(mut f, every) => {
-                let again = f(&mut Cx::new(self, NO_CONN));
-                let task = &mut self.tasks[index];
+                let again = f(&mut LoopCx::new(self));
+                let task = &mut self.net.tasks[index];
                 if again && !task.cancelled {
                     task.kind = Some(TaskKind::Repeat(f, every));
                     let key = self.arm(every, TimerEntry::Task(index as u32));
-                    self.tasks[index].key = Some(key);
+                    self.net.tasks[index].key = Some(key);
                 } else {
-                    self.tasks.remove(index);
+                    self.net.tasks.remove(index);
                 }
             }
         }

@@ -1,0 +1,211 @@
+//! The accept loop: drain until `WouldBlock` within a per-turn budget, skip the errors that
+//! concern one client, and back off when descriptors or memory run out (S5, S23, S27).
+//!
+//! # Implementation notes
+//! On `EMFILE`/`ENFILE` the pending clients would stay in the backlog, the listener readable,
+//! and a naive loop would spin. The listener releases its spare descriptor, accepts and closes
+//! at most `accepts_per_turn` pending clients with it (so a flood cannot hold the turn), reserves
+//! the spare again, and pauses for a back-off period on the timer wheel, doubling while the
+//! condition lasts. If the spare cannot be reserved again (the descriptors are still gone) the
+//! failure is logged once and the reserve is retried each time the back-off timer fires.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::core::conn::{Phase, WriteHalf};
+use crate::core::connect::apply_conn_options;
+use crate::core::listener::{Factory, Listener};
+use crate::core::{Core, Net, Source};
+use crate::timer::TimerEntry;
+use crate::transport::{Acceptor, Stream};
+use crate::{sys, ListenOptions};
+
+impl<App> Net<App> {
+    fn listener(&mut self, index: usize) -> Option<&mut Listener<App>> {
+        match self.sources.get_mut(index) {
+            Some(Source::Listener(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Adds a listener on `socket` and registers it; returns its bound address.
+    pub(crate) fn add_listener(
+        &mut self,
+        mut socket: Box<dyn Acceptor>,
+        factory: Factory<App>,
+        opts: &ListenOptions,
+    ) -> io::Result<SocketAddr> {
+        let index = self.sources.vacant_key();
+        socket.register(self.registration(index))?;
+        let l = Listener::new(socket, factory, opts)?;
+        let local = l.local_addr;
+        self.sources.insert(Source::Listener(Box::new(l)));
+        Ok(local)
+    }
+
+    /// Out of descriptors or memory (or an unexpected error): tell pending clients, pause, and
+    /// try again after a back-off (S27).
+    fn exhausted(&mut self, index: usize, e: io::Error) {
+        let Some(l) = self.listener(index) else {
+            return;
+        };
+        if l.episode_failures == 0 && !sys::is_resource_error(&e) {
+            log::error!(
+                "listener {}: unexpected accept error: {e}; pausing accepts with back-off",
+                l.local_addr
+            );
+        } else if l.episode_failures == 0 {
+            log::warn!(
+                "listener {}: accept failed: {e}; pausing accepts with back-off",
+                l.local_addr
+            );
+        }
+        l.episode_failures += 1;
+        let mut shed = 0;
+        if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+            if let Some(spare) = l.spare.take() {
+                drop(spare);
+                // Each accepted socket is closed at once, so the one free slot is reused; the
+                // budget bounds the work a flood can make in one turn.
+                while shed < l.accepts_per_turn as u64 {
+                    match l.socket.accept() {
+                        Ok((stream, _)) => {
+                            drop(stream);
+                            shed += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                reserve_spare(l);
+            }
+        }
+        l.paused = true;
+        let delay = l.backoff;
+        l.backoff = l.backoff.saturating_mul(2).min(l.backoff_max);
+        self.stats.accept_shed += shed;
+        self.arm(delay, TimerEntry::ListenerResume(index as u32));
+    }
+}
+
+/// Reserves the listener's spare descriptor if it has none; a failure is logged once.
+fn reserve_spare<App>(l: &mut Listener<App>) {
+    if l.spare.is_some() {
+        return;
+    }
+    match l.socket.reserve_spare() {
+        Ok(fd) => {
+            if l.spare_failure_logged {
+                log::info!("listener {}: spare descriptor reserved again", l.local_addr);
+            }
+            l.spare = Some(fd);
+            l.spare_failure_logged = false;
+        }
+        Err(e) => {
+            if !l.spare_failure_logged {
+                log::warn!(
+                    "listener {}: cannot reserve the spare descriptor again: {e}; retrying after \
+                     each back-off",
+                    l.local_addr
+                );
+                l.spare_failure_logged = true;
+            }
+        }
+    }
+}
+
+impl<App> Core<App> {
+    /// Accepts until `WouldBlock`, the per-turn budget, or an exhaustion pause.
+    pub(crate) fn accept(&mut self, index: usize) {
+        let mut accepted = 0;
+        loop {
+            let Some(l) = self.listener(index) else {
+                return;
+            };
+            if l.paused {
+                return;
+            }
+            if accepted >= l.accepts_per_turn {
+                self.mark_ready(index);
+                return;
+            }
+            if self.limits.shed_idle_at_limit
+                && self.stats.open as usize >= self.limits.max_connections
+                && !self.listener(index).is_some_and(|l| l.socket.has_pending())
+            {
+                // Nobody is waiting: shedding now would close an idle connection for no
+                // newcomer. The next client raises a new edge.
+                return;
+            }
+            if !self.admit_connection() {
+                // At the connection limit: leave new clients in the backlog until one closes.
+                if let Some(l) = self.listener(index) {
+                    l.at_limit = true;
+                }
+                self.listeners_at_limit = true;
+                return;
+            }
+            let Some(l) = self.listener(index) else {
+                return;
+            };
+            match l.socket.accept() {
+                Ok((stream, peer)) => {
+                    accepted += 1;
+                    if l.episode_failures > 0 {
+                        log::info!(
+                            "listener {}: accepting again after {} failed accepts",
+                            l.local_addr,
+                            l.episode_failures
+                        );
+                        l.episode_failures = 0;
+                    }
+                    l.backoff = l.backoff_min;
+                    self.open_accepted(index, stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if sys::is_transient_accept_error(&e) => {
+                    self.stats.accept_errors.count(&e);
+                }
+                Err(e) => {
+                    self.stats.accept_errors.count(&e);
+                    self.exhausted(index, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The back-off ended: reserve the spare again if it is missing, and accept again (no edge
+    /// will announce what queued meanwhile).
+    pub(crate) fn resume_listener(&mut self, index: usize) {
+        if let Some(l) = self.listener(index) {
+            l.paused = false;
+            reserve_spare(l);
+            self.accept(index);
+        }
+    }
+
+    /// Gives an accepted socket its handler and slot, then calls `on_open`.
+    fn open_accepted(&mut self, index: usize, stream: Stream, peer: SocketAddr) {
+        let (app, net) = self.split();
+        let Some(l) = net.listener(index) else {
+            return;
+        };
+        let handler = (l.factory)(app, peer);
+        let config = Rc::clone(&l.conn);
+        apply_conn_options(&stream, &config);
+        let phase = Phase::Open {
+            first_byte: None,
+            write: WriteHalf::Open,
+        };
+        match self.insert_conn(stream, handler, config, phase) {
+            Ok(id) => {
+                self.stats.accepted += 1;
+                log::debug!("accepted {id} from {peer}");
+                self.arm_watchdog(id.index as usize);
+                self.call(id.index as usize, |h, cx| h.on_open(cx));
+            }
+            Err(e) => log::warn!("registering a connection from {peer}: {e}"),
+        }
+    }
+}

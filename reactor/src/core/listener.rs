@@ -1,0 +1,87 @@
+//! Listening sockets and the accept loop (S5, S18, S23, S27).
+//!
+//! # Implementation notes
+//! The accept loop drains until `WouldBlock` (the readiness is edge-triggered), but at most
+//! `accepts_per_turn` connections per turn; past that the listener goes on the ready list. Errors
+//! that mean "this one connection died on the way" are counted and skipped. Errors that mean
+//! "out of descriptors or memory" would make a naive loop spin (the pending connection stays in
+//! the backlog and the listener stays readable), so the listener pauses for a back-off period
+//! armed on the timer wheel, doubling while the condition lasts. A spare descriptor, reserved up
+//! front, is given back for a moment so that pending clients can be accepted and closed: they
+//! are told at once instead of hanging in the backlog. The accept loop itself lives in the
+//! core's `accept` module, the socket setup in the TCP transport; this one holds the
+//! listener's state.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::transport::Acceptor;
+use crate::{ConnConfig, ListenOptions, Protocol};
+
+/// Makes the handler of each accepted connection.
+pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
+
+/// A listening socket's slot.
+pub(crate) struct Listener<App> {
+    /// The accepting end, behind the transport seam.
+    pub(super) socket: Box<dyn Acceptor>,
+    pub(super) local_addr: SocketAddr,
+    pub(super) factory: Factory<App>,
+    /// Settings shared by every connection this listener accepts.
+    pub(super) conn: Rc<ConnConfig>,
+    pub(super) accepts_per_turn: usize,
+    pub(super) backoff_min: Duration,
+    pub(super) backoff_max: Duration,
+    /// The next back-off period.
+    pub(super) backoff: Duration,
+    /// Accepting is suspended until the back-off timer fires.
+    pub(super) paused: bool,
+    /// On the ready list.
+    pub(super) ready: bool,
+    /// Failed accepts in the current exhaustion episode (0: not in one). One log line opens an
+    /// episode and one closes it, never a line per failure.
+    pub(super) episode_failures: u64,
+    /// Paused at the reactor's connection limit; resumed when a connection closes.
+    pub(super) at_limit: bool,
+    /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
+    /// out. `None` while it could not be reserved again; the back-off timer retries.
+    pub(super) spare: Option<OwnedFd>,
+    /// The failure to reserve the spare was logged (once, until it is reserved again).
+    pub(super) spare_failure_logged: bool,
+}
+
+impl<App> Listener<App> {
+    pub(super) fn new(
+        mut socket: Box<dyn Acceptor>,
+        factory: Factory<App>,
+        opts: &ListenOptions,
+    ) -> io::Result<Self> {
+        let local_addr = socket.local_addr()?;
+        let spare = match socket.reserve_spare() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!("listener {local_addr}: no spare descriptor in reserve: {e}");
+                None
+            }
+        };
+        Ok(Listener {
+            local_addr,
+            socket,
+            factory,
+            conn: Rc::new(opts.conn.clone()),
+            accepts_per_turn: opts.accepts_per_turn.max(1),
+            backoff_min: opts.backoff_min,
+            backoff_max: opts.backoff_max.max(opts.backoff_min),
+            backoff: opts.backoff_min,
+            paused: false,
+            ready: false,
+            episode_failures: 0,
+            at_limit: false,
+            spare_failure_logged: spare.is_none(),
+            spare,
+        })
+    }
+}

@@ -1,0 +1,520 @@
+//! The part of the reactor that handlers reach through their contexts: every source, the timer
+//! wheel, the user state, and the operations on connections, one module per part of a
+//! connection's life.
+//!
+//! | module | part of the life | owns |
+//! |---|---|---|
+//! | `conn` | one connection's state: its [`Phase`](conn::Phase), buffers and counters | |
+//! | `connect` | opening: accepted or outgoing, the connect verdict (S4) | `Connecting → Open` |
+//! | `read` | reading and delivery to the handler, end of stream | input, pauses |
+//! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
+//! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
+//! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
+//! | `accept`, `listener` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
+//! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
+//!
+//! # Implementation notes
+//! A handler is taken out of its slot while one of its callbacks runs ([`Core::call`]), so the
+//! callback can hold `&mut Core` and reach every other connection's output queue. Nothing in
+//! here removes a slot except `finalize`, which runs at the end of a turn; a callback therefore
+//! always finds its slot when it returns.
+//!
+//! The user state sits beside the rest ([`Core`] is `app` plus [`Net`]), so a handler can hold
+//! `&mut App` and queue output on other connections at the same time: operations that run no
+//! handler (queueing, closing, aborting) are methods of `Net`.
+//!
+//! A connection's life is one [`Phase`](conn::Phase): `Connecting → Open → Closing →
+//! Dead`. Every way out (error, timeout, close, abort) ends in `kill`, which queues the slot for
+//! `finalize`: the one place that calls `on_close`, so it runs exactly once.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use slab::Slab;
+use timers::{Tick, TimerKey, Wheel};
+
+use crate::core::conn::Conn;
+use crate::core::listener::Listener;
+use crate::stats::Stats;
+use crate::timer::{Clock, TimerEntry};
+use crate::transport::{Injected, Readiness, Registration};
+use crate::{ConnId, Cx, Protocol};
+
+pub(crate) mod accept;
+mod close;
+pub(crate) mod conn;
+mod connect;
+pub(crate) mod limits;
+pub(crate) mod listener;
+mod read;
+pub(crate) mod snapshot;
+pub(crate) mod tasks;
+mod timeouts;
+mod write;
+
+/// How many reads one connection gets per turn before others are served (fairness); it is then
+/// put on the ready list and served next turn without waiting for a new edge.
+pub(crate) const READS_PER_TURN: usize = 16;
+
+/// How often one turn repeats its flush and close steps when closing handlers write to other
+/// connections (which then need a flush, whose errors close more). Anything left goes next turn.
+const SETTLE_ROUNDS: usize = 8;
+
+/// A slot of the reactor's slab; its key is the mio token.
+pub(crate) enum Source<App> {
+    /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
+    Listener(Box<Listener<App>>),
+    Conn(Conn<App>),
+    /// The read end of the signal pipe.
+    Signals,
+    /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
+    Waker,
+}
+
+/// The reactor's own sources, which the loop serves itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Internal {
+    Signals,
+    Waker,
+}
+
+/// Everything a callback can reach: the user state and the rest of the loop.
+pub(crate) struct Core<App> {
+    /// The user's state, shared by all handlers.
+    app: App,
+    /// Everything else; reachable while `app` is borrowed.
+    net: Net<App>,
+}
+
+/// The loop without the user state: sources, timers and the per-turn lists.
+pub(crate) struct Net<App> {
+    /// For registering new sockets from inside callbacks.
+    registry: mio::Registry,
+    /// Listeners, connections and internal sources; the key is the mio token.
+    sources: Slab<Source<App>>,
+    /// Every timeout of the reactor (S8, S9).
+    wheel: Wheel<TimerEntry>,
+    /// Turns time into ticks; set by hand in the test harness.
+    clock: Clock,
+    /// The tick at the start of the current turn's dispatch (rounded down): what timers are
+    /// polled with. Activity is stamped with the clock read at the event instead.
+    now: Tick,
+    /// Connections written to during this turn, flushed once at its end (S15).
+    dirty: Vec<usize>,
+    /// Sources to serve next turn without waiting for an edge (read budget spent, reading
+    /// resumed, accept budget spent).
+    ready: Vec<usize>,
+    /// Connections to remove and report at the end of this turn.
+    dead: Vec<usize>,
+    /// Connections with traffic since the last stamp (`true`: a read), stamped with one clock
+    /// reading after the reads and again after the flush (see `stamp_touched`).
+    touched: Vec<(usize, bool)>,
+    /// Readiness raised by transports without a descriptor, one entry per edge.
+    injected: Injected,
+    /// Reused buffers the per-turn lists are swapped into while they are served.
+    ready_buf: Vec<usize>,
+    dirty_buf: Vec<usize>,
+    dead_buf: Vec<usize>,
+    injected_buf: Vec<usize>,
+    expired: Vec<(TimerKey, TimerEntry)>,
+    /// Generation for the next connection (see [`ConnId`]).
+    next_generation: u32,
+    stats: Stats,
+    /// Set once a shutdown has begun: no new connections, run() returns when all are closed.
+    shutting_down: bool,
+    /// Set when the loop must return at the end of this turn (abortive stop).
+    stop_now: bool,
+    /// Closures scheduled on the wheel.
+    tasks: Slab<tasks::Task<App>>,
+    /// Loop-wide limits (connections, output budget).
+    limits: crate::Limits,
+    /// Output bytes queued across all connections, kept for the output budget.
+    queued_total: usize,
+    /// Some listener is paused at the connection limit.
+    listeners_at_limit: bool,
+}
+
+impl<App> Deref for Core<App> {
+    type Target = Net<App>;
+    fn deref(&self) -> &Net<App> {
+        &self.net
+    }
+}
+
+impl<App> DerefMut for Core<App> {
+    fn deref_mut(&mut self) -> &mut Net<App> {
+        &mut self.net
+    }
+}
+
+impl<App> fmt::Debug for Net<App> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Net")
+            .field("sources", &self.sources.len())
+            .field("timers", &self.wheel.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<App> Core<App> {
+    pub(crate) fn new(app: App, registry: mio::Registry) -> Self {
+        Core {
+            app,
+            net: Net {
+                registry,
+                sources: Slab::new(),
+                wheel: Wheel::new(),
+                clock: Clock::new(),
+                now: 0,
+                dirty: Vec::new(),
+                ready: Vec::new(),
+                dead: Vec::new(),
+                touched: Vec::new(),
+                injected: Injected::default(),
+                ready_buf: Vec::new(),
+                dirty_buf: Vec::new(),
+                dead_buf: Vec::new(),
+                injected_buf: Vec::new(),
+                expired: Vec::new(),
+                next_generation: 0,
+                stats: Stats::default(),
+                shutting_down: false,
+                stop_now: false,
+                tasks: Slab::new(),
+                limits: crate::Limits::default(),
+                queued_total: 0,
+                listeners_at_limit: false,
+            },
+        }
+    }
+
+    /// The user state.
+    pub(crate) fn app(&mut self) -> &mut App {
+        &mut self.app
+    }
+
+    /// The user state and the rest of the loop, borrowed apart.
+    pub(crate) fn split(&mut self) -> (&mut App, &mut Net<App>) {
+        (&mut self.app, &mut self.net)
+    }
+
+    /// Runs `f` with the connection's handler taken out of its slot and a context for it.
+    /// Returns `None` if there is no such connection or its handler is already running.
+    pub(crate) fn call<R>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut dyn Protocol<App>, &mut Cx<'_, App>) -> R,
+    ) -> Option<R> {
+        let id = self.id_at(index)?;
+        let mut handler = self.conn_at(index)?.handler.take()?;
+        let result = f(&mut *handler, &mut Cx::new(self, id));
+        // Slots are only removed by `finalize`, never during a callback.
+        if let Some(conn) = self.conn_at(index) {
+            conn.handler = Some(handler);
+        }
+        Some(result)
+    }
+
+    /// Starts a turn: reads the clock once for the timers.
+    pub(crate) fn begin_turn(&mut self) {
+        self.now = self.clock.now();
+        self.stats.turns += 1;
+    }
+
+    /// Serves the sources left ready last turn (budget spent, reading resumed): no edge will
+    /// come for them.
+    pub(crate) fn serve_ready(&mut self, scratch: &mut [u8]) {
+        std::mem::swap(&mut self.net.ready, &mut self.net.ready_buf);
+        for i in 0..self.ready_buf.len() {
+            let index = self.ready_buf[i];
+            match self.sources.get_mut(index) {
+                Some(Source::Conn(conn)) => {
+                    conn.ready = false;
+                    // Offer input kept while reading was paused, then read what queued meanwhile.
+                    self.deliver(index, &[]);
+                    self.read(index, scratch, true);
+                }
+                Some(Source::Listener(l)) => {
+                    l.ready = false;
+                    self.accept(index);
+                }
+                _ => {}
+            }
+        }
+        self.ready_buf.clear();
+    }
+
+    /// Serves the readiness that transports without a descriptor queued, one entry per edge.
+    pub(crate) fn serve_injected(&mut self, scratch: &mut [u8]) {
+        std::mem::swap(
+            &mut *self.net.injected.borrow_mut(),
+            &mut self.net.injected_buf,
+        );
+        for i in 0..self.injected_buf.len() {
+            let index = self.injected_buf[i];
+            let ready = match self.net.sources.get_mut(index) {
+                Some(Source::Conn(conn)) => conn.stream.take_readiness(),
+                // A listener's edge only says "accept": its readiness carries nothing else.
+                Some(Source::Listener(l)) => l
+                    .socket
+                    .take_readiness()
+                    .then(crate::transport::Readiness::default),
+                _ => None,
+            };
+            if let Some(ready) = ready {
+                // Only listeners and connections queue readiness.
+                let _ = self.dispatch(index, ready, scratch);
+            }
+        }
+        self.injected_buf.clear();
+    }
+
+    /// Serves one listener or connection that became ready. Returns the reactor's own source
+    /// (signals, waker) behind `index` for the loop to serve, if it is one.
+    pub(crate) fn dispatch(
+        &mut self,
+        index: usize,
+        ready: Readiness,
+        scratch: &mut [u8],
+    ) -> Option<Internal> {
+        match self.sources.get(index) {
+            Some(Source::Listener(_)) => self.accept(index),
+            Some(Source::Conn(conn)) => {
+                if conn.is_connecting() {
+                    self.finish_connect(index);
+                    if !self.conn_at(index).is_some_and(|c| c.is_open()) {
+                        return None;
+                    }
+                } else if ready.writable {
+                    self.flush(index);
+                }
+                if ready.readable || ready.read_closed || ready.error {
+                    // The peer's FIN or an error is already reported: no later edge will come,
+                    // so read to the end instead of stopping at a short read.
+                    let drain_all = ready.read_closed || ready.error;
+                    self.read(index, scratch, drain_all);
+                }
+            }
+            Some(Source::Signals) => return Some(Internal::Signals),
+            Some(Source::Waker) => return Some(Internal::Waker),
+            None => {}
+        }
+        None
+    }
+
+    /// Fires the expired timers, collected first so that timers armed by their callbacks wait
+    /// for the next turn even when already due.
+    pub(crate) fn fire_due(&mut self) {
+        // The reads of this turn count before any idle check.
+        self.stamp_touched();
+        let now = self.now;
+        while let Some(expired) = self.net.wheel.poll(now) {
+            self.net.expired.push(expired);
+        }
+        for i in 0..self.expired.len() {
+            let (key, entry) = self.expired[i];
+            self.fire(key, entry);
+        }
+        self.expired.clear();
+    }
+
+    /// Flushes what was written this turn, then removes what finished. Closing handlers may
+    /// write to others, so this repeats a few times.
+    pub(crate) fn end_turn(&mut self) {
+        for _ in 0..SETTLE_ROUNDS {
+            if self.dirty.is_empty() && self.dead.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut self.net.dirty, &mut self.net.dirty_buf);
+            for i in 0..self.dirty_buf.len() {
+                let index = self.dirty_buf[i];
+                if let Some(conn) = self.conn_at(index) {
+                    conn.dirty = false;
+                }
+                self.flush(index);
+            }
+            self.dirty_buf.clear();
+            std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);
+            for i in 0..self.dead_buf.len() {
+                let index = self.dead_buf[i];
+                self.finalize(index);
+            }
+            self.dead_buf.clear();
+        }
+        self.stamp_touched();
+        self.net.stats.queued_bytes = self.queued_total as u64;
+        self.net.stats.timers_armed = self.wheel.len() as u64;
+    }
+
+    /// Fires one expired timer.
+    fn fire(&mut self, key: TimerKey, entry: TimerEntry) {
+        match entry {
+            TimerEntry::Conn(id, kind) => self.fire_conn(key, id, kind),
+            TimerEntry::ListenerResume(index) => self.resume_listener(index as usize),
+            TimerEntry::Task(index) => self.run_task(index as usize),
+            TimerEntry::ShutdownDeadline => self.shutdown_deadline(),
+        }
+    }
+}
+
+impl<App> Net<App> {
+    /// The counters.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub(crate) fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Timers armed in the wheel.
+    pub(crate) fn timers_armed(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// The registry, for sources the reactor adds itself (signals, the waker).
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.registry
+    }
+
+    /// Adds an internal source (signals, the waker) and returns its token.
+    pub(crate) fn add_internal(&mut self, source: Source<App>) -> usize {
+        self.sources.insert(source)
+    }
+
+    /// Stops the clock at `at` (the test harness moves it by hand).
+    #[allow(dead_code)] // used by `reactor::testing` only
+    pub(crate) fn set_manual_clock(&mut self, at: Duration) {
+        self.clock.set_manual(at);
+    }
+
+    /// The clock's reading as an instant.
+    pub(crate) fn instant(&self) -> std::time::Instant {
+        self.clock.instant()
+    }
+
+    /// How long from now until the next timer, if any.
+    pub(crate) fn until_next_timer(&self) -> Option<Duration> {
+        self.wheel.next_deadline().map(|t| self.clock.until(t))
+    }
+
+    /// Whether the next turn has work without any new event.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        !self.ready.is_empty()
+            || !self.dirty.is_empty()
+            || !self.dead.is_empty()
+            || !self.injected.borrow().is_empty()
+    }
+
+    /// What is pending, for a harness that reports a loop that never rests.
+    #[allow(dead_code)] // used by `reactor::testing` only
+    pub(crate) fn pending_summary(&self) -> String {
+        format!(
+            "{} ready, {} dirty, {} dead, {} edges queued",
+            self.ready.len(),
+            self.dirty.len(),
+            self.dead.len(),
+            self.injected.borrow().len()
+        )
+    }
+
+    /// Whether a shutdown has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Whether `run` should return now.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.stop_now || (self.shutting_down && self.stats.open == 0)
+    }
+
+    /// Registers a new source at `index`.
+    fn registration(&self, index: usize) -> Registration<'_> {
+        Registration {
+            registry: &self.registry,
+            token: mio::Token(index),
+            injected: &self.injected,
+        }
+    }
+
+    /// The connection at a slab index.
+    fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
+        match self.sources.get_mut(index) {
+            Some(Source::Conn(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The connection an id names, if it still exists.
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
+        self.conn_at(id.index as usize)
+            .filter(|c| c.generation == id.generation)
+    }
+
+    /// The connection an id names, if it still exists.
+    fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
+        match self.sources.get(id.index as usize) {
+            Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Bytes queued on a connection (0 if it does not exist).
+    pub(crate) fn queued_on(&self, id: ConnId) -> usize {
+        self.conn_ref(id).map_or(0, |c| c.output.len())
+    }
+
+    /// Whether a connection exists and is open (not connecting, closing or closed).
+    pub(crate) fn is_open(&self, id: ConnId) -> bool {
+        self.conn_ref(id).is_some_and(|c| c.is_open())
+    }
+
+    /// A connection's peer address.
+    pub(crate) fn peer_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.conn_ref(id)?.stream.peer_addr().ok()
+    }
+
+    /// A connection's local address.
+    pub(crate) fn local_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
+        self.conn_ref(id)?.stream.local_addr().ok()
+    }
+
+    /// A connection's descriptor, for socket options (`None` if it has none).
+    pub(crate) fn conn_fd(&self, id: ConnId) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.conn_ref(id)?.stream.fd()
+    }
+
+    fn id_at(&self, index: usize) -> Option<ConnId> {
+        match self.sources.get(index) {
+            Some(Source::Conn(c)) => Some(ConnId {
+                index: index as u32,
+                generation: c.generation,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Indexes of every connection (for shutdown, which touches them all once).
+    fn all_conns(&self) -> Vec<usize> {
+        self.sources
+            .iter()
+            .filter(|(_, s)| matches!(s, Source::Conn(_)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    pub(crate) fn mark_ready(&mut self, index: usize) {
+        match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if !conn.ready => {
+                conn.ready = true;
+                self.ready.push(index);
+            }
+            Some(Source::Listener(l)) if !l.ready => {
+                l.ready = true;
+                self.ready.push(index);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Reading and delivery: the read loop with its per-turn budget, handing bytes to the handler
+//! (from the shared scratch buffer, keeping only an unfinished frame's tail), and the peer's end
+//! of stream (S3, S11, S16, S25).
+//!
+//! # Implementation notes
+//! With edge-triggered readiness a connection is read until `WouldBlock`, a short read, a pause,
+//! or `READS_PER_TURN` reads; in the last case it goes on the ready list, because no new edge
+//! will announce what is still queued. Activity is stamped with the clock read after the reads
+//! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
+//! the turn began must not shorten the idle timeout counted from it.
+
+use crate::core::conn::Phase;
+use crate::core::{Core, Net, Source, READS_PER_TURN};
+use crate::{CloseReason, ConnId};
+
+impl<App> Net<App> {
+    /// The handler stops reading from `id` until [`resume_reading`](Self::resume_reading).
+    /// Returns whether the connection exists.
+    pub(crate) fn pause_reading(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        conn.paused_by_user = true;
+        true
+    }
+
+    /// Resumes reading from `id`. Input kept while paused, and whatever queued in the kernel
+    /// meanwhile, is served from the ready list: no edge will announce it.
+    pub(crate) fn resume_reading(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        if conn.paused_by_user {
+            conn.paused_by_user = false;
+            self.mark_ready(id.index as usize);
+        }
+        true
+    }
+}
+
+impl<App> Core<App> {
+    /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
+    /// budget. `drain_all` forbids stopping at a short read (needed when no new edge will come:
+    /// ready-list service, or the peer's FIN already reported).
+    pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
+        for _ in 0..READS_PER_TURN {
+            let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) else {
+                return;
+            };
+            if !conn.wants_read() {
+                return;
+            }
+            let n = match conn.stream.read(scratch) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("read from #{index}: {reason}");
+                    self.kill(index, reason);
+                    return;
+                }
+            };
+            if n == 0 {
+                self.on_eof(index);
+                return;
+            }
+            self.note_read(index, n);
+            self.deliver(index, &scratch[..n]);
+            // Backpressure as soon as this read's output passes the high-water mark, not only
+            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            if let Some(conn) = self.conn_at(index) {
+                if conn.output.len() > conn.config.high_water {
+                    self.mark_ready(index);
+                    return;
+                }
+            }
+            // With edge-triggered readiness a short read means the queue was empty a moment
+            // ago, and any byte arriving later raises a new edge: one recv saved per message.
+            if n < scratch.len() && !drain_all {
+                return;
+            }
+        }
+        // Budget spent with data perhaps still queued: no new edge will come for it.
+        self.mark_ready(index);
+    }
+
+    /// Counts `n` bytes received; the activity is stamped once the turn's reads are done.
+    fn note_read(&mut self, index: usize, n: usize) {
+        self.net.stats.bytes_in += n as u64;
+        self.net.touched.push((index, true));
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        conn.bytes_in += n as u64;
+        // A byte ends the first-byte timeout, the open phase's timer (a closing connection's
+        // timer is its linger timeout, which stays).
+        if let Phase::Open {
+            first_byte: Some(_),
+            ..
+        } = conn.phase
+        {
+            self.end_phase_timer(index);
+        }
+    }
+
+    /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
+    /// Keeps what the handler did not consume, within the input limit (S11, S16).
+    pub(crate) fn deliver(&mut self, index: usize, new: &[u8]) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        if conn.input.is_empty() {
+            if new.is_empty() {
+                return;
+            }
+            // The common case: nothing kept, the handler reads straight from the scratch buffer.
+            let consumed = self
+                .call(index, |h, cx| h.on_data(cx, new))
+                .unwrap_or(new.len())
+                .min(new.len());
+            let rest = &new[consumed..];
+            let Some(conn) = self.conn_at(index) else {
+                return;
+            };
+            if !rest.is_empty() && conn.is_open() {
+                conn.input.extend_from_slice(rest);
+            }
+        } else {
+            conn.input.extend_from_slice(new);
+            let input = conn.input.take();
+            let consumed = self
+                .call(index, |h, cx| h.on_data(cx, &input))
+                .unwrap_or(input.len())
+                .min(input.len());
+            let Some(conn) = self.conn_at(index) else {
+                return;
+            };
+            if conn.is_open() && consumed < input.len() {
+                let mut input = input;
+                input.drain(..consumed);
+                conn.input.set(input);
+            }
+        }
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.input.len() > conn.config.max_input {
+            let limit = conn.config.max_input;
+            self.close(
+                index,
+                CloseReason::protocol(format!("unconsumed input over {limit} bytes")),
+            );
+        }
+    }
+
+    /// The peer sent end of stream.
+    pub(crate) fn on_eof(&mut self, index: usize) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        conn.eof = true;
+        match conn.phase {
+            // A closing connection whose FIN is out is done; otherwise the flush ends it once
+            // the output is out.
+            Phase::Closing { fin_sent, .. } => {
+                if fin_sent {
+                    self.kill(index, CloseReason::PeerClosed);
+                }
+            }
+            Phase::Open { .. } => {
+                self.call(index, |h, cx| h.on_eof(cx));
+            }
+            Phase::Connecting { .. } | Phase::Dead => {}
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Every timer a connection can have, armed and fired here: the connect timeout, the first-byte
+//! timeout, the linger bound on a graceful close, the idle and write-stall watchdog, the
+//! application heartbeat and the handler's own timers (S8, S13, S24).
+//!
+//! # Implementation notes
+//! A timeout never ends early, measured from the event: activity is stamped with the clock
+//! read after the transfers and rounded up (`stamp_touched`, once after the reads and once
+//! after the flush of each turn, so before any idle check), durations become ticks rounded up, and every deadline
+//! is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
+//! wheel is polled with the turn's tick rounded down, so a timer fires only once its tick has
+//! begun.
+//!
+//! The idle and write-stall timeouts share one lazily re-armed watchdog: traffic only moves the
+//! stamps, and when the watchdog fires it checks them and re-arms for whichever is due next, so
+//! traffic costs no timer operation.
+
+use std::time::Duration;
+
+use timers::{Tick, TimerKey};
+
+use crate::core::conn::{Conn, Heartbeat, Phase};
+use crate::core::{Core, Net, Source};
+use crate::timer::{ticks_ceil, ConnTimer, TimerEntry};
+use crate::{CloseReason, ConnId, TimerId};
+
+impl<App> Net<App> {
+    /// Arms a timer `delay` from now.
+    pub(crate) fn arm(&mut self, delay: Duration, entry: TimerEntry) -> TimerKey {
+        let deadline = self.clock.deadline_after(delay);
+        self.wheel.insert(deadline, entry)
+    }
+
+    fn conn_id(&self, index: usize) -> Option<ConnId> {
+        self.id_at(index)
+    }
+
+    /// Arms the timer that bounds the opening phase: the connect timeout of an outgoing
+    /// connection, the first-byte timeout of an accepted one.
+    pub(crate) fn arm_opening(&mut self, index: usize) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        let timeout = match conn.phase {
+            Phase::Connecting { .. } => Some(conn.config.connect_timeout),
+            Phase::Open { .. } => conn.config.first_byte_timeout,
+            _ => None,
+        };
+        let (Some(timeout), Some(id)) = (timeout, self.conn_id(index)) else {
+            return;
+        };
+        let key = self.arm(timeout, TimerEntry::Conn(id, ConnTimer::Open));
+        match self.conn_at(index).map(|c| &mut c.phase) {
+            Some(Phase::Connecting { timer, .. }) => *timer = Some(key),
+            Some(Phase::Open { first_byte, .. }) => *first_byte = Some(key),
+            _ => {
+                self.wheel.cancel(key);
+            }
+        }
+    }
+
+    /// Stamps the connections with traffic since the last stamp with the clock read now,
+    /// rounded up. The reading comes after the transfers, so it is never earlier than the time
+    /// a byte arrived or left; one reading per turn instead of one per transfer.
+    pub(crate) fn stamp_touched(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let at = self.clock.now_ceil();
+        for i in 0..self.touched.len() {
+            let (index, read) = self.touched[i];
+            let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+                continue;
+            };
+            conn.last_activity = at;
+            if read {
+                if let Some(extras) = conn.extras.as_deref_mut() {
+                    extras.last_read = at;
+                }
+            }
+        }
+        self.touched.clear();
+    }
+
+    /// Cancels the timer bounding a connection's current phase: the phase ends, or what it
+    /// waited for came (the first byte, the connect verdict).
+    pub(crate) fn end_phase_timer(&mut self, index: usize) {
+        if let Some(key) = self.conn_at(index).and_then(|c| c.take_phase_timer()) {
+            self.wheel.cancel(key);
+        }
+    }
+
+    /// Arms the linger timer of a connection that just began closing: it bounds the whole
+    /// close, flush included, so a peer that never reads cannot hold the connection open.
+    pub(crate) fn arm_linger(&mut self, index: usize) {
+        let (Some(conn), Some(id)) = (self.sources.get(index), self.conn_id(index)) else {
+            return;
+        };
+        let Source::Conn(conn) = conn else {
+            return;
+        };
+        let linger = conn.config.linger_timeout;
+        let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
+        match self.conn_at(index).map(|c| &mut c.phase) {
+            Some(Phase::Closing { linger, .. }) => *linger = Some(key),
+            _ => {
+                self.wheel.cancel(key);
+            }
+        }
+    }
+
+    /// (Re-)arms the watchdog for the earlier of the idle deadline (open connections with an
+    /// idle timeout) and the write-stall deadline (queued output with a stall timeout), or
+    /// disarms it when neither applies. Moving an armed watchdog is O(1).
+    pub(crate) fn arm_watchdog(&mut self, index: usize) {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return;
+        };
+        let due = watchdog_due(conn);
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
+        let entry = TimerEntry::Conn(id, ConnTimer::Watchdog);
+        match (due, conn.watchdog) {
+            (None, None) => {}
+            (None, Some(key)) => {
+                conn.watchdog = None;
+                self.wheel.cancel(key);
+            }
+            (Some(due), Some(key)) => {
+                // Only ever move it earlier here; a later deadline is found when it fires.
+                if self.wheel.deadline(key).is_none_or(|at| at > due) && !self.wheel.reset(key, due)
+                {
+                    conn.watchdog = Some(self.wheel.insert(due, entry));
+                }
+            }
+            (Some(due), None) => conn.watchdog = Some(self.wheel.insert(due, entry)),
+        }
+    }
+
+    /// Changes a connection's idle timeout (`None`: none).
+    pub(crate) fn set_idle_timeout(&mut self, id: ConnId, idle: Option<Duration>) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.config.idle_timeout == idle {
+            return;
+        }
+        let mut config = (*conn.config).clone();
+        config.idle_timeout = idle;
+        conn.config = std::rc::Rc::new(config);
+        // A longer timeout is found lazily when the watchdog fires; a shorter one moves it now.
+        self.arm_watchdog(id.index as usize);
+    }
+
+    /// Arms a handler timer on a connection.
+    pub(crate) fn set_user_timer(
+        &mut self,
+        id: ConnId,
+        after: Duration,
+        tag: u64,
+    ) -> Option<TimerId> {
+        self.conn_ref(id)?;
+        let key = self.arm(after, TimerEntry::Conn(id, ConnTimer::User));
+        self.conn_mut(id)?.extras().user_timers.push((key, tag));
+        Some(TimerId { key, tag })
+    }
+
+    /// Cancels a handler timer. Returns whether it was armed.
+    pub(crate) fn cancel_user_timer(&mut self, id: ConnId, timer: TimerId) -> bool {
+        let Some(extras) = self.conn_mut(id).and_then(|c| c.extras.as_deref_mut()) else {
+            return false;
+        };
+        let before = extras.user_timers.len();
+        extras.user_timers.retain(|(k, _)| *k != timer.key);
+        if extras.user_timers.len() == before {
+            return false;
+        }
+        self.wheel.cancel(timer.key).is_some()
+    }
+
+    /// Arms an application heartbeat, replacing any previous one.
+    pub(crate) fn set_heartbeat(
+        &mut self,
+        id: ConnId,
+        interval: Duration,
+        read_idle: Duration,
+    ) -> bool {
+        self.cancel_heartbeat(id);
+        if self.conn_ref(id).is_none() {
+            return false;
+        }
+        let key = self.arm(interval, TimerEntry::Conn(id, ConnTimer::Heartbeat));
+        let now = self.clock.now_ceil();
+        let Some(conn) = self.conn_mut(id) else {
+            return false;
+        };
+        let extras = conn.extras();
+        extras.last_read = now;
+        extras.heartbeat = Some(Heartbeat {
+            key,
+            interval,
+            read_idle,
+        });
+        true
+    }
+
+    /// Stops a connection's heartbeat.
+    pub(crate) fn cancel_heartbeat(&mut self, id: ConnId) {
+        if let Some(hb) = self
+            .conn_mut(id)
+            .and_then(|c| c.extras.as_deref_mut())
+            .and_then(|x| x.heartbeat.take())
+        {
+            self.wheel.cancel(hb.key);
+        }
+    }
+
+    /// Cancels every timer of a connection being removed.
+    pub(crate) fn cancel_conn_timers(&mut self, conn: &mut Conn<App>) {
+        let mut extras = conn.extras.take().map(|b| *b).unwrap_or_default();
+        for key in [conn.take_phase_timer(), conn.watchdog.take()]
+            .into_iter()
+            .flatten()
+            .chain(extras.user_timers.drain(..).map(|(key, _)| key))
+            .chain(extras.heartbeat.take().map(|h| h.key))
+        {
+            self.wheel.cancel(key);
+        }
+        // The reason stays for `finalize` to report.
+        if extras.reason.is_some() {
+            conn.extras = Some(Box::new(extras));
+        }
+    }
+
+    /// Timers armed for a connection (for snapshots).
+    pub(crate) fn conn_timers(conn: &Conn<App>) -> usize {
+        [conn.phase_timer(), conn.watchdog].iter().flatten().count()
+            + conn
+                .extras
+                .as_ref()
+                .map_or(0, |x| x.user_timers.len() + x.heartbeat.is_some() as usize)
+    }
+}
+
+/// When the watchdog must next look at a connection: the earlier of its idle and write-stall
+/// deadlines, each a saturating sum rounded up.
+fn watchdog_due<App>(conn: &Conn<App>) -> Option<Tick> {
+    let idle_due = match (&conn.phase, conn.config.idle_timeout) {
+        (Phase::Open { .. }, Some(idle)) => {
+            Some(conn.last_activity.saturating_add(ticks_ceil(idle)))
+        }
+        _ => None,
+    };
+    let stall_due = match (&conn.phase, conn.output.progress()) {
+        (Phase::Dead, _) | (_, None) => None,
+        (_, Some(progress)) => conn
+            .config
+            .write_stall_timeout
+            .map(|t| progress.saturating_add(ticks_ceil(t))),
+    };
+    match (idle_due, stall_due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<App> Core<App> {
+    /// Fires one of a connection's timers.
+    pub(crate) fn fire_conn(&mut self, key: TimerKey, id: ConnId, kind: ConnTimer) {
+        let now = self.now;
+        let index = id.index as usize;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match kind {
+            ConnTimer::Open => {
+                if conn.phase_timer() != Some(key) {
+                    return;
+                }
+                conn.take_phase_timer();
+                match conn.phase {
+                    Phase::Connecting { .. } => self.kill(index, CloseReason::ConnectTimeout),
+                    Phase::Open { .. } => self.close(index, CloseReason::IdleTimeout),
+                    _ => {}
+                }
+            }
+            ConnTimer::Linger => {
+                if conn.phase_timer() != Some(key) {
+                    return;
+                }
+                conn.take_phase_timer();
+                self.kill(index, CloseReason::Local);
+            }
+            ConnTimer::Watchdog => {
+                conn.watchdog = None;
+                if let (Some(progress), Some(stall)) =
+                    (conn.output.progress(), conn.config.write_stall_timeout)
+                {
+                    if now >= progress.saturating_add(ticks_ceil(stall)) {
+                        log::debug!("#{index}: no write progress for {stall:?}");
+                        self.abort(index, CloseReason::TimedOut);
+                        return;
+                    }
+                }
+                if let (Phase::Open { .. }, Some(idle)) = (conn.phase, conn.config.idle_timeout) {
+                    if now >= conn.last_activity.saturating_add(ticks_ceil(idle)) {
+                        self.close(index, CloseReason::IdleTimeout);
+                    }
+                }
+                // Traffic since arming moved the deadlines: re-arm lazily for the next one.
+                self.arm_watchdog(index);
+            }
+            ConnTimer::Heartbeat => {
+                let is_open = conn.is_open();
+                let Some(extras) = conn.extras.as_deref_mut() else {
+                    return;
+                };
+                let Some(hb) = extras.heartbeat.as_ref() else {
+                    return;
+                };
+                if hb.key != key || !is_open {
+                    return;
+                }
+                let (interval, read_idle) = (hb.interval, hb.read_idle);
+                if now >= extras.last_read.saturating_add(ticks_ceil(read_idle)) {
+                    log::debug!("#{index}: nothing received for {read_idle:?}");
+                    extras.heartbeat = None;
+                    self.close(index, CloseReason::IdleTimeout);
+                    return;
+                }
+                let next = self.arm(interval, TimerEntry::Conn(id, ConnTimer::Heartbeat));
+                if let Some(hb) = self
+                    .conn_at(index)
+                    .and_then(|c| c.extras.as_deref_mut())
+                    .and_then(|x| x.heartbeat.as_mut())
+                {
+                    hb.key = next;
+                }
+                let timer = TimerId {
+                    key,
+                    tag: TimerId::HEARTBEAT,
+                };
+                self.call(index, |h, cx| h.on_timer(cx, timer));
+            }
+            ConnTimer::User => {
+                let dead = conn.is_dead();
+                let Some(extras) = conn.extras.as_deref_mut() else {
+                    return;
+                };
+                let Some(at) = extras.user_timers.iter().position(|(k, _)| *k == key) else {
+                    return;
+                };
+                let (_, tag) = extras.user_timers.swap_remove(at);
+                if dead {
+                    return;
+                }
+                let timer = TimerId { key, tag };
+                self.call(index, |h, cx| h.on_timer(cx, timer));
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Writing: queueing output on any connection, the end-of-turn flush with one gather write per
+//! connection, and backpressure by the connection's own queue (S3, S15, S21).
+//!
+//! # Implementation notes
+//! Output is only queued during a turn; the connection is marked dirty and flushed once at the
+//! end of the turn (or on a writable edge), so a handler that writes many times costs one
+//! `sendmsg`. A short write keeps the unsent tail in place. Above the high-water mark reading
+//! pauses and the handler hears `on_high_water`; at or below low water reading resumes (through
+//! the ready list, since no edge will come for input that queued meanwhile) and `on_drained`
+//! runs. Once the queue is empty, the `close` module moves a pending FIN along.
+
+use timers::Tick;
+
+use crate::core::conn::{Phase, WriteHalf};
+use crate::core::{Core, Net, Source};
+use crate::outbuf::OutQueue;
+use crate::{CloseReason, ConnId};
+
+impl<App> Net<App> {
+    pub(crate) fn mark_dirty(&mut self, index: usize) {
+        if let Some(conn) = self.conn_at(index) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    /// Queues output on a connection through `push`, which gets the value back if the
+    /// connection does not exist or no longer takes writes (it is then returned in `Err`).
+    /// Passing the hard cap aborts the connection as a slow consumer; the bytes are then
+    /// dropped with the rest of its output, and the call still succeeds.
+    pub(crate) fn queue<T>(
+        &mut self,
+        id: ConnId,
+        value: T,
+        len: impl FnOnce(&T) -> usize,
+        push: impl FnOnce(&mut OutQueue, T, Tick),
+    ) -> Result<(), T> {
+        let now = self.now;
+        let index = id.index as usize;
+        match self.conn_mut(id) {
+            Some(conn) if conn.accepts_writes() => {}
+            _ => return Err(value),
+        }
+        let incoming = len(&value);
+        // The loop-wide budget is enforced before the bytes are queued.
+        if !self.make_room(index, incoming) {
+            return Err(value);
+        }
+        let Some(conn) = self.conn_mut(id) else {
+            return Err(value);
+        };
+        let before = conn.output.len();
+        // The queue remembers `now` as its progress tick when it becomes non-empty: stall time
+        // counts from the moment output started waiting.
+        push(&mut conn.output, value, now);
+        let after = conn.output.len();
+        let over = after > conn.config.max_output;
+        self.queued_total += after - before;
+        if over {
+            self.stats.slow_consumers += 1;
+            self.abort(index, CloseReason::SlowConsumer);
+            return Ok(());
+        }
+        self.mark_dirty(index);
+        Ok(())
+    }
+
+    /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
+    /// must decide next, or `None` if the connection is not writable or a write error killed it.
+    fn write_out(&mut self, index: usize) -> Option<AfterWrite> {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return None;
+        };
+        if conn.is_connecting() || conn.is_dead() {
+            return None;
+        }
+        if !conn.output.is_empty() {
+            let now = self.now;
+            let crate::core::conn::Conn { stream, output, .. } = conn;
+            match output.flush(now, |iov| stream.write_vectored(iov)) {
+                Ok((_, written)) => {
+                    self.queued_total -= written;
+                    if written > 0 {
+                        conn.bytes_out += written as u64;
+                        self.stats.bytes_out += written as u64;
+                        self.touched.push((index, false));
+                    }
+                }
+                Err(e) => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("write to #{index}: {reason}");
+                    self.kill(index, reason);
+                    return None;
+                }
+            }
+        }
+        let queued = conn.output.len();
+        let config = &conn.config;
+        let water = match (conn.is_open(), conn.paused_by_output) {
+            (true, false) if queued > config.high_water => Water::High,
+            (true, true) if queued <= config.low_water => Water::Drained,
+            _ => Water::Same,
+        };
+        Some(AfterWrite {
+            queued,
+            water,
+            stall: config.write_stall_timeout.is_some(),
+            // A FIN waits for the queue to empty (checked here: most flushes have none).
+            fin_pending: matches!(
+                conn.phase,
+                Phase::Closing { .. }
+                    | Phase::Open {
+                        write: WriteHalf::ShutRequested,
+                        ..
+                    }
+            ),
+        })
+    }
+}
+
+/// What a flush decides after writing.
+struct AfterWrite {
+    /// Bytes still queued.
+    queued: usize,
+    /// Whether the queue crossed a water mark.
+    water: Water,
+    /// The connection has a write-stall timeout.
+    stall: bool,
+    /// A half-close or graceful close waits for the queue to empty.
+    fin_pending: bool,
+}
+
+/// A crossing of the water marks (S21).
+enum Water {
+    Same,
+    /// Above high water: stop reading.
+    High,
+    /// Back at or below low water: read again.
+    Drained,
+}
+
+impl<App> Core<App> {
+    /// Writes queued output, then applies the water marks and moves a close or half-close
+    /// along.
+    pub(crate) fn flush(&mut self, index: usize) {
+        let Some(after) = self.write_out(index) else {
+            return;
+        };
+
+        // Backpressure (S21): decided by our own queue, not by guessing kernel space.
+        match after.water {
+            Water::Same => {}
+            Water::High => {
+                if let Some(conn) = self.conn_at(index) {
+                    conn.paused_by_output = true;
+                }
+                self.call(index, |h, cx| h.on_high_water(cx));
+            }
+            Water::Drained => {
+                if let Some(conn) = self.conn_at(index) {
+                    conn.paused_by_output = false;
+                }
+                // Input may have queued up while paused, with no new edge to announce it.
+                self.mark_ready(index);
+                self.call(index, |h, cx| h.on_drained(cx));
+            }
+        }
+
+        if after.queued > 0 {
+            // Output is waiting on the peer: the watchdog must cover the write-stall deadline.
+            if after.stall {
+                self.arm_watchdog(index);
+            }
+            return;
+        }
+        if after.fin_pending {
+            self.flushed(index);
+        }
+    }
+}
