@@ -10,7 +10,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -344,5 +344,91 @@ fn a_thousand_concurrent_pairs() -> io::Result<()> {
     server
         .wait_for(WAIT, |r| (r.stats().open == 0).then_some(()))
         .expect("every pair closed");
+    Ok(())
+}
+
+/// `evdrive proxy` on the command line, its standard error read line by line.
+struct ProxyCli {
+    child: std::process::Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl ProxyCli {
+    fn start(upstream: SocketAddr, connect_timeout: &str) -> io::Result<ProxyCli> {
+        let mut child = std::process::Command::new(evdrive_tests::evdrive_binary())
+            .args(["proxy", "--listen", "127.0.0.1:0", "--upstream"])
+            .arg(upstream.to_string())
+            .args(["--connect-timeout", connect_timeout])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in io::BufRead::lines(io::BufReader::new(stderr)).map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut cli = ProxyCli {
+            child,
+            addr: localhost(),
+            lines,
+        };
+        let line = cli.wait_line("evdrive proxy listening on ")?;
+        let at = line.find("listening on ").expect("seen") + "listening on ".len();
+        cli.addr = line[at..]
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("an address");
+        Ok(cli)
+    }
+
+    /// The next line of standard error containing `needle`, within [`WAIT`].
+    fn wait_line(&self, needle: &str) -> io::Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .map_err(|_| io::Error::other(format!("no line with {needle:?}")))?;
+            if line.contains(needle) {
+                return Ok(line);
+            }
+        }
+    }
+}
+
+impl Drop for ProxyCli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The command line says at info why it closed a client: the upstream refused, or did not
+/// answer within `--connect-timeout`.
+#[test]
+fn the_cli_logs_why_a_client_was_closed() -> io::Result<()> {
+    let cli = ProxyCli::start(evdrive_tests::closed_port()?, "30")?;
+    let client = connect(cli.addr)?;
+    wait_closed(&client)?;
+    let line = cli.wait_line("closing client")?;
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains("refused the connection"), "{line}");
+
+    let (listener, _fillers) = unanswering_listener()?;
+    let cli = ProxyCli::start(listener.local_addr()?, "0.5")?;
+    let client = connect(cli.addr)?;
+    wait_closed(&client)?;
+    let line = cli.wait_line("closing client")?;
+    assert!(
+        line.contains("did not answer within the connect timeout"),
+        "{line}"
+    );
     Ok(())
 }
