@@ -53,7 +53,7 @@ mod transport;
 pub use config::{ConnConfig, ListenOptions};
 pub use core::conn::ConnId;
 pub use core::limits::Limits;
-pub use core::snapshot::ConnSnapshot;
+pub use core::snapshot::{ConnSnapshot, ConnStats};
 pub use core::tasks::TaskId;
 pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
