@@ -184,6 +184,15 @@ impl<'a, App> LoopCx<'a, App> {
         LoopCx { core }
     }
 
+    /// The core, for the loop-wide calls defined beside their feature (user sources).
+    pub(crate) fn core_mut(&mut self) -> &mut Core<App> {
+        self.core
+    }
+
+    pub(crate) fn core_ref(&self) -> &Core<App> {
+        self.core
+    }
+
     fn conns(&mut self) -> Conns<'_, App> {
         Conns {
             net: self.core.split().1,

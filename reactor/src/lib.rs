@@ -43,6 +43,7 @@ mod outbuf;
 mod protocol;
 mod reactor;
 mod socket;
+mod source;
 mod stats;
 pub mod sys;
 #[cfg(feature = "testing")]
@@ -59,10 +60,13 @@ pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
 pub use group::Group;
 pub use handle::Handle;
+/// What a user source is watched for ([`LoopCx::add_fd`], [`LoopCx::add_source`]).
+pub use mio::Interest;
 pub use outbuf::Shared;
 pub use protocol::Protocol;
 pub use reactor::Reactor;
 pub use socket::SocketRef;
+pub use source::{PostAction, SourceEvent, SourceId};
 pub use stats::{AcceptErrors, Stats};
 pub use sys::Keepalive;
 pub use timer::TimerId;
