@@ -74,11 +74,12 @@ fn broadcast(reactor: &mut Reactor<Clients>, line: &[u8]) {
 
 fn main() -> io::Result<()> {
     let mut reactor = Reactor::new(Clients::new())?;
-    let addr = reactor.listen(
+    let listener = reactor.listen(
         "127.0.0.1:7009".parse().unwrap(),
         ListenOptions::default(),
         |_, _| Client,
     )?;
+    let addr = reactor.listener_addr(listener)?;
     eprintln!("listening on {addr}; type lines to broadcast, Ctrl-D to quit");
 
     // Stdin without std's buffer in front of it: what `poll` reports is what `read` gets.

@@ -19,8 +19,7 @@ use crate::core::tasks::{Pace, TaskKind};
 use crate::core::{Core, Net};
 use crate::outbuf::OutQueue;
 use crate::{
-    CloseReason, ConnConfig, ConnId, ConnStats, ListenOptions, Protocol, Shared, SocketRef, Stats,
-    TaskId, TimerId,
+    CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,
 };
 
 /// The loop-wide context: what closures, signal callbacks, posted work and embedding code get
@@ -301,32 +300,6 @@ impl<'a, App> LoopCx<'a, App> {
     /// The counters of `conn`; see [`Conns::conn_stats`].
     pub fn conn_stats(&self, conn: ConnId) -> Option<ConnStats> {
         self.core.conn_stats(conn)
-    }
-
-    /// Listens on `addr` with the reactor's accept loop; see
-    /// [`Reactor::listen`](crate::Reactor::listen).
-    ///
-    /// # Errors
-    /// Any error of `socket`, the options, `bind` or `listen` (e.g. `EADDRINUSE`), or of the
-    /// registration with the poller.
-    pub fn listen<P, F>(
-        &mut self,
-        addr: SocketAddr,
-        opts: ListenOptions,
-        mut factory: F,
-    ) -> io::Result<SocketAddr>
-    where
-        P: Protocol<App> + 'static,
-        F: FnMut(&mut App, SocketAddr) -> P + 'static,
-    {
-        let socket = crate::transport::tcp::listen(addr, &opts)?;
-        let local = self.core.add_listener(
-            Box::new(socket),
-            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
-            &opts,
-        )?;
-        log::info!("listening on {local}");
-        Ok(local)
     }
 
     /// Opens an outgoing connection served by `handler` (S4). It gets `on_open` once connected,

@@ -39,7 +39,8 @@ fn foreign_poll_loop_drives_sockets_timers_and_a_pipe() -> io::Result<()> {
     let mut reactor = Reactor::new(Vec::new())?;
     let opts = ListenOptions::default()
         .with_conn(ConnConfig::default().with_idle_timeout(Some(Duration::from_millis(300))));
-    let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| Echo)?;
+    let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| Echo)?;
+    let addr = reactor.listener_addr(listener)?;
     let (mut pipe_r, mut pipe_w) = io::pipe()?;
 
     // The client runs in a thread: sends, reads the echo, then puts three lines into the pipe
