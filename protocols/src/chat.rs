@@ -93,6 +93,15 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
     base.with_max_output(MAX_OUTPUT)
 }
 
+/// The line a client past the connection limit gets before the close.
+pub const ROOM_FULL: &[u8] = b"* the room is full; try again later\n";
+
+/// What the chat sample does at the reactor's connection limit (S23): say [`ROOM_FULL`] and
+/// close.
+pub fn at_limit() -> reactor::AtLimit {
+    reactor::AtLimit::Reject(reactor::Goodbye::bytes(ROOM_FULL))
+}
+
 /// The chat room: who is here under which nickname. The reactor's user state for the chat
 /// server.
 ///

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::sys::Keepalive;
+use crate::AtLimit;
 
 /// Settings of one connection: buffer limits, timeouts and socket options.
 ///
@@ -190,6 +191,9 @@ pub struct ListenOptions {
     pub backoff_min: Duration,
     /// The longest such pause. Default 1 s.
     pub backoff_max: Duration,
+    /// What to do with new clients at the reactor's connection limit (S23): pause (the
+    /// default), reject with a goodbye, or shed the longest-idle connection.
+    pub at_limit: AtLimit,
     /// Settings of every accepted connection.
     pub conn: ConnConfig,
 }
@@ -256,6 +260,13 @@ impl ListenOptions {
         self
     }
 
+    /// Sets [`at_limit`](Self::at_limit).
+    #[must_use]
+    pub fn with_at_limit(mut self, at_limit: AtLimit) -> Self {
+        self.at_limit = at_limit;
+        self
+    }
+
     /// Sets [`conn`](Self::conn).
     #[must_use]
     pub fn with_conn(mut self, conn: ConnConfig) -> Self {
@@ -275,6 +286,7 @@ impl Default for ListenOptions {
             accepts_per_turn: 128,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
+            at_limit: AtLimit::Pause,
             conn: ConnConfig::default(),
         }
     }

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::transport::Acceptor;
-use crate::{ConnConfig, ListenOptions, Protocol};
+use crate::{AtLimit, ConnConfig, ListenOptions, Protocol};
 
 /// Makes the handler of each accepted connection.
 pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
@@ -46,6 +46,11 @@ pub(crate) struct Listener<App> {
     pub(super) episode_failures: u64,
     /// Paused at the reactor's connection limit; resumed when a connection closes.
     pub(super) at_limit: bool,
+    /// What to do with new clients at the connection limit.
+    pub(super) policy: AtLimit,
+    /// Settings of a rejected client's slot: the listener's, with a short linger and no
+    /// timeouts of the opening phase (the `reject` module).
+    pub(super) reject_conn: Rc<ConnConfig>,
     /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
     /// out. `None` while it could not be reserved again; the back-off timer retries.
     pub(super) spare: Option<OwnedFd>,
@@ -80,6 +85,8 @@ impl<App> Listener<App> {
             ready: false,
             episode_failures: 0,
             at_limit: false,
+            policy: opts.at_limit.clone(),
+            reject_conn: Rc::new(super::reject::config(&opts.conn)),
             spare_failure_logged: spare.is_none(),
             spare,
         })
