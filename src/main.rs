@@ -98,8 +98,10 @@ const CHAT_HELP: &str = "A chat room over lines of text: what a member types rea
     \x20 //text       a message starting with /\n\
     An unknown command gets an error line; the connection stays.\n\n\
     Limits: a line is at most 16 KiB (a longer one gets an error line, then that connection \
-    closes); a member who stops reading is disconnected once 256 KiB wait for it (slow \
-    consumer), without holding up the others.\n\n\
+    closes); a member who stops reading is disconnected (slow consumer) once 4 MiB wait for \
+    it, or more than 2 MiB for 5 seconds, without holding up the others; one who reads but is \
+    briefly behind keeps its place. Past --max-connections a client gets `* the room is \
+    full` and a close.\n\n\
     Timeouts: --idle-timeout closes a connection with no traffic either way, so in a busy room \
     it does not catch a member who only listens. --heartbeat SECS does: every SECS, a member \
     who sent nothing during the interval gets a `* ping` line, and one silent for 3 intervals \

@@ -179,6 +179,8 @@ pub(crate) struct Extras {
     pub(super) heartbeat: Option<Heartbeat>,
     /// Last tick a byte was received (the heartbeat's read-idle check).
     pub(super) last_read: Tick,
+    /// Armed while queued output is above the soft output limit (S21).
+    pub(super) soft_output: Option<TimerKey>,
 }
 
 impl<App> fmt::Debug for Conn<App> {
