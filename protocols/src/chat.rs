@@ -105,7 +105,7 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
 }
 
 /// The line a client past the connection limit gets before the close.
-pub const ROOM_FULL: &[u8] = b"* the room is full; try again later\n";
+pub const ROOM_FULL: &[u8] = b"* the room is full; try again later\r\n";
 
 /// What the chat sample does at the reactor's connection limit (S23): say [`ROOM_FULL`] and
 /// close.

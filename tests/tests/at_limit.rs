@@ -10,7 +10,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use evdrive_tests::{connect, localhost, Server, WAIT};
-use protocols::echo::Echo;
+use protocols::chat::{self, ChatConn, ChatRoom};
+use protocols::echo::{self, Echo};
 use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
 use reactor::{AtLimit, Goodbye, Limits, ListenOptions, Protocol};
@@ -198,4 +199,34 @@ fn redis_cli_and_curl_are_told_at_the_limit() -> io::Result<()> {
     assert_eq!(said, "Hello from evdrive\n");
     kv_server.shutdown(Duration::from_secs(1))?;
     http.shutdown(Duration::from_secs(1))
+}
+
+/// S23: the chat sample says the room is full, the echo sample just closes; both at once, with
+/// the one held connection still served.
+#[test]
+fn chat_says_the_room_is_full_and_echo_just_closes() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let room = one_at_a_time(ChatRoom::new, chat::at_limit(), |_, _| ChatConn::new())?;
+    let echo = one_at_a_time(|| (), echo::at_limit(), |_, _| Echo)?;
+    let mut member = connect(room.addr())?;
+    read_until(&mut member, &mut Vec::new(), b"/help")?;
+    let mut held = connect(echo.addr())?;
+    held.write_all(b"p")?;
+    read_until(&mut held, &mut Vec::new(), b"p")?;
+
+    for (server, goodbye) in [(room.addr(), chat::ROOM_FULL), (echo.addr(), &b""[..])] {
+        match client(server)? {
+            Outcome::Told(got, after) => {
+                assert_eq!(got, goodbye);
+                assert!(after < TOLD_WITHIN, "told after {after:?}");
+            }
+            Outcome::Served(_) => panic!("served past the limit"),
+        }
+    }
+    member.write_all(b"still here\n")?;
+    held.write_all(b"q")?;
+    read_until(&mut held, &mut Vec::new(), b"q")?;
+    drop((member, held));
+    room.shutdown(Duration::from_secs(1))?;
+    echo.shutdown(Duration::from_secs(1))
 }
