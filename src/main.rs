@@ -267,7 +267,8 @@ fn listen_admin<App: AppMetrics + 'static>(
 ) -> io::Result<SocketAddr> {
     let mut opts = ListenOptions::default();
     opts.conn.idle_timeout = Some(Duration::from_secs(60));
-    reactor.listen(addr, opts, |_, _| AdminServer::new())
+    let id = reactor.listen(addr, opts, |_, _| AdminServer::new())?;
+    reactor.listener_addr(id)
 }
 
 /// Prints every connection of the reactor to standard error.
@@ -325,7 +326,8 @@ where
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         reactor.set_limits(limits);
-        let bound = reactor.listen(addr, opts, factory)?;
+        let listener = reactor.listen(addr, opts, factory)?;
+        let bound = reactor.listener_addr(listener)?;
         if let Some(admin) = admin {
             let admin = listen_admin(&mut reactor, admin)?;
             eprintln!("evdrive {sample} admin on {admin}");

@@ -69,7 +69,8 @@ fn clients_past_the_limit_get_their_goodbye_and_new_ones_are_served_after_a_clos
         || (),
         move |r| {
             r.set_limits(Limits::default().with_max_connections(LIMIT));
-            r.listen(localhost(), opts, |_, _| Echo)
+            let id = r.listen(localhost(), opts, |_, _| Echo)?;
+            r.listener_addr(id)
         },
     )?;
     let addr = server.addr();
@@ -142,7 +143,8 @@ fn one_at_a_time<App: 'static, P: Protocol<App> + 'static>(
     let opts = ListenOptions::default().with_at_limit(at_limit);
     Server::start(app, move |r| {
         r.set_limits(Limits::default().with_max_connections(1));
-        r.listen(localhost(), opts, factory)
+        let id = r.listen(localhost(), opts, factory)?;
+        r.listener_addr(id)
     })
 }
 

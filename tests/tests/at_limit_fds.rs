@@ -67,7 +67,8 @@ fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> 
         || (),
         move |r| {
             r.set_limits(Limits::default().with_max_connections(LIMIT));
-            r.listen(localhost(), opts, |_, _| Echo)
+            let id = r.listen(localhost(), opts, |_, _| Echo)?;
+            r.listener_addr(id)
         },
     )?;
     let turns_before = server.stats().turns;

@@ -23,7 +23,8 @@ fn limited_echo(limits: Limits, at_limit: AtLimit) -> io::Result<(Server<()>, Ob
         || (),
         move |r| {
             r.set_limits(limits);
-            r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))
+            let id = r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))?;
+            r.listener_addr(id)
         },
     )?;
     Ok((server, observer))

@@ -97,13 +97,13 @@ pub fn at_limit() -> reactor::AtLimit {
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(KvStore::new())?;
-/// let addr = reactor.listen(
+/// let listener = reactor.listen(
 ///     "127.0.0.1:0".parse().unwrap(),
 ///     ListenOptions::default(),
 ///     |_store, _peer| KvConn::new(),
 /// )?;
 /// assert!(reactor.app().is_empty());
-/// # let _ = addr;
+/// # let _ = listener;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Default)]
