@@ -5,6 +5,7 @@
 //! evdrive chat [--listen 127.0.0.1:7000]     line-based chat room (nc, socat, telnet)
 //! evdrive http [--listen 127.0.0.1:8080]     HTTP/1.1 with keep-alive (curl, wrk)
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
+//! evdrive udp-echo [--listen 127.0.0.1:7007] UDP echo (nc -u, socat)
 //! ```
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
 //! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
@@ -12,6 +13,8 @@
 //!
 //! Every subcommand is a call to [`serve`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
+
+mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -70,6 +73,9 @@ enum Command {
     /// Redis-protocol key-value store (default 127.0.0.1:6380). Try `redis-cli -p 6380`.
     #[command(long_about = KV_HELP, after_long_help = RUNTIME_HELP)]
     Kv(Common),
+    /// UDP echo: every datagram is sent back (default 127.0.0.1:7007). Try `nc -u 127.0.0.1
+    /// 7007`.
+    UdpEcho(udp::UdpEchoArgs),
 }
 
 /// What every subcommand's long help ends with.
@@ -408,6 +414,7 @@ fn main() -> ExitCode {
             KvStore::new,
             |_, _| KvConn::new(),
         ),
+        Command::UdpEcho(args) => udp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

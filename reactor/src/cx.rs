@@ -158,6 +158,16 @@ impl<'a, App> LoopCx<'a, App> {
         LoopCx { core }
     }
 
+    /// The core, for the contexts of other kinds of source (UDP sockets).
+    pub(crate) fn core_mut(&mut self) -> &mut Core<App> {
+        self.core
+    }
+
+    /// The core, read-only.
+    pub(crate) fn core_ref(&self) -> &Core<App> {
+        self.core
+    }
+
     fn conns(&mut self) -> Conns<'_, App> {
         Conns {
             net: self.core.split().1,

@@ -49,6 +49,7 @@ pub mod sys;
 pub mod testing;
 mod timer;
 mod transport;
+mod udp;
 
 pub use config::{ConnConfig, ListenOptions};
 pub use core::conn::ConnId;
@@ -66,3 +67,4 @@ pub use socket::SocketRef;
 pub use stats::{AcceptErrors, Stats};
 pub use sys::Keepalive;
 pub use timer::TimerId;
+pub use udp::{Datagrams, SendPolicy, Sent, UdpConfig, UdpCx, UdpId, UdpStats};

@@ -51,6 +51,7 @@ mod read;
 pub(crate) mod snapshot;
 pub(crate) mod tasks;
 mod timeouts;
+pub(crate) mod udp;
 mod write;
 
 /// How many reads one connection gets per turn before others are served (fairness); it is then
@@ -66,6 +67,8 @@ pub(crate) enum Source<App> {
     /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
     Listener(Box<Listener<App>>),
     Conn(Conn<App>),
+    /// A UDP socket (S30); boxed like listeners, for the slab's element size.
+    Udp(Box<udp::UdpSource<App>>),
     /// The read end of the signal pipe.
     Signals,
     /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
@@ -239,6 +242,7 @@ impl<App> Core<App> {
                     l.ready = false;
                     self.accept(index);
                 }
+                Some(Source::Udp(_)) => self.udp_from_ready_list(index),
                 _ => {}
             }
         }
@@ -260,6 +264,10 @@ impl<App> Core<App> {
                     .socket
                     .take_readiness()
                     .then(crate::transport::Readiness::default),
+                Some(Source::Udp(_)) => {
+                    self.udp_injected(index);
+                    None
+                }
                 _ => None,
             };
             if let Some(ready) = ready {
@@ -296,6 +304,7 @@ impl<App> Core<App> {
                     self.read(index, scratch, drain_all);
                 }
             }
+            Some(Source::Udp(_)) => self.udp_ready(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
             Some(Source::Waker) => return Some(Internal::Waker),
             None => {}
@@ -354,6 +363,7 @@ impl<App> Core<App> {
             TimerEntry::ListenerResume(index) => self.resume_listener(index as usize),
             TimerEntry::Task(index) => self.run_task(index as usize),
             TimerEntry::ShutdownDeadline => self.shutdown_deadline(),
+            TimerEntry::Udp(id, kind) => self.fire_udp(key, id, kind),
         }
     }
 }
