@@ -159,7 +159,9 @@ impl<App> Net<App> {
             Ok(n) => {
                 u.stats.sent += 1;
                 u.stats.bytes_sent += n as u64;
-                if u.idle.is_some() {
+                let idle = u.idle.is_some();
+                self.stats.bytes_out += n as u64;
+                if idle {
                     self.touched_udp(index);
                 }
                 Ok(Sent::Now)
@@ -207,6 +209,7 @@ impl<App> Net<App> {
             return false;
         }
         let mut ended = None;
+        let mut out = 0;
         while !u.queue.is_empty() {
             // The queued path only: one small vector per batch of up to MAX_BATCH datagrams.
             let mut batch = Vec::with_capacity(crate::sys::MAX_BATCH);
@@ -219,6 +222,7 @@ impl<App> Net<App> {
                     let bytes = u.queue.pop(n);
                     u.stats.sent += n as u64;
                     u.stats.bytes_sent += bytes;
+                    out += bytes;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -235,7 +239,9 @@ impl<App> Net<App> {
             }
         }
         let emptied = u.queue.is_empty();
-        if u.idle.is_some() {
+        let idle = u.idle.is_some();
+        self.stats.bytes_out += out;
+        if idle {
             self.touched_udp(index);
         }
         if let Some(reason) = ended {
@@ -351,8 +357,8 @@ impl<App> Core<App> {
         }
     }
 
-    /// Reads batches until the kernel has no more (edge-triggered), the read budget is spent
-    /// (then the socket goes on the ready list), or the socket closes.
+    /// Reads batches until the kernel has no more (`EAGAIN` or a short batch; edge-triggered),
+    /// the read budget is spent (then the socket goes on the ready list), or the socket closes.
     fn read_udp(&mut self, index: usize) {
         let Some(u) = self.udp_at(index) else { return };
         let mut budget = u.config.reads_per_turn;
@@ -378,6 +384,9 @@ impl<App> Core<App> {
                     1
                 })
             };
+            // A short batch found the receive queue empty, as a short read does for a
+            // stream: the next datagram raises a new edge, so no read to `EAGAIN` is needed.
+            let batched = metas.len() > 1;
             let n = match result {
                 Ok(n) => n,
                 Err(e) => {
@@ -397,6 +406,9 @@ impl<App> Core<App> {
             };
             any = true;
             u.stats.recv_calls += 1;
+            let bytes: usize = metas.iter().take(n).map(|m| m.len).sum();
+            self.net.stats.bytes_in += bytes as u64;
+            let Some(u) = self.udp_at(index) else { return };
             let peer = if u.connected {
                 u.sock.peer_addr().ok()
             } else {
@@ -423,9 +435,13 @@ impl<App> Core<App> {
                     self.call_udp(index, |h, cx| h.on_datagram(cx, data, from));
                 }
             }
+            let short = batched && n < metas.len();
             if let Some(u) = self.udp_at(index) {
                 u.buf = Some(buf);
                 u.metas = metas;
+            }
+            if short {
+                break;
             }
         }
         if any && self.udp_at(index).is_some_and(|u| u.idle.is_some()) {
