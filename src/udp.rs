@@ -19,6 +19,7 @@ pub(crate) struct UdpEchoArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Datagrams read per system call (recvmmsg); 1 reads with one recvmsg per datagram.
+    /// Above 1, the replies of each batch also go out together with one sendmmsg.
     #[arg(long, default_value_t = 16, value_name = "N")]
     batch: usize,
     /// The largest datagram echoed; longer ones are reported as truncated and dropped.
@@ -42,6 +43,7 @@ pub(crate) fn run(args: &UdpEchoArgs) -> io::Result<()> {
     };
     let config = UdpConfig::new()
         .with_batch(args.batch)
+        .with_batch_sends(args.batch > 1)
         .with_max_datagram(args.max_datagram)
         .with_policy(policy);
     let mut reactor = Reactor::new(())?;

@@ -85,6 +85,37 @@ fn eagain_queues_in_order_until_writable() -> io::Result<()> {
     Ok(())
 }
 
+/// S30: with `batch_sends`, the replies of one read batch go out in one batch send, in order;
+/// what the kernel does not take is queued behind them.
+#[test]
+fn replies_of_a_batch_go_out_in_one_send() -> io::Result<()> {
+    let mut h = Harness::new(Log::default())?;
+    let config = UdpConfig::new().with_batch(16).with_batch_sends(true);
+    let (id, peer) = h.bind_udp(local(), None, config, Echo);
+    for seq in 0..10 {
+        peer.send(&datagram(seq, 3), client());
+    }
+    h.settle()?;
+    assert!(h.app().outcomes.iter().all(|s| *s == Sent::Batched));
+    let sent: Vec<Vec<u8>> = peer.take_sent().into_iter().map(|(d, _)| d).collect();
+    assert_eq!(sent, (0..10).map(|s| datagram(s, 3)).collect::<Vec<_>>());
+    let stats = h.reactor().cx().udp_stats(id).unwrap();
+    assert_eq!((stats.sent, stats.send_calls, stats.recv_calls), (10, 1, 1));
+
+    peer.set_send_budget(Some(4));
+    for seq in 10..16 {
+        peer.send(&datagram(seq, 3), client());
+    }
+    h.settle()?;
+    assert_eq!(peer.take_sent().len(), 4);
+    assert_eq!(h.reactor().cx().udp_stats(id).unwrap().queued, 2);
+    peer.set_send_budget(None);
+    h.settle()?;
+    let sent: Vec<Vec<u8>> = peer.take_sent().into_iter().map(|(d, _)| d).collect();
+    assert_eq!(sent, vec![datagram(14, 3), datagram(15, 3)]);
+    Ok(())
+}
+
 /// S30: with the drop policy, a send that meets `EAGAIN` is dropped and counted.
 #[test]
 fn eagain_drops_and_counts_with_the_drop_policy() -> io::Result<()> {
@@ -243,13 +274,15 @@ proptest! {
         drop_policy in any::<bool>(),
         batch in 1usize..8,
         max_queued in 0usize..6,
+        batch_sends in any::<bool>(),
     ) {
         let mut h = Harness::new(Log::default()).unwrap();
         let policy = if drop_policy { SendPolicy::Drop } else { SendPolicy::Queue };
         let config = UdpConfig::new()
             .with_policy(policy)
             .with_batch(batch)
-            .with_queue(max_queued, 1 << 20);
+            .with_queue(max_queued, 1 << 20)
+            .with_batch_sends(batch_sends);
         let (id, peer) = h.bind_udp(local(), None, config, Echo);
         let mut arrived = 0u32;
         let mut sent = Vec::new();

@@ -56,6 +56,13 @@ pub(crate) struct UdpSource<App> {
     last_activity: Tick,
     /// Handler timers and their tags.
     user_timers: Vec<(TimerKey, u64)>,
+    /// A read batch is being delivered and its replies are gathered (`batch_sends`).
+    deferring: bool,
+    /// The gathered replies' bytes, back to back; reused, so gathering allocates nothing in
+    /// steady state.
+    out_bytes: Vec<u8>,
+    /// Each gathered reply: its start in `out_bytes`, its length and its destination.
+    out_meta: Vec<(usize, usize, Option<SocketAddr>)>,
 }
 
 impl<App> UdpSource<App> {
@@ -149,6 +156,16 @@ impl<App> Net<App> {
         let Some(u) = self.udp_mut(id) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        if u.deferring && u.queue.is_empty() {
+            if u.out_meta.len() < crate::sys::MAX_BATCH {
+                u.out_meta.push((u.out_bytes.len(), data.len(), to));
+                u.out_bytes.extend_from_slice(data);
+                return Ok(Sent::Batched);
+            }
+            // A full batch goes out now; this one starts the next (or waits in the queue).
+            self.flush_batched(index);
+            return self.udp_send(id, data, to);
+        }
         let result = if u.queue.is_empty() {
             u.sock.send_one(data, to)
         } else {
@@ -158,6 +175,7 @@ impl<App> Net<App> {
         match result {
             Ok(n) => {
                 u.stats.sent += 1;
+                u.stats.send_calls += 1;
                 u.stats.bytes_sent += n as u64;
                 let idle = u.idle.is_some();
                 self.stats.bytes_out += n as u64;
@@ -191,6 +209,70 @@ impl<App> Net<App> {
         }
     }
 
+    /// Sends the replies gathered during a read batch with `sendmmsg`. What the kernel does not
+    /// take meets the socket's policy as a send that would block does: queued (in order, within
+    /// the bound) or dropped and counted.
+    fn flush_batched(&mut self, index: usize) {
+        let Some(u) = self.udp_at(index) else { return };
+        if u.out_meta.is_empty() {
+            return;
+        }
+        let (mut done, mut out, mut ended) = (0, 0u64, None);
+        while done < u.out_meta.len() && ended.is_none() {
+            let batch: Vec<(&[u8], Option<SocketAddr>)> = u.out_meta[done..]
+                .iter()
+                .take(crate::sys::MAX_BATCH)
+                .map(|&(start, len, to)| (&u.out_bytes[start..start + len], to))
+                .collect();
+            match u.sock.send_batch(&batch) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let bytes: usize = batch[..n].iter().map(|(d, _)| d.len()).sum();
+                    u.stats.sent += n as u64;
+                    u.stats.send_calls += 1;
+                    u.stats.bytes_sent += bytes as u64;
+                    out += bytes as u64;
+                    done += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    done += 1;
+                    u.stats.send_errors += 1;
+                    u.stats.dropped += 1;
+                    if u.connected && ends_connected(&e) {
+                        ended = Some(CloseReason::from_io(e));
+                    } else {
+                        log::debug!("udp #{index}: send failed: {e}");
+                    }
+                }
+            }
+        }
+        // The kernel would block (or the socket ended): the rest waits or is dropped.
+        for &(start, len, to) in &u.out_meta[done..] {
+            let queued = ended.is_none()
+                && u.config.policy == SendPolicy::Queue
+                && u.queue.push(
+                    &u.out_bytes[start..start + len],
+                    to,
+                    u.config.max_queued,
+                    u.config.max_queued_bytes,
+                );
+            if !queued {
+                u.stats.dropped += 1;
+            }
+        }
+        u.out_meta.clear();
+        u.out_bytes.clear();
+        let idle = u.idle.is_some();
+        self.stats.bytes_out += out;
+        if idle {
+            self.touched_udp(index);
+        }
+        if let Some(reason) = ended {
+            self.kill_udp(index, reason);
+        }
+    }
+
     /// Records activity for the idle timeout (the clock read once per call, after the I/O).
     fn touched_udp(&mut self, index: usize) {
         let at = self.clock.now_ceil();
@@ -221,6 +303,7 @@ impl<App> Net<App> {
                 Ok(n) => {
                     let bytes = u.queue.pop(n);
                     u.stats.sent += n as u64;
+                    u.stats.send_calls += 1;
                     u.stats.bytes_sent += bytes;
                     out += bytes;
                 }
@@ -286,6 +369,9 @@ impl<App> Core<App> {
             idle: None,
             last_activity: self.net.clock.now_ceil(),
             user_timers: Vec::new(),
+            deferring: false,
+            out_bytes: Vec::new(),
+            out_meta: Vec::new(),
         })));
         let id = UdpId {
             index: index as u32,
@@ -414,6 +500,7 @@ impl<App> Core<App> {
             } else {
                 None
             };
+            u.deferring = u.config.batch_sends;
             for (i, meta) in metas.iter().take(n).enumerate() {
                 let Some(u) = self.udp_at(index) else { return };
                 if u.dead.is_some() {
@@ -439,7 +526,9 @@ impl<App> Core<App> {
             if let Some(u) = self.udp_at(index) {
                 u.buf = Some(buf);
                 u.metas = metas;
+                u.deferring = false;
             }
+            self.flush_batched(index);
             if short {
                 break;
             }
@@ -529,7 +618,7 @@ impl<App> Core<App> {
             "udp #{index} closed: {reason} (in {}, out {}, dropped {})",
             u.stats.received,
             u.stats.sent,
-            u.stats.dropped + u.queue.clear() as u64
+            u.stats.dropped + u.queue.clear() as u64 + u.out_meta.len() as u64
         );
         if let Some(mut handler) = u.handler.take() {
             handler.on_close(self.app(), reason);

@@ -18,7 +18,9 @@
 //! is read again next turn without waiting for a new edge.
 //!
 //! # Sending
-//! A send goes to the kernel at once. When it would block (`EAGAIN`: the socket's send buffer
+//! A send goes to the kernel at once, or, with [`UdpConfig::batch_sends`], the sends made while
+//! a read batch is delivered go out together in one `sendmmsg` after it. When a send would
+//! block (`EAGAIN`: the socket's send buffer
 //! is full), the datagram is queued within [`UdpConfig::max_queued`] datagrams and
 //! [`UdpConfig::max_queued_bytes`] bytes and sent, in order and with `sendmmsg`, when the socket
 //! is writable again; past the bound, or always with [`SendPolicy::Drop`], it is dropped and
@@ -72,6 +74,10 @@ pub enum Sent {
     Queued,
     /// Dropped and counted: the queue was full, or the policy is [`SendPolicy::Drop`].
     Dropped,
+    /// Gathered with the other replies of the read batch being delivered, and sent with them
+    /// in one `sendmmsg` once the batch is delivered ([`UdpConfig::batch_sends`]); if the
+    /// kernel then would block, queued or dropped and counted as any send.
+    Batched,
 }
 
 /// How a UDP socket reads, queues and times out.
@@ -93,6 +99,9 @@ pub struct UdpConfig {
     /// Closes the socket with [`CloseReason::IdleTimeout`] after this long without a datagram
     /// in or out.
     pub idle_timeout: Option<Duration>,
+    /// Gathers the datagrams sent while a read batch is delivered (the replies, typically) and
+    /// sends them after the batch with one `sendmmsg` instead of one `sendto` each.
+    pub batch_sends: bool,
 }
 
 impl Default for UdpConfig {
@@ -105,6 +114,7 @@ impl Default for UdpConfig {
             max_queued_bytes: 1 << 20,
             policy: SendPolicy::Queue,
             idle_timeout: None,
+            batch_sends: false,
         }
     }
 }
@@ -147,6 +157,13 @@ impl UdpConfig {
         self
     }
 
+    /// Gathers the replies of a read batch into one `sendmmsg` (see
+    /// [`batch_sends`](Self::batch_sends)).
+    pub fn with_batch_sends(mut self, on: bool) -> Self {
+        self.batch_sends = on;
+        self
+    }
+
     /// Sets the idle timeout (`None`: none).
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.idle_timeout = idle;
@@ -178,6 +195,9 @@ pub struct UdpStats {
     pub queued: u64,
     /// Receive system calls that returned datagrams.
     pub recv_calls: u64,
+    /// Send system calls that the kernel took datagrams from (one per `sendto`, one per
+    /// `sendmmsg` however many it took).
+    pub send_calls: u64,
 }
 
 /// The handler of a UDP socket: datagrams in, replies through [`UdpCx::send_to`].
