@@ -5,9 +5,9 @@
  *     ./udp_echo --listen 127.0.0.1:7004 [--batch N]     (then: nc -u 127.0.0.1 7004)
  *
  * One socket, one epoll set, registered once for EPOLLIN with EPOLLET. On each event it reads
- * until EAGAIN: with --batch 1 one recvfrom per datagram, otherwise recvmmsg of up to N
- * datagrams into N slots of 64 KiB, and every reply goes straight back with sendto (a reply
- * the kernel cannot take is dropped, as a UDP server without a queue does).
+ * until EAGAIN: with --batch 1 one recvfrom and one sendto per datagram, otherwise recvmmsg of
+ * up to N datagrams into N slots of 64 KiB and the batch's replies back with one sendmmsg (a
+ * reply the kernel cannot take is dropped, as a UDP server without a queue does).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -90,8 +90,19 @@ int main(int argc, char **argv) {
                 count = recvmmsg(fd, hdrs, batch, MSG_DONTWAIT, NULL);
                 if (count < 0) { if (errno == EINTR) continue; break; }
             }
-            for (int i = 0; i < count; i++)
-                sendto(fd, bufs[i], hdrs[i].msg_len, 0, (struct sockaddr *)&from[i], sizeof from[i]);
+            if (batch == 1) {
+                sendto(fd, bufs[0], hdrs[0].msg_len, 0, (struct sockaddr *)&from[0], sizeof from[0]);
+            } else {
+                /* The same headers carry the replies: each iovec cut to its datagram's length,
+                 * each name the sender's address the kernel filled in. */
+                for (int i = 0; i < count; i++) iovs[i].iov_len = hdrs[i].msg_len;
+                int sent = 0;
+                while (sent < count) {
+                    int r = sendmmsg(fd, hdrs + sent, count - sent, 0);
+                    if (r <= 0) break;
+                    sent += r;
+                }
+            }
             /* A short batch found the queue empty: the next datagram raises a new edge. */
             if (batch > 1 && count < batch) break;
         }
