@@ -7,6 +7,7 @@
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
 //! evdrive proxy --upstream ADDR [--listen 127.0.0.1:7100] [--connect-timeout SECS]
 //!                                             TCP forwarder
+//! evdrive udp-echo [--listen 127.0.0.1:7007] UDP echo (nc -u, socat)
 //! ```
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
 //! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
@@ -14,6 +15,8 @@
 //!
 //! Every subcommand is a call to [`serve`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
+
+mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -78,6 +81,9 @@ enum Command {
     /// TCP forwarder to --upstream (default 127.0.0.1:7100). Try `nc 127.0.0.1 7100`.
     #[command(long_about = PROXY_HELP, after_long_help = RUNTIME_HELP)]
     Proxy(ProxyArgs),
+    /// UDP echo: every datagram is sent back (default 127.0.0.1:7007). Try `nc -u 127.0.0.1
+    /// 7007`.
+    UdpEcho(udp::UdpEchoArgs),
 }
 
 /// What every subcommand's long help ends with.
@@ -515,6 +521,7 @@ fn main() -> ExitCode {
                 move |_, _| ProxyClient::new(upstream, upstream_config.clone()),
             )
         }
+        Command::UdpEcho(args) => udp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,3 +17,4 @@ pub mod fuzz;
 pub mod http_server;
 pub mod kv;
 pub mod proxy;
+pub mod udp_echo;

@@ -183,11 +183,13 @@ impl<'a, App> LoopCx<'a, App> {
         LoopCx { core }
     }
 
-    /// The core, for the loop-wide calls defined beside their feature (user sources).
+    /// The core, for the loop-wide calls defined beside their feature (user sources, UDP
+    /// sockets).
     pub(crate) fn core_mut(&mut self) -> &mut Core<App> {
         self.core
     }
 
+    /// The core, read-only.
     pub(crate) fn core_ref(&self) -> &Core<App> {
         self.core
     }

@@ -213,6 +213,9 @@ impl<App> Net<App> {
 impl<App> Core<App> {
     /// Removes a dead connection and reports it to its handler: the one place `on_close` runs.
     pub(crate) fn finalize(&mut self, index: usize) {
+        if self.finalize_udp(index) {
+            return;
+        }
         if !self.conn_at(index).is_some_and(|c| c.is_dead()) {
             return;
         }

@@ -56,6 +56,7 @@ pub(crate) mod snapshot;
 pub(crate) mod sources;
 pub(crate) mod tasks;
 mod timeouts;
+pub(crate) mod udp;
 mod write;
 
 /// How many reads one connection gets per turn before others are served (fairness); it is then
@@ -71,6 +72,8 @@ pub(crate) enum Source<App> {
     /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
     Listener(Box<Listener<App>>),
     Conn(Conn<App>),
+    /// A UDP socket (S30); boxed like listeners, for the slab's element size.
+    Udp(Box<udp::UdpSource<App>>),
     /// The read end of the signal pipe.
     Signals,
     /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
@@ -249,6 +252,7 @@ impl<App> Core<App> {
                     l.ready = false;
                     self.accept(index);
                 }
+                Some(Source::Udp(_)) => self.udp_from_ready_list(index),
                 _ => {}
             }
         }
@@ -270,6 +274,10 @@ impl<App> Core<App> {
                     .socket
                     .take_readiness()
                     .then(crate::transport::Readiness::default),
+                Some(Source::Udp(_)) => {
+                    self.udp_injected(index);
+                    None
+                }
                 _ => None,
             };
             if let Some(ready) = ready {
@@ -306,6 +314,7 @@ impl<App> Core<App> {
                     self.read(index, scratch, drain_all);
                 }
             }
+            Some(Source::Udp(_)) => self.udp_ready(index, ready),
             Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
             Some(Source::Waker) => return Some(Internal::Waker),
@@ -365,6 +374,7 @@ impl<App> Core<App> {
             TimerEntry::ListenerResume(index) => self.resume_listener(index as usize),
             TimerEntry::Task(index) => self.run_task(index as usize),
             TimerEntry::ShutdownDeadline => self.shutdown_deadline(),
+            TimerEntry::Udp(id, kind) => self.fire_udp(key, id, kind),
         }
     }
 }
