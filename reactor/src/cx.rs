@@ -16,6 +16,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::core::{Core, Net};
+
+mod unix;
 use crate::outbuf::OutQueue;
 use crate::{
     CloseReason, ConnConfig, ConnId, ListenOptions, Protocol, Shared, SocketRef, Stats, TaskId,

@@ -42,6 +42,9 @@ pub enum CloseReason {
     Aborted,
     /// The reactor shut down.
     Shutdown,
+    /// The connection's descriptor was taken out of the reactor, still open
+    /// ([`Cx::detach`](crate::Cx::detach), S29): it lives on elsewhere.
+    Detached,
     /// Any other I/O error.
     Io(io::Error),
 }
@@ -63,12 +66,13 @@ pub enum CloseKind {
     Local,
     Aborted,
     Shutdown,
+    Detached,
     Io,
 }
 
 impl CloseKind {
     /// Every kind, in declaration order (the index used by counters).
-    pub const ALL: [CloseKind; 14] = [
+    pub const ALL: [CloseKind; 15] = [
         CloseKind::PeerClosed,
         CloseKind::Reset,
         CloseKind::BrokenPipe,
@@ -82,6 +86,7 @@ impl CloseKind {
         CloseKind::Local,
         CloseKind::Aborted,
         CloseKind::Shutdown,
+        CloseKind::Detached,
         CloseKind::Io,
     ];
 }
@@ -126,6 +131,7 @@ impl CloseReason {
             CloseReason::Local => CloseKind::Local,
             CloseReason::Aborted => CloseKind::Aborted,
             CloseReason::Shutdown => CloseKind::Shutdown,
+            CloseReason::Detached => CloseKind::Detached,
             CloseReason::Io(_) => CloseKind::Io,
         }
     }
@@ -134,7 +140,10 @@ impl CloseReason {
     pub fn is_clean(&self) -> bool {
         matches!(
             self,
-            CloseReason::PeerClosed | CloseReason::Local | CloseReason::Shutdown
+            CloseReason::PeerClosed
+                | CloseReason::Local
+                | CloseReason::Shutdown
+                | CloseReason::Detached
         )
     }
 }
@@ -155,6 +164,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Aborted => f.write_str("aborted locally"),
             CloseReason::Shutdown => f.write_str("reactor shut down"),
+            CloseReason::Detached => f.write_str("descriptor detached from the reactor"),
             CloseReason::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -49,6 +49,7 @@ pub mod sys;
 pub mod testing;
 mod timer;
 mod transport;
+mod unix_addr;
 
 pub use config::{ConnConfig, ListenOptions};
 pub use core::conn::ConnId;
@@ -64,5 +65,6 @@ pub use protocol::Protocol;
 pub use reactor::Reactor;
 pub use socket::SocketRef;
 pub use stats::{AcceptErrors, Stats};
-pub use sys::Keepalive;
+pub use sys::{Keepalive, PeerCredentials};
 pub use timer::TimerId;
+pub use unix_addr::{UnixAddr, UnixListenOptions};

@@ -45,6 +45,7 @@ pub(crate) mod accept;
 mod close;
 pub(crate) mod conn;
 mod connect;
+mod handover;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod read;
