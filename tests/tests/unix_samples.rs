@@ -4,29 +4,12 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A directory of its own under the temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> io::Result<TempDir> {
-        let dir = std::env::temp_dir().join(format!("evdrive-cli-{what}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use evdrive_tests::{evdrive_binary, TempDir, WAIT};
 
 /// The sample, killed if the test fails before it ends it.
 struct Sample(Child);
@@ -40,7 +23,7 @@ impl Drop for Sample {
 
 /// Starts `evdrive echo` with `args` and waits for its "listening on" line.
 fn start_echo(args: &[&str]) -> io::Result<Sample> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_evdrive"))
+    let mut child = Command::new(evdrive_binary())
         .arg("echo")
         .args(args)
         .stdin(Stdio::null())
@@ -120,7 +103,7 @@ fn path_arg(path: &Path) -> String {
 #[test]
 fn echo_on_a_unix_path_with_nc_and_socat() -> io::Result<()> {
     let dir = TempDir::new("path")?;
-    let path = dir.0.join("echo.sock");
+    let path = dir.join("echo.sock");
     let sample = start_echo(&["--listen", &path_arg(&path), "--unix-mode", "600"])?;
     let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "mode {mode:o}");
