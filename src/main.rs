@@ -269,7 +269,8 @@ fn listen_admin<App: AppMetrics + 'static>(
 ) -> io::Result<SocketAddr> {
     let mut opts = ListenOptions::default();
     opts.conn.idle_timeout = Some(Duration::from_secs(60));
-    reactor.listen(addr, opts, |_, _| AdminServer::new())
+    let id = reactor.listen(addr, opts, |_, _| AdminServer::new())?;
+    reactor.listener_addr(id)
 }
 
 /// Prints every connection of the reactor to standard error.
@@ -327,12 +328,14 @@ where
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         let bound = match &addr {
-            ListenAddr::Tcp(addr) => reactor
-                .listen(*addr, opts, move |app, _| factory(app))?
-                .to_string(),
+            ListenAddr::Tcp(addr) => {
+                let listener = reactor.listen(*addr, opts, move |app, _| factory(app))?;
+                reactor.listener_addr(listener)?.to_string()
+            }
             ListenAddr::Unix(path) => {
                 let opts = UnixListenOptions::from(opts).with_mode(unix_mode);
-                format!("unix:{}", reactor.listen_unix(path, opts, factory)?)
+                reactor.listen_unix(path, opts, factory)?;
+                format!("unix:{path}")
             }
         };
         if let Some(admin) = admin {

@@ -363,11 +363,12 @@ fn handover_to_another_process() -> io::Result<()> {
             },
             ConnConfig::default(),
         )?;
-        r.listen(localhost(), ListenOptions::default(), move |_, _| Tagged {
+        let listener = r.listen(localhost(), ListenOptions::default(), move |_, _| Tagged {
             tag: "a".into(),
             courier: Some(courier),
             leftover: Vec::new(),
-        })
+        })?;
+        r.listener_addr(listener)
     })?;
 
     let mut client = TcpStream::connect(server.addr())?;

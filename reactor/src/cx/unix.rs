@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::{Cx, LoopCx};
 use crate::sys::PeerCredentials;
-use crate::{ConnConfig, ConnId, Protocol, UnixAddr, UnixListenOptions};
+use crate::{ConnConfig, ConnId, ListenerId, Protocol, UnixAddr, UnixListenOptions};
 
 impl<App> LoopCx<'_, App> {
     /// Listens on a Unix-domain socket (S28): a path, or on Linux an abstract name. `factory`
@@ -17,8 +17,10 @@ impl<App> LoopCx<'_, App> {
     ///
     /// A socket file left by a dead server is replaced; a live server's is never taken. The
     /// file gets `opts.mode` (applied before `listen`, so no client connects earlier) and is
-    /// removed when the listener closes (a graceful shutdown, or dropping the reactor), if it is
-    /// still the file this listener created.
+    /// removed when the listener closes (a graceful shutdown, closing it by its id, or dropping
+    /// the reactor), if it is still the file this listener created. The listener's id works as
+    /// a TCP listener's does; its [`ListenerStats::local_addr`](crate::ListenerStats) is the
+    /// unspecified `0.0.0.0:0`, since a Unix socket has no IP address.
     ///
     /// # Errors
     /// `AddrInUse` if a server answers on the path (or the abstract name is taken);
@@ -30,19 +32,19 @@ impl<App> LoopCx<'_, App> {
         addr: &UnixAddr,
         opts: UnixListenOptions,
         mut factory: F,
-    ) -> io::Result<UnixAddr>
+    ) -> io::Result<ListenerId>
     where
         P: Protocol<App> + 'static,
         F: FnMut(&mut App) -> P + 'static,
     {
         let socket = crate::transport::unix::listen(addr, &opts)?;
-        self.core.add_listener(
+        let id = self.core.add_listener(
             Box::new(socket),
             Box::new(move |app: &mut App, _| Box::new(factory(app)) as Box<_>),
             &opts.listen,
         )?;
         log::info!("listening on unix:{addr}");
-        Ok(addr.clone())
+        Ok(id)
     }
 
     /// Opens an outgoing Unix-domain connection served by `handler`, as
