@@ -23,11 +23,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use protocols::admin::{AdminServer, AppMetrics};
 use protocols::chat::{self, ChatConn, ChatRoom};
-use protocols::echo::Echo;
+use protocols::echo::{self, Echo};
 use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
-use reactor::{ConnConfig, Group, ListenOptions, Protocol, Reactor, UnixAddr, UnixListenOptions};
+use reactor::{
+    AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor, UnixAddr,
+    UnixListenOptions,
+};
 
 /// Default port of `evdrive echo`.
 const ECHO_PORT: u16 = 7007;
@@ -100,8 +103,10 @@ const CHAT_HELP: &str = "A chat room over lines of text: what a member types rea
     \x20 //text       a message starting with /\n\
     An unknown command gets an error line; the connection stays.\n\n\
     Limits: a line is at most 16 KiB (a longer one gets an error line, then that connection \
-    closes); a member who stops reading is disconnected once 256 KiB wait for it (slow \
-    consumer), without holding up the others.\n\n\
+    closes); a member who stops reading is disconnected (slow consumer) once 4 MiB wait for \
+    it, or more than 2 MiB for 5 seconds, without holding up the others; one who reads but is \
+    briefly behind keeps its place. Past --max-connections a client gets `* the room is \
+    full` and a close.\n\n\
     Timeouts: --idle-timeout closes a connection with no traffic either way, so in a busy room \
     it does not catch a member who only listens. --heartbeat SECS does: every SECS, a member \
     who sent nothing during the interval gets a `* ping` line, and one silent for 3 intervals \
@@ -206,6 +211,24 @@ struct Common {
     /// and reports on itself only (its counters, its connections, its state).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// The most connections served at once (per thread); default: the descriptor limit less a
+    /// margin.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// What to do with clients past --max-connections: `reject` (the default: the sample's
+    /// goodbye, such as kv's `-ERR max number of clients reached` or http's 503, then a close),
+    /// `pause` (they wait in the backlog until a connection closes) or `shed-idle` (the
+    /// longest-idle connection is closed to make room).
+    #[arg(long, value_enum, default_value_t = AtLimitArg::Reject, value_name = "POLICY")]
+    at_limit: AtLimitArg,
+}
+
+/// `--at-limit`: the listener's policy at the connection limit (S23).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AtLimitArg {
+    Reject,
+    Pause,
+    ShedIdle,
 }
 
 /// Options of `evdrive chat`.
@@ -246,6 +269,24 @@ impl Common {
                     .with_first_byte_timeout(secs(self.first_byte_timeout))
                     .with_idle_timeout(secs(self.idle_timeout.unwrap_or(idle_default))),
             )
+    }
+
+    /// `opts` with the policy of `--at-limit`; `reject` answers with the sample's own goodbye.
+    fn with_at_limit(&self, opts: ListenOptions, reject: AtLimit) -> ListenOptions {
+        opts.with_at_limit(match self.at_limit {
+            AtLimitArg::Reject => reject,
+            AtLimitArg::Pause => AtLimit::Pause,
+            AtLimitArg::ShedIdle => AtLimit::ShedIdle,
+        })
+    }
+
+    /// The reactor's limits: `--max-connections`, or the default.
+    fn limits(&self) -> Limits {
+        let limits = Limits::default();
+        match self.max_connections {
+            Some(n) => limits.with_max_connections(n),
+            None => limits,
+        }
     }
 
     /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
@@ -309,6 +350,7 @@ fn serve<App, P, F, M>(
     addr: ListenAddr,
     unix_mode: Option<u32>,
     opts: ListenOptions,
+    limits: Limits,
     grace: f64,
     threads: usize,
     admin: Option<SocketAddr>,
@@ -327,6 +369,7 @@ where
         Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::from_secs(365 * 24 * 3600));
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
+        reactor.set_limits(limits);
         let bound = match &addr {
             ListenAddr::Tcp(addr) => {
                 let listener = reactor.listen(*addr, opts, move |app, _| factory(app))?;
@@ -376,6 +419,7 @@ where
     let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     let group = Group::start(threads, move |i| {
         let mut reactor = Reactor::new(make_app())?;
+        reactor.set_limits(limits.clone());
         let factory = factory.clone();
         reactor.listen(addr, opts.clone(), move |app, _| factory(app))?;
         if let (0, Some(admin)) = (i, admin) {
@@ -424,7 +468,8 @@ fn main() -> ExitCode {
             "echo",
             c.addr(ECHO_PORT),
             c.unix_mode,
-            c.listen_options(0.0),
+            c.with_at_limit(c.listen_options(0.0), echo::at_limit()),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
@@ -436,12 +481,14 @@ fn main() -> ExitCode {
             heartbeat,
         }) => {
             let opts = with_conn(c.listen_options(0.0), chat::conn_config);
+            let opts = c.with_at_limit(opts, chat::at_limit());
             let heartbeat = secs(*heartbeat);
             serve(
                 "chat",
                 c.addr(CHAT_PORT),
                 c.unix_mode,
                 opts,
+                c.limits(),
                 c.shutdown_grace,
                 c.threads,
                 c.admin,
@@ -454,7 +501,11 @@ fn main() -> ExitCode {
             c.addr(HTTP_PORT),
             c.unix_mode,
             // Keep-alive connections left idle are closed after a minute, as nginx does.
-            with_conn(c.listen_options(60.0), http_server::conn_config),
+            c.with_at_limit(
+                with_conn(c.listen_options(60.0), http_server::conn_config),
+                http_server::at_limit(),
+            ),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
@@ -465,7 +516,11 @@ fn main() -> ExitCode {
             "kv",
             c.addr(KV_PORT),
             c.unix_mode,
-            with_conn(c.listen_options(0.0), kv::conn_config),
+            c.with_at_limit(
+                with_conn(c.listen_options(0.0), kv::conn_config),
+                kv::at_limit(),
+            ),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
