@@ -9,6 +9,8 @@
 //!                                             TCP forwarder
 //! evdrive udp-echo [--listen 127.0.0.1:7007] UDP echo (nc -u, socat)
 //! ```
+//! `--listen unix:PATH` serves on a Unix-domain socket instead (`unix:@NAME`: a Linux abstract
+//! name; `--unix-mode 660` sets the socket file's mode), e.g. `nc -U PATH` (S28).
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
 //! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
 //! serves `GET /metrics` (Prometheus) and `GET /connections` (JSON) from the same reactor.
@@ -31,7 +33,10 @@ use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
 use protocols::proxy::{ProxyClient, ProxyStats};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
-use reactor::{AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor};
+use reactor::{
+    AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor, UnixAddr,
+    UnixListenOptions,
+};
 
 /// Default port of `evdrive echo`.
 const ECHO_PORT: u16 = 7007;
@@ -163,13 +168,49 @@ const PROXY_HELP: &str = "A TCP forwarder: every client accepted on --listen (de
     refuses, or does not answer within --connect-timeout seconds, is closed, and the log says \
     why (at info).";
 
+/// Where a sample listens: `HOST:PORT`, or `unix:PATH` / `unix:@NAME` (S28).
+#[derive(Clone, Debug)]
+enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(UnixAddr),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("unix:") {
+            Some("") | Some("@") => Err("unix: needs a path or @name".into()),
+            Some(rest) => Ok(ListenAddr::Unix(UnixAddr::parse(rest))),
+            None => s
+                .parse()
+                .map(ListenAddr::Tcp)
+                .map_err(|e| format!("{e}: expected HOST:PORT, unix:PATH or unix:@NAME")),
+        }
+    }
+}
+
+/// Parses an octal file mode (`660`, `0o660` or `0660`).
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s}: expected an octal mode such as 660"))
+}
+
 /// Options every sample server takes.
 #[derive(Args, Debug)]
 struct Common {
-    /// Address to listen on; default 127.0.0.1 and the sample's port (port 0 picks a free
-    /// port; the bound address is printed).
-    #[arg(long)]
-    listen: Option<SocketAddr>,
+    /// Address to listen on: HOST:PORT (default 127.0.0.1 and the sample's port; port 0 picks
+    /// a free port, and the bound address is printed), or unix:PATH for a Unix-domain socket
+    /// (a stale socket file is replaced, a live server's never; the file is removed on
+    /// shutdown), or unix:@NAME for a Linux abstract name.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<ListenAddr>,
+    /// Permission bits of the unix:PATH socket file, in octal (e.g. 660); default: the umask's.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    unix_mode: Option<u32>,
     /// Close a connection that sends nothing this many seconds after connecting (0: never).
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     first_byte_timeout: f64,
@@ -286,11 +327,13 @@ impl Common {
     }
 
     /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
-    fn addr(&self, default_port: u16) -> SocketAddr {
-        self.listen.unwrap_or(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            default_port,
-        ))
+    fn addr(&self, default_port: u16) -> ListenAddr {
+        self.listen
+            .clone()
+            .unwrap_or(ListenAddr::Tcp(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                default_port,
+            )))
     }
 }
 
@@ -341,7 +384,8 @@ fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
 #[allow(clippy::too_many_arguments)] // One call per sample; a struct would only rename them.
 fn serve<App, P, F, M>(
     sample: &str,
-    addr: SocketAddr,
+    addr: ListenAddr,
+    unix_mode: Option<u32>,
     opts: ListenOptions,
     limits: Limits,
     grace: f64,
@@ -353,7 +397,7 @@ fn serve<App, P, F, M>(
 where
     App: AppMetrics + 'static,
     P: Protocol<App> + 'static,
-    F: Fn(&mut App, SocketAddr) -> P + Clone + Send + Sync + 'static,
+    F: Fn(&mut App) -> P + Clone + Send + Sync + 'static,
     M: Fn() -> App + Send + Sync + 'static,
 {
     // A grace the user picks too large for a `Duration` (or infinite) is capped at a year,
@@ -363,8 +407,17 @@ where
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         reactor.set_limits(limits);
-        let listener = reactor.listen(addr, opts, factory)?;
-        let bound = reactor.listener_addr(listener)?;
+        let bound = match &addr {
+            ListenAddr::Tcp(addr) => {
+                let listener = reactor.listen(*addr, opts, move |app, _| factory(app))?;
+                reactor.listener_addr(listener)?.to_string()
+            }
+            ListenAddr::Unix(path) => {
+                let opts = UnixListenOptions::from(opts).with_mode(unix_mode);
+                reactor.listen_unix(path, opts, factory)?;
+                format!("unix:{path}")
+            }
+        };
         if let Some(admin) = admin {
             let admin = listen_admin(&mut reactor, admin)?;
             eprintln!("evdrive {sample} admin on {admin}");
@@ -384,6 +437,13 @@ where
         return reactor.run();
     }
 
+    // One socket file cannot have a listener per thread.
+    let ListenAddr::Tcp(addr) = addr else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--threads above 1 needs a TCP address (one Unix socket file has one listener)",
+        ));
+    };
     // Every thread's listener needs the same port: resolve port 0 once, up front.
     let addr = if addr.port() == 0 {
         std::net::TcpListener::bind(addr)?.local_addr()?
@@ -397,7 +457,8 @@ where
     let group = Group::start(threads, move |i| {
         let mut reactor = Reactor::new(make_app())?;
         reactor.set_limits(limits.clone());
-        reactor.listen(addr, opts.clone(), factory.clone())?;
+        let factory = factory.clone();
+        reactor.listen(addr, opts.clone(), move |app, _| factory(app))?;
         if let (0, Some(admin)) = (i, admin) {
             let _ = admin_tx.send(listen_admin(&mut reactor, admin)?);
         }
@@ -443,13 +504,14 @@ fn main() -> ExitCode {
         Command::Echo(c) => serve(
             "echo",
             c.addr(ECHO_PORT),
+            c.unix_mode,
             c.with_at_limit(c.listen_options(0.0), echo::at_limit()),
             c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
             || (),
-            |_, _| Echo,
+            |_| Echo,
         ),
         Command::Chat(ChatArgs {
             common: c,
@@ -461,18 +523,20 @@ fn main() -> ExitCode {
             serve(
                 "chat",
                 c.addr(CHAT_PORT),
+                c.unix_mode,
                 opts,
                 c.limits(),
                 c.shutdown_grace,
                 c.threads,
                 c.admin,
                 move || ChatRoom::with_heartbeat(heartbeat),
-                |_, _| ChatConn::new(),
+                |_| ChatConn::new(),
             )
         }
         Command::Http(c) => serve(
             "http",
             c.addr(HTTP_PORT),
+            c.unix_mode,
             // Keep-alive connections left idle are closed after a minute, as nginx does.
             c.with_at_limit(
                 with_conn(c.listen_options(60.0), http_server::conn_config),
@@ -483,11 +547,12 @@ fn main() -> ExitCode {
             c.threads,
             c.admin,
             || (),
-            |_, _| HttpServer::new(),
+            |_| HttpServer::new(),
         ),
         Command::Kv(c) => serve(
             "kv",
             c.addr(KV_PORT),
+            c.unix_mode,
             c.with_at_limit(
                 with_conn(c.listen_options(0.0), kv::conn_config),
                 kv::at_limit(),
@@ -497,7 +562,7 @@ fn main() -> ExitCode {
             c.threads,
             c.admin,
             KvStore::new,
-            |_, _| KvConn::new(),
+            |_| KvConn::new(),
         ),
         Command::Proxy(ProxyArgs {
             common: c,
@@ -512,13 +577,14 @@ fn main() -> ExitCode {
             serve(
                 "proxy",
                 c.addr(PROXY_PORT),
+                c.unix_mode,
                 opts,
                 c.limits(),
                 c.shutdown_grace,
                 c.threads,
                 c.admin,
                 ProxyStats::default,
-                move |_, _| ProxyClient::new(upstream, upstream_config.clone()),
+                move |_| ProxyClient::new(upstream, upstream_config.clone()),
             )
         }
         Command::UdpEcho(args) => udp::run(args),

@@ -77,13 +77,53 @@ pub struct EchoConfig {
     pub verify: bool,
     /// Time after issuing stops to wait for the echoes still in flight.
     pub grace: Duration,
+    /// Connect to this Unix-domain socket instead of `addr` (`sources` is then unused).
+    pub unix: Option<std::path::PathBuf>,
+}
+
+/// A client socket: TCP, or Unix-domain when the config names a path.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// The socket as a poll source, to register or deregister it.
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
 }
 
 /// One client connection.
 #[derive(Debug)]
 struct Conn {
     /// The socket, registered under `Token(index)`.
-    stream: TcpStream,
+    stream: Stream,
     /// This connection's place in the loop's list, and its token.
     index: usize,
     /// Stream offset up to which bytes were written.
@@ -199,14 +239,28 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
             0 => None,
             n => Some(cfg.sources[(cfg.first_index + i) % n]),
         };
-        let std = sys::connect_from(source, cfg.addr).map_err(|e| {
-            io::Error::new(e.kind(), format!("connection {i} to {}: {e}", cfg.addr))
-        })?;
-        std.set_nodelay(true)?;
-        std.set_nonblocking(true)?;
-        let mut stream = TcpStream::from_std(std);
+        let mut stream = match &cfg.unix {
+            Some(path) => {
+                let std = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("connection {i} to {}: {e}", path.display()),
+                    )
+                })?;
+                std.set_nonblocking(true)?;
+                Stream::Unix(mio::net::UnixStream::from_std(std))
+            }
+            None => {
+                let std = sys::connect_from(source, cfg.addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("connection {i} to {}: {e}", cfg.addr))
+                })?;
+                std.set_nodelay(true)?;
+                std.set_nonblocking(true)?;
+                Stream::Tcp(TcpStream::from_std(std))
+            }
+        };
         poll.registry().register(
-            &mut stream,
+            stream.source(),
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -351,6 +405,7 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
     // Step 7: close every connection with a RST so no port is left in TIME-WAIT.
     for conn in &conns {
         if !conn.dead {
+            // (A Unix socket has no TIME-WAIT; the option fails harmlessly there.)
             let _ = sys::set_linger_zero(conn.stream.as_raw_fd());
         }
     }
@@ -418,7 +473,7 @@ fn read_echoes(
 /// Drops a failed connection from the poll and counts its messages as lost.
 fn kill(conn: &mut Conn, tally: &mut Tally, poll: &Poll, what: String) {
     conn.dead = true;
-    let _ = poll.registry().deregister(&mut conn.stream);
+    let _ = poll.registry().deregister(conn.stream.source());
     tally.fail(what, conn.in_flight.len() as u64);
     conn.in_flight.clear();
 }

@@ -35,6 +35,7 @@
 //!     rate: None,
 //!     verify: true,
 //!     grace: echo::DEFAULT_GRACE,
+//!     unix: None,
 //! };
 //! let summary = echo::run(&cfg)?;
 //! println!("{}", summary.to_table());

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::core::tasks::{Pace, TaskKind};
 use crate::core::{Core, Net};
+
+mod unix;
 use crate::outbuf::OutQueue;
 use crate::{
     CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,

@@ -42,6 +42,9 @@ pub enum CloseReason {
     Aborted,
     /// The reactor shut down.
     Shutdown,
+    /// The connection's descriptor was taken out of the reactor, still open
+    /// ([`Cx::detach`](crate::Cx::detach), S29): it lives on elsewhere.
+    Detached,
     /// Any other I/O error.
     Io(io::Error),
     /// The connection was linked to another ([`LoopCx::link`](crate::LoopCx::link)), which
@@ -66,13 +69,14 @@ pub enum CloseKind {
     Local,
     Aborted,
     Shutdown,
+    Detached,
     Io,
     LinkClosed,
 }
 
 impl CloseKind {
     /// Every kind, in declaration order (the index used by counters).
-    pub const ALL: [CloseKind; 15] = [
+    pub const ALL: [CloseKind; 16] = [
         CloseKind::PeerClosed,
         CloseKind::Reset,
         CloseKind::BrokenPipe,
@@ -86,6 +90,7 @@ impl CloseKind {
         CloseKind::Local,
         CloseKind::Aborted,
         CloseKind::Shutdown,
+        CloseKind::Detached,
         CloseKind::Io,
         CloseKind::LinkClosed,
     ];
@@ -131,6 +136,7 @@ impl CloseReason {
             CloseReason::Local => CloseKind::Local,
             CloseReason::Aborted => CloseKind::Aborted,
             CloseReason::Shutdown => CloseKind::Shutdown,
+            CloseReason::Detached => CloseKind::Detached,
             CloseReason::Io(_) => CloseKind::Io,
             CloseReason::LinkClosed(_) => CloseKind::LinkClosed,
         }
@@ -140,7 +146,10 @@ impl CloseReason {
     pub fn is_clean(&self) -> bool {
         matches!(
             self,
-            CloseReason::PeerClosed | CloseReason::Local | CloseReason::Shutdown
+            CloseReason::PeerClosed
+                | CloseReason::Local
+                | CloseReason::Shutdown
+                | CloseReason::Detached
         )
     }
 }
@@ -161,6 +170,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Aborted => f.write_str("aborted locally"),
             CloseReason::Shutdown => f.write_str("reactor shut down"),
+            CloseReason::Detached => f.write_str("descriptor detached from the reactor"),
             CloseReason::Io(e) => write!(f, "I/O error: {e}"),
             CloseReason::LinkClosed(kind) => write!(f, "linked connection ended: {kind:?}"),
         }

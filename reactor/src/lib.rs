@@ -53,6 +53,7 @@ pub mod testing;
 mod timer;
 mod transport;
 mod udp;
+mod unix_addr;
 
 pub use at_limit::{AtLimit, Goodbye};
 pub use config::{ConnConfig, ListenOptions};
@@ -73,6 +74,7 @@ pub use reactor::Reactor;
 pub use socket::SocketRef;
 pub use source::{PostAction, SourceEvent, SourceId};
 pub use stats::{AcceptErrors, Stats};
-pub use sys::Keepalive;
+pub use sys::{Keepalive, PeerCredentials};
 pub use timer::TimerId;
 pub use udp::{Datagrams, SendPolicy, Sent, UdpConfig, UdpCx, UdpId, UdpStats};
+pub use unix_addr::{UnixAddr, UnixListenOptions};

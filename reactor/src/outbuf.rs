@@ -12,9 +12,16 @@
 //! header and a body separately still sends one iovec (S15). Shared chunks are reference
 //! counted, so one broadcast buffer sits in many queues without a copy (S16). An empty queue
 //! holds no allocation at all (S25).
+//!
+//! Descriptors queued with bytes (S29) are kept beside the chunks, each batch at the position
+//! of its first byte in the queue. A gather write never crosses a batch's position: the write
+//! that starts there carries the batch (and is sent as one `sendmsg` with `SCM_RIGHTS`), the
+//! one before stops short of it. The batch leaves the queue as soon as a write carrying it
+//! took a byte, so a short write never sends it twice.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use timers::Tick;
@@ -107,6 +114,10 @@ struct Queued {
     len: usize,
     /// The tick the queue last made progress (or became non-empty): the write-stall clock.
     progress: Tick,
+    /// Bytes sent since the queue was made: the position of `head[offset]`.
+    sent: u64,
+    /// Descriptors to send, each batch with the position of the byte it goes with, in order.
+    fds: VecDeque<(u64, Vec<OwnedFd>)>,
 }
 
 /// What one flush achieved.
@@ -146,6 +157,8 @@ impl OutQueue {
                 offset: 0,
                 len: add,
                 progress: now,
+                sent: 0,
+                fds: VecDeque::new(),
             }));
             return;
         };
@@ -183,6 +196,27 @@ impl OutQueue {
         self.push(Chunk::Owned(data), now);
     }
 
+    /// Queues `data` with descriptors that go with its first byte (S29). `data` must not be
+    /// empty: descriptors travel with a byte.
+    pub(crate) fn push_with_fds(&mut self, data: Vec<u8>, fds: Vec<OwnedFd>, now: Tick) {
+        debug_assert!(!data.is_empty());
+        let at = self.inner.as_ref().map_or(0, |q| q.sent + q.len as u64);
+        self.push(Chunk::Owned(data), now);
+        if let Some(q) = self.inner.as_mut() {
+            if !fds.is_empty() {
+                q.fds.push_back((at, fds));
+            }
+        }
+    }
+
+    /// Descriptors queued and not yet sent.
+    #[cfg(test)]
+    pub(crate) fn fds_queued(&self) -> usize {
+        self.inner
+            .as_ref()
+            .map_or(0, |q| q.fds.iter().map(|(_, f)| f.len()).sum())
+    }
+
     /// Queues a shared buffer without copying it.
     pub(crate) fn push_shared(&mut self, data: Shared, now: Tick) {
         self.push(Chunk::Shared(data), now);
@@ -200,25 +234,47 @@ impl OutQueue {
     pub(crate) fn flush(
         &mut self,
         now: Tick,
-        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+        mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while let Some(q) = self.inner.as_mut() {
-            let head = IoSlice::new(&q.head.bytes()[q.offset..]);
+            // Descriptors: this write carries the batch at its start, and stops short of the
+            // next batch, so every batch goes with the byte it was queued with.
+            let (carry, limit) = match q.fds.front() {
+                None => (false, usize::MAX),
+                Some(&(at, _)) if at == q.sent => (
+                    true,
+                    q.fds
+                        .get(1)
+                        .map_or(usize::MAX, |&(next, _)| (next - q.sent) as usize),
+                ),
+                Some(&(at, _)) => (false, (at - q.sent) as usize),
+            };
+            // No allocation unless descriptors go with this write.
+            let fds: Vec<BorrowedFd<'_>> = match q.fds.front() {
+                Some((_, batch)) if carry => batch.iter().map(|f| f.as_fd()).collect(),
+                _ => Vec::new(),
+            };
+            let head_bytes = &q.head.bytes()[q.offset..];
+            let head = IoSlice::new(&head_bytes[..head_bytes.len().min(limit)]);
             let mut offered = head.len();
-            let result = if q.rest.is_empty() {
+            let result = if q.rest.is_empty() || offered == limit {
                 // The common case, one chunk: no iovec array to fill.
-                write(&[head])
+                write(&[head], &fds)
             } else {
                 let mut iov = [IoSlice::new(&[]); IOV_BATCH];
                 iov[0] = head;
                 let mut n_iov = 1;
                 for chunk in q.rest.iter().take(IOV_BATCH - 1) {
-                    iov[n_iov] = IoSlice::new(chunk.bytes());
-                    offered += chunk.bytes().len();
+                    let take = chunk.bytes().len().min(limit - offered);
+                    iov[n_iov] = IoSlice::new(&chunk.bytes()[..take]);
+                    offered += take;
                     n_iov += 1;
+                    if offered == limit {
+                        break;
+                    }
                 }
-                write(&iov[..n_iov])
+                write(&iov[..n_iov], &fds)
             };
             let n = match result {
                 Ok(n) => n,
@@ -229,6 +285,10 @@ impl OutQueue {
             };
             if n > 0 {
                 q.progress = now;
+                if carry {
+                    // Sent with this write's first byte: dropping our copies closes them.
+                    q.fds.pop_front();
+                }
             }
             self.consume(n);
             total += n;
@@ -247,6 +307,7 @@ impl OutQueue {
         debug_assert!(n <= q.len);
         n = n.min(q.len);
         q.len -= n;
+        q.sent += n as u64;
         while n > 0 {
             let head_left = q.head.bytes().len() - q.offset;
             if n < head_left {
@@ -275,8 +336,8 @@ mod tests {
     fn short_writer<'a>(
         out: &'a mut Vec<u8>,
         limit: usize,
-    ) -> impl FnMut(&[IoSlice<'_>]) -> io::Result<usize> + 'a {
-        move |iov| {
+    ) -> impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize> + 'a {
+        move |iov, _| {
             let mut left = limit;
             for s in iov {
                 let take = s.len().min(left);
@@ -328,9 +389,68 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_slice(b"data", 0);
         let (state, n) = q
-            .flush(0, |_| Err(io::ErrorKind::WouldBlock.into()))
+            .flush(0, |_, _| Err(io::ErrorKind::WouldBlock.into()))
             .unwrap();
         assert_eq!((state, n), (Flushed::Blocked, 0));
         assert_eq!(q.len(), 4);
+    }
+
+    /// Descriptors go with the first byte they were queued with, once, whatever the write
+    /// budgets, and never with bytes queued before them (S29).
+    mod fds {
+        use super::*;
+        use proptest::prelude::*;
+        use std::os::fd::AsRawFd;
+
+        proptest! {
+            #[test]
+            fn descriptors_stay_attached_to_their_bytes(
+                pieces in proptest::collection::vec((1usize..300, any::<bool>()), 1..20),
+                budgets in proptest::collection::vec(1usize..200, 1..50),
+            ) {
+                let mut q = OutQueue::default();
+                // Where each batch was queued: byte position and the raw descriptor it carries.
+                let mut expected = Vec::new();
+                let mut queued = 0u64;
+                let mut keep = Vec::new();
+                for (i, &(len, with_fd)) in pieces.iter().enumerate() {
+                    let data = vec![i as u8; len];
+                    if with_fd {
+                        let file = std::fs::File::open("/dev/null").unwrap();
+                        let fd = OwnedFd::from(file);
+                        expected.push((queued, fd.as_raw_fd()));
+                        // Keep the number alive: a clone stays open, so the raw number is unique.
+                        keep.push(fd.try_clone().unwrap());
+                        q.push_with_fds(data, vec![fd], 0);
+                    } else {
+                        q.push_vec(data, 0);
+                    }
+                    queued += len as u64;
+                }
+                let mut sent = 0u64;
+                let mut seen = Vec::new();
+                let mut round = 0;
+                while !q.is_empty() {
+                    let budget = budgets[round % budgets.len()];
+                    round += 1;
+                    let (_, _) = q.flush(0, |iov, fds| {
+                        let offered: usize = iov.iter().map(|s| s.len()).sum();
+                        let n = offered.min(budget);
+                        // Every fifth call the kernel takes nothing.
+                        if round % 5 == 0 {
+                            return Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        for fd in fds {
+                            seen.push((sent, fd.as_raw_fd()));
+                        }
+                        sent += n as u64;
+                        Ok(n)
+                    }).unwrap();
+                    prop_assert!(round < 100_000, "no progress");
+                }
+                prop_assert_eq!(seen, expected);
+                prop_assert_eq!(q.fds_queued(), 0);
+            }
+        }
     }
 }

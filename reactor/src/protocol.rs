@@ -1,5 +1,7 @@
 //! The handler trait: what a protocol implements to run on the reactor.
 
+use std::os::fd::OwnedFd;
+
 use crate::{CloseReason, Cx, TimerId};
 
 /// A protocol handler: one value per connection, called by the reactor when something happens
@@ -44,6 +46,15 @@ pub trait Protocol<App> {
     /// Bytes arrived; return how many were consumed.
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize;
 
+    /// Descriptors arrived (`SCM_RIGHTS`, on a Unix connection, S29), called just before the
+    /// [`on_data`](Self::on_data) that carries the bytes they came with (that call may offer
+    /// earlier bytes too: the kernel attaches descriptors to the end of a read, never to a byte
+    /// it cannot name). They are owned and close-on-exec; any not kept are closed when dropped,
+    /// which is what the default does.
+    fn on_fds(&mut self, cx: &mut Cx<'_, App>, fds: Vec<OwnedFd>) {
+        let _ = (cx, fds);
+    }
+
     /// The connection's queued output went above its high-water mark: reading from it is paused
     /// until the output drains below the low-water mark.
     fn on_high_water(&mut self, cx: &mut Cx<'_, App>) {
@@ -79,6 +90,9 @@ impl<App, P: Protocol<App> + ?Sized> Protocol<App> for Box<P> {
     }
     fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
         (**self).on_data(cx, data)
+    }
+    fn on_fds(&mut self, cx: &mut Cx<'_, App>, fds: Vec<OwnedFd>) {
+        (**self).on_fds(cx, fds)
     }
     fn on_high_water(&mut self, cx: &mut Cx<'_, App>) {
         (**self).on_high_water(cx)

@@ -203,6 +203,38 @@ impl<App: 'static> Reactor<App> {
         self.cx().listen(addr, opts, factory)
     }
 
+    /// Listens on a Unix-domain socket (S28); see [`LoopCx::listen_unix`].
+    ///
+    /// # Errors
+    /// As [`LoopCx::listen_unix`]: a live server on the path, a file that is not a socket, or a
+    /// system call's error.
+    pub fn listen_unix<P, F>(
+        &mut self,
+        addr: &crate::UnixAddr,
+        opts: crate::UnixListenOptions,
+        factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App) -> P + 'static,
+    {
+        self.cx().listen_unix(addr, opts, factory)
+    }
+
+    /// Makes a connection of a connected socket made elsewhere (S29); see
+    /// [`LoopCx::adopt_stream`].
+    ///
+    /// # Errors
+    /// As [`LoopCx::adopt_stream`].
+    pub fn adopt_stream(
+        &mut self,
+        fd: std::os::fd::OwnedFd,
+        handler: impl Protocol<App> + 'static,
+        config: ConnConfig,
+    ) -> io::Result<ConnId> {
+        self.cx().adopt_stream(fd, handler, config)
+    }
+
     /// Serves a listening socket made elsewhere; see [`LoopCx::adopt_listener`].
     ///
     /// # Errors

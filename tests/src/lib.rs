@@ -449,6 +449,10 @@ impl<App, P: Protocol<App>> Protocol<App> for Observed<P> {
         self.inner.on_data(cx, data)
     }
 
+    fn on_fds(&mut self, cx: &mut Cx<'_, App>, fds: Vec<std::os::fd::OwnedFd>) {
+        self.inner.on_fds(cx, fds)
+    }
+
     fn on_high_water(&mut self, cx: &mut Cx<'_, App>) {
         self.report(Event::HighWater(cx.id(), cx.queued()));
         self.inner.on_high_water(cx);
@@ -924,6 +928,61 @@ pub fn until_conclusive<T>(
         );
     }
     panic!("{what}: the machine kept the client from its pace in all {attempts} attempts");
+}
+
+/// Starts the ignored test `name` of this test binary in a child process that runs beside the
+/// test (unlike [`run_in_child`], which waits for it), with `env` set and its standard output
+/// piped, for tests that talk to another process. The test `name` starts with
+/// `if !is_child(NAME) { return }`.
+pub fn spawn_child(
+    name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> io::Result<std::process::Child> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_TEST_ENV, name)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+}
+
+/// A directory of its own under the system's temporary directory, removed with what it holds
+/// when dropped: for socket files.
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `evdrive-<what>-<pid>-<n>` under `std::env::temp_dir()`.
+    ///
+    /// # Errors
+    /// The error of creating it.
+    pub fn new(what: &str) -> io::Result<TempDir> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("evdrive-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The `evdrive` command-line binary, built on first use with the cargo, profile and target

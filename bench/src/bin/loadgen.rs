@@ -50,6 +50,9 @@ struct Common {
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Connect to this Unix-domain socket instead of --addr (echo and stream loads).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<std::path::PathBuf>,
 }
 
 /// Options of the two echo loads.
@@ -191,6 +194,7 @@ fn run_load(
                 rate: load.rate.map(|r| r * share as f64 / connections as f64),
                 verify: !load.no_verify,
                 grace: echo::DEFAULT_GRACE,
+                unix: common.unix.clone(),
             }
         })
         .collect();

@@ -57,6 +57,21 @@ impl<App> Net<App> {
         self.insert_conn(stream, handler, config, phase)
     }
 
+    /// Starts an outgoing Unix-domain connection (S28), as [`connect`](Self::connect) does.
+    pub(crate) fn connect_unix(
+        &mut self,
+        addr: &crate::UnixAddr,
+        handler: Box<dyn Protocol<App>>,
+        config: Rc<ConnConfig>,
+    ) -> io::Result<ConnId> {
+        let (stream, attempt) = crate::transport::unix::connect(addr, &config)?;
+        let id = self.start_connect(stream, handler, config)?;
+        if let Err(e) = attempt {
+            self.kill(id.index as usize, CloseReason::from_io(e));
+        }
+        Ok(id)
+    }
+
     /// Starts an outgoing TCP connection; the handler later gets `on_open`, or `on_close` with
     /// the precise reason (S4). Errors before any attempt (no descriptor left) are returned.
     pub(crate) fn connect(
@@ -94,8 +109,8 @@ impl<App> Core<App> {
                 return;
             }
         }
-        match conn.stream.peer_addr() {
-            Ok(_) => {}
+        match conn.stream.check_connected() {
+            Ok(()) => {}
             // Spurious wake-up: the handshake is still under way.
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
             Err(e) => {
@@ -131,6 +146,10 @@ pub(crate) fn apply_conn_options(stream: &Stream, config: &ConnConfig) {
     let Some(fd) = stream.fd() else {
         return;
     };
+    // The options here are TCP's; a stream that carries descriptors is a Unix socket.
+    if stream.carries_fds() {
+        return;
+    }
     if config.nodelay {
         if let Err(e) = sys::set_nodelay(fd, true) {
             log::debug!("TCP_NODELAY: {e}");

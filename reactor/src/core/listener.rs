@@ -48,7 +48,8 @@ impl fmt::Display for ListenerId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListenerStats {
-    /// The bound address.
+    /// The bound address; the unspecified `0.0.0.0:0` for a Unix-domain listener, which has
+    /// no IP address (S28).
     pub local_addr: SocketAddr,
     /// Connections accepted and served (clients rejected at the limit are counted in
     /// [`Stats::rejected`](crate::Stats::rejected) only).

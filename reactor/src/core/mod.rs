@@ -47,6 +47,7 @@ pub(crate) mod accept;
 mod close;
 pub(crate) mod conn;
 mod connect;
+mod handover;
 pub(crate) mod limits;
 mod link;
 pub(crate) mod listener;

@@ -50,7 +50,9 @@ impl<App> Core<App> {
             if !conn.wants_read() {
                 return;
             }
-            let n = match conn.stream.read(scratch) {
+            // Descriptors (S29) arrive only on a Unix connection; this holds no memory otherwise.
+            let mut fds = Vec::new();
+            let n = match conn.stream.read_with_fds(scratch, &mut fds) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -65,6 +67,9 @@ impl<App> Core<App> {
                 return;
             }
             self.note_read(index, n);
+            if !fds.is_empty() {
+                self.deliver_fds(index, fds);
+            }
             self.deliver(index, &scratch[..n]);
             // Backpressure as soon as this read's output passes the high-water mark, not only
             // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
@@ -158,6 +163,14 @@ impl<App> Core<App> {
                 index,
                 CloseReason::protocol(format!("unconsumed input over {limit} bytes")),
             );
+        }
+    }
+
+    /// Hands received descriptors to the handler, just before the bytes they came with (S29).
+    /// A connection no longer open drops them, which closes them.
+    fn deliver_fds(&mut self, index: usize, fds: Vec<std::os::fd::OwnedFd>) {
+        if self.conn_at(index).is_some_and(|c| c.is_open()) {
+            self.call(index, |h, cx| h.on_fds(cx, fds));
         }
     }
 

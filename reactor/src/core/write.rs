@@ -85,7 +85,13 @@ impl<App> Net<App> {
         if !conn.output.is_empty() {
             let now = self.now;
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(now, |iov| stream.write_vectored(iov)) {
+            match output.flush(now, |iov, fds| {
+                if fds.is_empty() {
+                    stream.write_vectored(iov)
+                } else {
+                    stream.write_with_fds(iov, fds)
+                }
+            }) {
                 Ok((_, written)) => {
                     self.queued_total -= written;
                     if written > 0 {

@@ -61,6 +61,7 @@ fn close_label(kind: CloseKind) -> &'static str {
         CloseKind::Local => "local",
         CloseKind::Aborted => "aborted",
         CloseKind::Shutdown => "shutdown",
+        CloseKind::Detached => "detached",
         CloseKind::Io => "io",
         CloseKind::LinkClosed => "link_closed",
     }

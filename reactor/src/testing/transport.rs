@@ -53,6 +53,16 @@ struct Pipe {
     port: u16,
     /// Write calls the reactor made, failed ones included: one per system call on a socket.
     write_calls: usize,
+    /// Bytes the peer ever sent: the position the next sent byte will have (S29).
+    inbound_sent: u64,
+    /// Bytes the reactor ever read: the position of `inbound[0]`.
+    inbound_read: u64,
+    /// Descriptors the peer sent, each batch with the position of its first byte.
+    inbound_fds: VecDeque<(u64, Vec<OwnedFd>)>,
+    /// Bytes the reactor ever wrote.
+    outbound_total: u64,
+    /// Descriptors the reactor sent, each batch with the position of the byte it came with.
+    outbound_fds: Vec<(u64, Vec<OwnedFd>)>,
 }
 
 impl Pipe {
@@ -127,13 +137,26 @@ impl Transport for MemStream {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = buf
+        let mut n = buf
             .len()
             .min(p.inbound.len())
             .min(p.read_chunk.unwrap_or(usize::MAX).max(1));
+        // As the kernel does, a read never runs past bytes that came with descriptors (and the
+        // plain `read` drops descriptors, as `recv` on a socket would).
+        if let Some(&(at, _)) = p.inbound_fds.iter().find(|(at, _)| *at > p.inbound_read) {
+            n = n.min((at - p.inbound_read) as usize);
+        }
+        while p
+            .inbound_fds
+            .front()
+            .is_some_and(|(at, _)| *at == p.inbound_read)
+        {
+            p.inbound_fds.pop_front();
+        }
         for (dst, src) in buf[..n].iter_mut().zip(p.inbound.drain(..n)) {
             *dst = src;
         }
+        p.inbound_read += n as u64;
         if !p.inbound.is_empty() && n < buf.len() {
             // A kernel returns less than asked only when its queue ran dry; bytes still queued
             // after a short read count as arriving just after it, which raises a new edge.
@@ -171,6 +194,7 @@ impl Transport for MemStream {
         if let Some(budget) = p.write_budget.as_mut() {
             *budget -= allowed;
         }
+        p.outbound_total += allowed as u64;
         if allowed < total {
             p.write_blocked = true;
         }
@@ -210,6 +234,44 @@ impl Transport for MemStream {
         Ok(())
     }
 
+    fn carries_fds(&self) -> bool {
+        true
+    }
+
+    fn read_with_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        let batch = {
+            let mut p = self.pipe.borrow_mut();
+            let at = p.inbound_read;
+            match p.inbound_fds.front() {
+                Some((pos, _)) if *pos == at && !p.inbound.is_empty() && !p.reset => {
+                    p.inbound_fds.pop_front().map(|(_, f)| f)
+                }
+                _ => None,
+            }
+        };
+        let n = self.read(buf)?;
+        fds.extend(batch.into_iter().flatten());
+        Ok(n)
+    }
+
+    fn write_with_fds(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        fds: &[BorrowedFd<'_>],
+    ) -> io::Result<usize> {
+        let at = self.pipe.borrow().outbound_total;
+        // Copies first: on failure nothing was sent, as with `sendmsg`.
+        let owned = fds
+            .iter()
+            .map(|f| f.try_clone_to_owned())
+            .collect::<io::Result<Vec<_>>>()?;
+        let n = self.write_vectored(bufs)?;
+        if n > 0 {
+            self.pipe.borrow_mut().outbound_fds.push((at, owned));
+        }
+        Ok(n)
+    }
+
     fn take_readiness(&mut self) -> Option<Readiness> {
         let mut p = self.pipe.borrow_mut();
         p.queued = false;
@@ -238,9 +300,30 @@ impl MemPeer {
     /// The peer sends `data` (a readable edge).
     pub fn send(&self, data: &[u8]) {
         let mut p = self.pipe.borrow_mut();
+        p.inbound_sent += data.len() as u64;
         p.inbound.extend(data);
         p.edge_read = true;
         p.wake();
+    }
+
+    /// The peer sends `data` with descriptors attached to its first byte (`SCM_RIGHTS`, S29).
+    /// A read by the reactor never runs past bytes that came with descriptors, as on a Unix
+    /// socket. `data` must not be empty.
+    pub fn send_with_fds(&self, data: &[u8], fds: Vec<OwnedFd>) {
+        assert!(!data.is_empty(), "descriptors travel with a byte");
+        let mut p = self.pipe.borrow_mut();
+        let at = p.inbound_sent;
+        p.inbound_fds.push_back((at, fds));
+        p.inbound_sent += data.len() as u64;
+        p.inbound.extend(data);
+        p.edge_read = true;
+        p.wake();
+    }
+
+    /// Takes the descriptors the reactor has sent so far, each batch with the position (in all
+    /// bytes the reactor ever wrote on this connection) of the byte it came with.
+    pub fn take_received_fds(&self) -> Vec<(u64, Vec<OwnedFd>)> {
+        std::mem::take(&mut self.pipe.borrow_mut().outbound_fds)
     }
 
     /// Takes every byte the reactor has written so far.

@@ -7,8 +7,9 @@
 //! the crate is written against these traits only. TCP implements them in [`tcp`], which also
 //! creates its sockets; the in-memory
 //! transport of `reactor::testing` implements them in its own module, so the same code runs
-//! over it and no production method carries a branch for it. The next transport (Unix-domain
-//! stream sockets) is one more implementation.
+//! over it and no production method carries a branch for it. Unix-domain stream sockets are
+//! one more implementation, in [`unix`], which adds descriptor passing and peer credentials
+//! (S28, S29) through methods the others leave at their defaults.
 //!
 //! # Implementation notes
 //! A transport with no descriptor cannot be watched by `epoll`. It raises readiness instead by
@@ -32,6 +33,7 @@ use mio::{Registry, Token};
 use crate::sys;
 
 pub(crate) mod tcp;
+pub(crate) mod unix;
 
 /// What a readiness event says about a source.
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,6 +84,95 @@ pub(crate) trait Transport: fmt::Debug {
     /// The readiness behind an entry this transport pushed onto the [`Injected`] queue.
     fn take_readiness(&mut self) -> Option<Readiness> {
         None
+    }
+    /// Whether descriptors can travel with the bytes (`SCM_RIGHTS`, S29).
+    fn carries_fds(&self) -> bool {
+        false
+    }
+    /// Reads into `buf`, appending descriptors that came with the bytes to `fds`. A
+    /// transport that cannot carry descriptors just reads.
+    fn read_with_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        let _ = fds;
+        self.read(buf)
+    }
+    /// One gather write carrying `fds` with its first byte; on an error nothing was sent.
+    fn write_with_fds(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        fds: &[BorrowedFd<'_>],
+    ) -> io::Result<usize> {
+        let _ = (bufs, fds);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// The peer's credentials (`SO_PEERCRED`), for a Unix-domain connection.
+    fn peer_credentials(&self) -> io::Result<sys::PeerCredentials> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Whether the connect completed: `ENOTCONN` while under way (S4). By default, whether the
+    /// peer's address can be read.
+    fn check_connected(&self) -> io::Result<()> {
+        self.peer_addr().map(drop)
+    }
+    /// Stops readiness delivery, before the descriptor leaves the reactor.
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        let _ = registry;
+        Ok(())
+    }
+    /// The descriptor itself, taken out without closing it (`None`: the transport has none).
+    fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
+        None
+    }
+}
+
+/// A stream over a descriptor made elsewhere (inherited, or received with `SCM_RIGHTS`): a
+/// Unix-domain or TCP socket, made non-blocking.
+pub(crate) fn adopt(fd: OwnedFd) -> io::Result<Stream> {
+    use std::os::fd::AsFd;
+    sys::set_nonblocking(fd.as_fd())?;
+    match sys::socket_domain(fd.as_fd())? {
+        libc::AF_UNIX => Ok(Box::new(unix::UnixConn::from_fd(fd))),
+        libc::AF_INET | libc::AF_INET6 => Ok(Box::new(mio::net::TcpStream::from_std(
+            std::net::TcpStream::from(fd),
+        ))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a TCP or Unix-domain stream socket",
+        )),
+    }
+}
+
+/// What stands in a connection's slot once its descriptor left the reactor: every call fails
+/// with `NotConnected`.
+#[derive(Debug)]
+pub(crate) struct Detached;
+
+impl Transport for Detached {
+    fn register(&mut self, _: Registration<'_>) -> io::Result<()> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn write_vectored(&mut self, _: &[IoSlice<'_>]) -> io::Result<usize> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        Ok(None)
+    }
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn set_abortive(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -102,6 +102,14 @@ impl Transport for mio::net::TcpStream {
     fn set_abortive(&mut self) -> io::Result<()> {
         sys::set_linger(self.as_fd(), Some(Duration::ZERO))
     }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        registry.deregister(self)
+    }
+
+    fn into_fd(self: Box<Self>) -> Option<std::os::fd::OwnedFd> {
+        Some((*self).into())
+    }
 }
 
 impl Acceptor for mio::net::TcpListener {
