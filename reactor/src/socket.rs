@@ -1,7 +1,7 @@
 //! A typed view of a connection's socket options (S19, S20, S22).
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::sys::{self, Keepalive};
@@ -111,5 +111,13 @@ impl<'a> SocketRef<'a> {
     /// Copies queued input into `buf` without consuming it (`MSG_PEEK`, S22).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         sys::peek(self.fd, buf)
+    }
+}
+
+/// The connection's descriptor, for an option this type does not wrap (or to read one back).
+/// It is borrowed for the callback only; the reactor owns it and closes it.
+impl AsFd for SocketRef<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
     }
 }
