@@ -58,7 +58,7 @@ pub use core::tasks::TaskId;
 pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
 pub use group::Group;
-pub use handle::Handle;
+pub use handle::{Handle, PostError};
 pub use outbuf::Shared;
 pub use protocol::Protocol;
 pub use reactor::Reactor;
