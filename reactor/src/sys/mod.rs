@@ -331,7 +331,7 @@ mod tests {
         }
     }
 
-    /// S2, S4: over a real socket, a connect to a loopback listener is either done at once or
+    /// S4: over a real socket, a connect to a loopback listener is either done at once or
     /// in progress, and its verdict is then read from `SO_ERROR`, not from a second connect.
     #[test]
     fn connect_to_a_listener_completes_or_is_in_progress() -> io::Result<()> {
@@ -351,5 +351,13 @@ mod tests {
         assert!(take_error(fd.as_fd())?.is_none());
         assert_eq!(getpeername(fd.as_fd())?, listener.local_addr()?);
         Ok(())
+    }
+
+    /// A number that is no signal is refused with `EINVAL` before the mask is touched, instead
+    /// of being left out of the mask while the call reports success.
+    #[test]
+    fn block_signals_refuses_what_is_not_a_signal() {
+        let e = block_signals(&[libc::SIGUSR2, 9999], true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 }
