@@ -427,6 +427,10 @@ mod tests {
             }
             std::thread::yield_now();
         }
+        if reader.is_finished() {
+            let early = reader.join().expect("the reader did not panic");
+            panic!("recv returned {early:?} before any byte was sent: EINTR was not retried");
+        }
         assert!(SIGNALS.load(SeqCst) > 0);
         std::io::Write::write_all(&mut ours, b"late")?;
         let got = reader.join().expect("the reader did not panic")?;
