@@ -422,7 +422,7 @@ mod tests {
                 "recv was never retried"
             );
             if is_asleep(tid) {
-                // SAFETY: the thread is alive: it waits for the bytes written below.
+                // SAFETY: the thread is not joined yet, so its id is still valid.
                 unsafe { libc::pthread_kill(thread, libc::SIGURG) };
             }
             std::thread::yield_now();
