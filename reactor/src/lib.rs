@@ -65,7 +65,7 @@ pub use core::tasks::TaskId;
 pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
 pub use group::Group;
-pub use handle::Handle;
+pub use handle::{Handle, PostError};
 /// What a user source is watched for ([`LoopCx::add_fd`], [`LoopCx::add_source`]).
 pub use mio::Interest;
 pub use outbuf::Shared;

@@ -194,30 +194,3 @@ fn loop_context_now_follows_the_harness_clock() -> io::Result<()> {
     assert_eq!(h.reactor().now() - start, us(1_500));
     Ok(())
 }
-
-/// `EINTR` never reaches the reactor: the in-memory transport retries it inside the seam, as
-/// the system-call layer does for sockets (S2), and counts what it retried.
-#[test]
-fn eintr_is_retried_inside_the_seam_and_counted() -> io::Result<()> {
-    struct Echo;
-    impl Protocol<Log> for Echo {
-        fn on_data(&mut self, cx: &mut Cx<'_, Log>, data: &[u8]) -> usize {
-            cx.write(data);
-            data.len()
-        }
-        fn on_close(&mut self, cx: &mut Cx<'_, Log>, reason: CloseReason) {
-            cx.app().closed.push(reason.kind());
-        }
-    }
-    let mut h = Harness::new(Log::default())?;
-    let l = h.listen(ListenOptions::default(), |_, _| Echo);
-    let peer = l.connect();
-    h.settle()?;
-    peer.inject_eintr(3);
-    peer.send(b"ping");
-    h.settle()?;
-    assert_eq!(peer.take_received(), b"ping");
-    assert_eq!(peer.interrupted(), 3);
-    assert!(h.app().closed.is_empty(), "EINTR closed the connection");
-    Ok(())
-}

@@ -104,7 +104,7 @@ fn read_until_end(client: &mut TcpStream) -> io::Result<()> {
     }
 }
 
-/// S4, S6, S7, S11, S14, S21, S24: connections of one reactor end in every way there is (peer
+/// S4, S7, S11, S14, S21, S24: connections of one reactor end in every way there is (peer
 /// close, local close, abort, reset, protocol error, slow consumer, first-byte timeout,
 /// refused and timed-out connects, a connect that completes, and shutdown); counters in the
 /// user state show one `on_close` for each, and one `on_open` at most.

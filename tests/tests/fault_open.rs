@@ -229,7 +229,7 @@ fn keepalive_probes_drawing_icmp_unreachable_still_time_out() -> io::Result<()> 
     o.finish(CloseKind::TimedOut)
 }
 
-/// S8, S21: output queued behind a path that drops everything makes no progress once the
+/// S7, S8: output queued behind a path that drops everything makes no progress once the
 /// kernel's send buffer is full; the write-stall timeout aborts the connection with
 /// `TimedOut`, no earlier than the timeout after the output was queued.
 #[test]
@@ -272,7 +272,7 @@ fn a_graceful_close_across_a_silent_path_ends_at_its_linger_timeout() -> io::Res
     o.finish(CloseKind::Local)
 }
 
-/// S6, S7: once the path answers with TCP resets, the next segment the reactor sends draws
+/// S7: once the path answers with TCP resets, the next segment the reactor sends draws
 /// one, and the connection ends with `Reset` at once.
 #[test]
 fn a_reset_in_the_middle_of_a_connection_is_reset() -> io::Result<()> {

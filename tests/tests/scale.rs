@@ -139,7 +139,7 @@ fn echo_once(addr: SocketAddr, i: usize) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Two server processes on one port, 2,000 connections held at once, each echoed once: every
+/// S12, S25: two server processes on one port, 2,000 connections held at once, each echoed once: every
 /// connection is served by exactly one of them, the counts add up, both take part, memory per
 /// connection stays small, and every connection is gone from the servers once released.
 #[test]

@@ -337,7 +337,7 @@ mod tests {
         }
     }
 
-    /// S2, S4: over a real socket, a connect to a loopback listener is either done at once or
+    /// S4: over a real socket, a connect to a loopback listener is either done at once or
     /// in progress, and its verdict is then read from `SO_ERROR`, not from a second connect.
     #[test]
     fn connect_to_a_listener_completes_or_is_in_progress() -> io::Result<()> {
@@ -356,6 +356,92 @@ mod tests {
         }
         assert!(take_error(fd.as_fd())?.is_none());
         assert_eq!(getpeername(fd.as_fd())?, listener.local_addr()?);
+        Ok(())
+    }
+
+    /// A number that is no signal is refused with `EINVAL` before the mask is touched, instead
+    /// of being left out of the mask while the call reports success.
+    #[test]
+    fn block_signals_refuses_what_is_not_a_signal() {
+        let e = block_signals(&[libc::SIGUSR2, 9999], true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    /// Deliveries of `SIGURG` to [`count_signal`].
+    static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn count_signal(_: libc::c_int) {
+        SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether thread `tid` of this process is asleep (state `S` in its `stat`).
+    fn is_asleep(tid: libc::pid_t) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"));
+        // The state follows the parenthesised name, which may itself hold spaces.
+        stat.ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('S')))
+            .unwrap_or(false)
+    }
+
+    /// S2: a real signal interrupts a blocking `recv` (its handler is installed without
+    /// `SA_RESTART`, so the kernel does not restart the call): `retry` calls `recv` again
+    /// instead of returning `EINTR`, and the bytes sent afterwards arrive.
+    #[test]
+    fn retry_carries_a_call_through_a_real_signal() -> io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // SAFETY: an all-zero sigaction is valid; the handler only touches an atomic.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = 0;
+        // SAFETY: `action` is initialised; SIGURG is ignored by default and used by no other
+        // test of this crate.
+        syscall!(sigaction(libc::SIGURG, &action, std::ptr::null_mut()))?;
+
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn({
+            let calls = std::sync::Arc::clone(&calls);
+            move || {
+                // SAFETY: gettid and pthread_self have no preconditions.
+                let _ = tid_tx.send((unsafe { libc::gettid() }, unsafe { libc::pthread_self() }));
+                let mut buf = [0u8; 4];
+                let n = retry(|| {
+                    calls.fetch_add(1, SeqCst);
+                    syscall!(recv(
+                        theirs.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0
+                    ))
+                })?;
+                Ok::<_, io::Error>(buf[..n as usize].to_vec())
+            }
+        });
+        let (tid, thread) = tid_rx.recv().expect("the reader started");
+        // Signal the reader whenever it sleeps until `recv` was called a second time: only an
+        // interrupted call is retried. (A signal that lands before `recv` just runs the handler.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while calls.load(SeqCst) < 2 && !reader.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "recv was never retried"
+            );
+            if is_asleep(tid) {
+                // SAFETY: the thread is not joined yet, so its id is still valid.
+                unsafe { libc::pthread_kill(thread, libc::SIGURG) };
+            }
+            std::thread::yield_now();
+        }
+        if reader.is_finished() {
+            let early = reader.join().expect("the reader did not panic");
+            panic!("recv returned {early:?} before any byte was sent: EINTR was not retried");
+        }
+        assert!(SIGNALS.load(SeqCst) > 0);
+        std::io::Write::write_all(&mut ours, b"late")?;
+        let got = reader.join().expect("the reader did not panic")?;
+        assert_eq!(got, b"late");
+        assert!(calls.load(SeqCst) >= 2, "recv returned without a retry");
         Ok(())
     }
 }

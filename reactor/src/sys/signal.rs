@@ -164,7 +164,8 @@ pub(crate) fn read_signal_pipe(fd: BorrowedFd<'_>, out: &mut Vec<i32>) -> io::Re
 /// the thread running the reactor is the one the kernel delivers them to.
 ///
 /// # Errors
-/// The error of `pthread_sigmask` (`EINVAL` for a bad `how`, which cannot happen here).
+/// `EINVAL` if one of `signals` is not a signal number (the mask is then left as it was);
+/// otherwise the error of `pthread_sigmask`, which none of its uses here can cause.
 pub fn block_signals(signals: &[libc::c_int], block: bool) -> io::Result<()> {
     // SAFETY: an all-zero sigset_t is valid storage for sigemptyset to initialise.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -172,7 +173,10 @@ pub fn block_signals(signals: &[libc::c_int], block: bool) -> io::Result<()> {
     unsafe { libc::sigemptyset(&mut set) };
     for &sig in signals {
         // SAFETY: as above.
-        unsafe { libc::sigaddset(&mut set, sig) };
+        if unsafe { libc::sigaddset(&mut set, sig) } == -1 {
+            // Not a signal number: refuse rather than leave it out of the mask unnoticed.
+            return Err(io::Error::last_os_error());
+        }
     }
     let how = if block {
         libc::SIG_BLOCK
