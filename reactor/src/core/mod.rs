@@ -7,6 +7,7 @@
 //! | `conn` | one connection's state: its [`Phase`](conn::Phase), buffers and counters | |
 //! | `connect` | opening: accepted or outgoing, the connect verdict (S4) | `Connecting → Open` |
 //! | `read` | reading and delivery to the handler, end of stream | input, pauses |
+//! | `replace` | switching a live connection's handler after the callback that asked | the successor |
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
@@ -48,6 +49,7 @@ mod connect;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod read;
+mod replace;
 pub(crate) mod snapshot;
 pub(crate) mod tasks;
 mod timeouts;
@@ -133,6 +135,10 @@ pub(crate) struct Net<App> {
     queued_total: usize,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
+    /// The successor a running callback asked for (`replace.rs`), installed when it returns.
+    replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
+    /// Handlers replaced so far (`replace.rs`).
+    swaps: u64,
 }
 
 impl<App> Deref for Core<App> {
@@ -185,6 +191,8 @@ impl<App> Core<App> {
                 limits: crate::Limits::default(),
                 queued_total: 0,
                 listeners_at_limit: false,
+                replacement: None,
+                swaps: 0,
             },
         }
     }
@@ -213,6 +221,7 @@ impl<App> Core<App> {
         if let Some(conn) = self.conn_at(index) {
             conn.handler = Some(handler);
         }
+        self.install_replacement(index, id);
         Some(result)
     }
 
