@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! evdrive echo [--listen 127.0.0.1:7007]     TCP echo
-//! evdrive chat [--listen 127.0.0.1:7000]     line-based chat room (nc, socat, telnet)
+//! evdrive chat [--listen 127.0.0.1:7000]     chat with rooms (nc, socat, telnet, a browser)
 //! evdrive http [--listen 127.0.0.1:8080]     HTTP/1.1 with keep-alive (curl, wrk)
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
 //! ```
@@ -83,15 +83,20 @@ const ECHO_HELP: &str = "TCP echo: every byte received is sent back, in order.\n
     A client that sends but does not read its echo is paused by backpressure, never buffered \
     without bound.";
 
-const CHAT_HELP: &str = "A chat room over lines of text: what a member types reaches every \
-    other member.\n\n\
+const CHAT_HELP: &str = "A chat with rooms over lines of text: what a member types reaches \
+    every other member of its room.\n\n\
     Listens on 127.0.0.1:7000 unless --listen says otherwise. Try `nc 127.0.0.1 7000` from two \
-    terminals (or `socat - TCP:127.0.0.1:7000`).\n\n\
-    A member joins as guestN and is told so; the others see `* guestN joined` and, later, \
-    `* guestN left`. A line not starting with / is a message: the others receive `<nick> text`, \
-    in the order the server received the lines. Commands:\n\
+    terminals (or `socat - TCP:127.0.0.1:7000`), or open http://127.0.0.1:7000/ in a browser: \
+    the same port serves a page that joins over WebSocket, and browsers and terminals share \
+    the rooms (a terminal whose first line starts with `GET ` is taken for a browser).\n\n\
+    A member joins #lobby as guestN and is told so; the others see `* guestN joined` and, \
+    later, `* guestN left`. A line not starting with / is a message: the others in the room \
+    receive `<nick> text`, in the order the server received the lines. Commands:\n\
     \x20 /nick NAME   change nickname (1-20 of A-Z a-z 0-9 _ -, unique ignoring case)\n\
-    \x20 /who         list the members\n\
+    \x20 /join #ROOM  go to another room; /part goes back to #lobby\n\
+    \x20 /rooms       list the rooms (also /list)\n\
+    \x20 /who         list the members of your room\n\
+    \x20 /msg NICK TEXT  a private message\n\
     \x20 /me ACTION   the others see `* nick ACTION`\n\
     \x20 /quit        leave\n\
     \x20 /help        list the commands\n\
