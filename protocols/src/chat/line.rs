@@ -8,7 +8,9 @@
 //! handed to the HTTP side ([`WebConn`], through [`Cx::replace_handler`]), with those bytes;
 //! anything else, or silence for the grace period, makes it a line member. The cost is that a
 //! person whose very first line starts with `GET ` is answered as a browser (an HTTP error),
-//! and that the `nc` greeting comes [`SNIFF_GRACE`] late.
+//! and that the `nc` greeting comes [`SNIFF_GRACE`] late. A connection a browser opens ahead
+//! of need and leaves silent (Chromium does) is greeted as a line member too, and leaves when
+//! the browser drops it: nothing tells it from a person who has not typed yet.
 
 use std::time::Duration;
 
