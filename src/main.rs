@@ -25,7 +25,7 @@ use protocols::echo::Echo;
 use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
-use reactor::{ConnConfig, Group, ListenOptions, Protocol, Reactor};
+use reactor::{ConnConfig, Group, Handle, ListenOptions, Protocol, Reactor};
 
 /// Default port of `evdrive echo`.
 const ECHO_PORT: u16 = 7007;
@@ -277,6 +277,7 @@ fn serve<App, P, F, M>(
     admin: Option<SocketAddr>,
     make_app: M,
     factory: F,
+    link: impl FnOnce(&[Handle<App>]),
 ) -> io::Result<()>
 where
     App: AppMetrics + 'static,
@@ -331,6 +332,9 @@ where
     if let Ok(admin) = admin_rx.try_recv() {
         eprintln!("evdrive {sample} admin on {admin} (thread 0)");
     }
+    // The threads' states that form one (the chat's rooms) learn of each other before the
+    // address is announced.
+    link(group.handles());
     // This thread only relays signals to the reactors.
     let handles = group.handles().to_vec();
     let mut signals = Reactor::new(0u32)?;
@@ -361,6 +365,22 @@ where
     group.join()
 }
 
+/// Makes the chat of every thread one chat: each learns the others' handles, and this returns
+/// once all have, so no member arrives at a thread that does not know the others yet.
+fn link_chats(handles: &[Handle<ChatRoom>]) {
+    let (done, linked) = std::sync::mpsc::channel();
+    for (i, handle) in handles.iter().enumerate() {
+        let (all, done) = (handles.to_vec(), done.clone());
+        let _ = handle.post(move |cx| {
+            cx.app().link(i, all);
+            let _ = done.send(());
+        });
+    }
+    drop(done);
+    // Ends early only if a thread is gone, which its own error reports.
+    for _ in linked.iter().take(handles.len()) {}
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -374,6 +394,7 @@ fn main() -> ExitCode {
             c.admin,
             || (),
             |_, _| Echo,
+            |_| {},
         ),
         Command::Chat(ChatArgs {
             common: c,
@@ -390,6 +411,7 @@ fn main() -> ExitCode {
                 c.admin,
                 move || ChatRoom::with_heartbeat(heartbeat),
                 |_, _| ChatConn::new(),
+                link_chats,
             )
         }
         Command::Http(c) => serve(
@@ -402,6 +424,7 @@ fn main() -> ExitCode {
             c.admin,
             || (),
             |_, _| HttpServer::new(),
+            |_| {},
         ),
         Command::Kv(c) => serve(
             "kv",
@@ -412,6 +435,7 @@ fn main() -> ExitCode {
             c.admin,
             KvStore::new,
             |_, _| KvConn::new(),
+            |_| {},
         ),
     };
     match result {

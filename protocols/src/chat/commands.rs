@@ -179,6 +179,14 @@ fn private_message(cx: &mut Cx<'_, ChatRoom>, nick: &str, arg: &[u8]) {
             send(cx, other, &mut msg);
         }
         None => {
+            let remote = std::str::from_utf8(to)
+                .ok()
+                .and_then(|to| cx.app().find_remote(to));
+            if let Some((thread, other)) = remote {
+                let text = Out::new(&[b"<", nick.as_bytes(), b" (private)> ", text]).text;
+                cx.app().relay_private(thread, other, text);
+                return;
+            }
             let to = &to[..to.len().min(MAX_NICK)];
             reply(cx, &[b"! nobody is called ", to]);
         }

@@ -66,7 +66,8 @@
 //! The chat ([`ChatRoom`]) is the reactor's user state: every handler reaches the member list
 //! as `&mut ChatRoom` through its `Cx`, with no lock, since all callbacks run on the reactor's
 //! one thread, and the order in which the loop handles lines is the order everyone sees them
-//! in. One reactor is one chat: with `--threads N` each thread is a separate chat.
+//! in. With several threads, each thread's chat relays to the others through their
+//! reactors' handles (`threads.rs`, [`ChatRoom::link`]), so they form one chat.
 //!
 //! A broadcast is built once into one reference-counted [`Shared`](reactor::Shared) buffer per
 //! wire form (a line, a WebSocket frame) and queued on every recipient of that form with
@@ -85,12 +86,14 @@
 //! | `commands.rs` | what a line does: a message or a `/command` |
 //! | `line.rs` | the first look at a connection, and the chat over lines |
 //! | `web.rs` | the page, the upgrade, and the chat over WebSocket |
+//! | `threads.rs` | one chat across threads: the events relayed to the other threads |
 
 use reactor::ConnConfig;
 
 mod commands;
 mod line;
 mod room;
+mod threads;
 mod web;
 
 pub use line::{ChatConn, SNIFF_GRACE};

@@ -15,6 +15,7 @@ use reactor::{CloseReason, ConnId, Cx, LoopCx, Shared, TaskId};
 
 use crate::codec::ws;
 
+use super::threads::{Event, Peers, RemoteMember};
 use super::{MAX_MISSED_HEARTBEATS, MAX_NICK};
 
 /// The room every member starts in, and returns to with `/part`.
@@ -43,8 +44,17 @@ pub struct ChatRoom {
     nicks: HashMap<Box<str>, ConnId>,
     /// The members of each room with at least one member, by lower-case name (`#lobby`).
     rooms: HashMap<Box<str>, Vec<ConnId>>,
-    /// The number in the next default nickname (`guest1`, `guest2`…).
-    next_guest: u64,
+    /// How many default nicknames (`guest1`, `guest2`…) this thread has tried.
+    guests: u64,
+    /// This thread's first default number (0 counts as 1).
+    guest_first: u64,
+    /// How far apart this thread's default numbers are: the number of threads (0 counts as
+    /// 1), so that threads never give the same default nickname.
+    guest_step: u64,
+    /// The other threads of the chat, once linked (`threads.rs`).
+    pub(super) peers: Option<Peers>,
+    /// The other threads' members, by thread and connection, as they announced them.
+    pub(super) remote: HashMap<(usize, ConnId), RemoteMember>,
     /// The heartbeat interval, if the heartbeat is on.
     heartbeat: Option<Duration>,
     /// The running heartbeat task: `Some` exactly while the heartbeat is on and the chat has
@@ -111,32 +121,72 @@ impl ChatRoom {
         sorted(self.members.values().map(|m| &*m.nick))
     }
 
-    /// The nicknames in `room` (lower case, with its `#`), sorted ignoring case.
+    /// The nicknames in `room` (lower case, with its `#`), every thread's, sorted ignoring
+    /// case.
     pub fn nicks_in(&self, room: &str) -> Vec<&str> {
         let ids = self.rooms.get(room).map_or(&[][..], |v| v.as_slice());
-        sorted(ids.iter().filter_map(|id| self.nick(*id)))
+        let remote = self.remote.values().filter(|m| &*m.room == room);
+        sorted(
+            ids.iter()
+                .filter_map(|id| self.nick(*id))
+                .chain(remote.map(|m| &*m.nick)),
+        )
     }
 
-    /// Every room with members and how many, sorted by name.
+    /// Every room with members on any thread, and how many, sorted by name.
     pub fn rooms(&self) -> Vec<(&str, usize)> {
-        let mut rooms: Vec<(&str, usize)> =
+        let mut counts: HashMap<&str, usize> =
             self.rooms.iter().map(|(k, v)| (&**k, v.len())).collect();
+        for m in self.remote.values() {
+            *counts.entry(&*m.room).or_default() += 1;
+        }
+        let mut rooms: Vec<(&str, usize)> = counts.into_iter().collect();
         rooms.sort_unstable();
         rooms
     }
 
-    /// The connection of the member called `nick` (ignoring case).
+    /// The connection of this thread's member called `nick` (ignoring case).
     pub(super) fn find(&self, nick: &str) -> Option<ConnId> {
         self.nicks.get(nick.to_ascii_lowercase().as_str()).copied()
+    }
+
+    /// The thread and connection of another thread's member called `nick` (ignoring case).
+    pub(super) fn find_remote(&self, nick: &str) -> Option<(usize, ConnId)> {
+        let (who, _) = self
+            .remote
+            .iter()
+            .find(|(_, m)| m.nick.eq_ignore_ascii_case(nick))?;
+        Some(*who)
+    }
+
+    /// Starts default nicknames at `first`, `step` apart (one number sequence per thread).
+    pub(super) fn guest_numbers(&mut self, first: u64, step: u64) {
+        self.guest_first = first;
+        self.guest_step = step;
+    }
+
+    /// Tells the other threads where the member on `id` is and under which name.
+    fn announce(&self, id: ConnId) {
+        if let Some(m) = self.members.get(&id) {
+            self.relay(Event::Member {
+                who: (self.me(), id),
+                nick: m.nick.clone(),
+                room: m.room.clone(),
+            });
+        }
     }
 
     /// Adds the member on `id` to the lobby under a fresh default nickname, and returns the
     /// nickname.
     pub(super) fn join(&mut self, id: ConnId, wire: Wire) -> Box<str> {
         let nick: Box<str> = loop {
-            self.next_guest += 1;
-            let nick = format!("guest{}", self.next_guest);
-            if !self.nicks.contains_key(nick.as_str()) {
+            let number = self
+                .guests
+                .saturating_mul(self.guest_step.max(1))
+                .saturating_add(self.guest_first.max(1));
+            self.guests += 1;
+            let nick = format!("guest{number}");
+            if !self.nicks.contains_key(nick.as_str()) && self.find_remote(&nick).is_none() {
                 break nick.into();
             }
         };
@@ -152,6 +202,7 @@ impl ChatRoom {
             },
         );
         self.rooms.entry(LOBBY.into()).or_default().push(id);
+        self.announce(id);
         nick
     }
 
@@ -160,6 +211,9 @@ impl ChatRoom {
         let member = self.members.remove(&id)?;
         self.nicks.remove(&*member.nick.to_ascii_lowercase());
         self.unlist(id, &member.room);
+        self.relay(Event::Gone {
+            who: (self.me(), id),
+        });
         Some((member.nick, member.room))
     }
 
@@ -169,6 +223,7 @@ impl ChatRoom {
         let old = std::mem::replace(&mut member.room, room.into());
         self.unlist(id, &old);
         self.rooms.entry(room.into()).or_default().push(id);
+        self.announce(id);
         Some(old)
     }
 
@@ -189,6 +244,9 @@ impl ChatRoom {
             Some(&owner) if owner != id => return Err(Rename::Taken),
             _ => {}
         }
+        if self.find_remote(new).is_some() {
+            return Err(Rename::Taken);
+        }
         let member = self.members.get_mut(&id).ok_or(Rename::NotMember)?;
         if &*member.nick == new {
             return Err(Rename::Same);
@@ -196,6 +254,7 @@ impl ChatRoom {
         let old = std::mem::replace(&mut member.nick, new.into());
         self.nicks.remove(&*old.to_ascii_lowercase());
         self.nicks.insert(key.into(), id);
+        self.announce(id);
         Ok(old)
     }
 
@@ -231,7 +290,7 @@ pub(super) fn is_valid_room(name: &[u8]) -> bool {
 #[derive(Debug)]
 pub(super) struct Out {
     /// The line without terminator, control characters defused.
-    text: Vec<u8>,
+    pub(super) text: Vec<u8>,
     /// `text\r\n`, once a line member needed it.
     line: Option<Shared>,
     /// A WebSocket text frame of `text`, once a browser member needed it.
@@ -292,9 +351,25 @@ pub(super) fn send(cx: &mut LoopCx<'_, ChatRoom>, to: ConnId, out: &mut Out) {
     cx.send_shared_to(to, out.form(wire));
 }
 
-/// Queues `out` on every member of `room` but `except`: one buffer per wire form, shared by
-/// all (S16).
+/// Queues `out` on every member of `room` but `except`, on this thread and (relayed) on the
+/// others: one buffer per wire form, shared by all of a thread's members (S16).
 pub(super) fn broadcast(
+    cx: &mut LoopCx<'_, ChatRoom>,
+    room: &str,
+    except: Option<ConnId>,
+    out: &mut Out,
+) {
+    if cx.app().peers.is_some() {
+        cx.app().relay(Event::Line {
+            room: room.into(),
+            text: out.text.clone(),
+        });
+    }
+    broadcast_local(cx, room, except, out);
+}
+
+/// Queues `out` on this thread's members of `room` but `except`.
+pub(super) fn broadcast_local(
     cx: &mut LoopCx<'_, ChatRoom>,
     room: &str,
     except: Option<ConnId>,
