@@ -149,7 +149,8 @@ impl<App: 'static> Server<App> {
         P: Protocol<App> + 'static,
     {
         Self::start(app, move |reactor| {
-            reactor.listen(localhost(), opts, factory)
+            let id = reactor.listen(localhost(), opts, factory)?;
+            reactor.listener_addr(id)
         })
     }
 

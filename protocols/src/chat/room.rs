@@ -31,9 +31,9 @@ pub const LOBBY: &str = "#lobby";
 /// let mut reactor = Reactor::new(ChatRoom::new())?;
 /// let opts = ListenOptions::default()
 ///     .with_conn(conn_config(Default::default()));
-/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
+/// let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
 /// assert!(reactor.app().is_empty());
-/// # let _ = addr;
+/// # let _ = listener;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Default)]

@@ -25,12 +25,13 @@ impl Room {
     fn new(room: ChatRoom) -> Room {
         let mut reactor = Reactor::new(room).unwrap();
         let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
-        let addr = reactor
+        let listener = reactor
             // Greeted at once: these tests are about lines, and a grace per join adds up.
             .listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| {
                 ChatConn::lines_only()
             })
             .unwrap();
+        let addr = reactor.listener_addr(listener).unwrap();
         Room { reactor, addr }
     }
 
