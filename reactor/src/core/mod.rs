@@ -11,7 +11,7 @@
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
-//! | `accept`, `listener` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
+//! | `accept`, `listener`, `reject` | the accept loop, back-off, the spare descriptor, the policy at the connection limit (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
 //! | `sources` | descriptors and `mio` sources the user registers, and their callbacks | user sources |
 //!
@@ -50,6 +50,7 @@ mod connect;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod read;
+mod reject;
 mod replace;
 pub(crate) mod snapshot;
 pub(crate) mod sources;
@@ -143,6 +144,8 @@ pub(crate) struct Net<App> {
     replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
     /// Handlers replaced so far (`replace.rs`).
     swaps: u64,
+    /// Rejected clients being told (counted in `stats.open`, not against the limit).
+    rejecting: usize,
 }
 
 impl<App> Deref for Core<App> {
@@ -197,6 +200,7 @@ impl<App> Core<App> {
                 listeners_at_limit: false,
                 replacement: None,
                 swaps: 0,
+                rejecting: 0,
             },
         }
     }

@@ -7,7 +7,9 @@
 //! `sendmsg`. A short write keeps the unsent tail in place. Above the high-water mark reading
 //! pauses and the handler hears `on_high_water`; at or below low water reading resumes (through
 //! the ready list, since no edge will come for input that queued meanwhile) and `on_drained`
-//! runs. Once the queue is empty, the `close` module moves a pending FIN along.
+//! runs. Past the hard output limit a connection is aborted at once; above the soft limit the
+//! `timeouts` module's soft-output timer runs, cancelled when a flush brings the queue back
+//! down. Once the queue is empty, the `close` module moves a pending FIN along.
 
 use timers::Tick;
 
@@ -57,11 +59,15 @@ impl<App> Net<App> {
         push(&mut conn.output, value, now);
         let after = conn.output.len();
         let over = after > conn.config.max_output;
+        let over_soft = after > conn.config.soft_output;
         self.queued_total += after - before;
         if over {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);
             return Ok(());
+        }
+        if over_soft {
+            self.track_soft_output(index);
         }
         self.mark_dirty(index);
         Ok(())
@@ -103,8 +109,14 @@ impl<App> Net<App> {
             (true, true) if queued <= config.low_water => Water::Drained,
             _ => Water::Same,
         };
+        let back_below_soft = queued <= config.soft_output
+            && conn
+                .extras
+                .as_ref()
+                .is_some_and(|x| x.soft_output.is_some());
         Some(AfterWrite {
             queued,
+            back_below_soft,
             water,
             stall: config.write_stall_timeout.is_some(),
             // A FIN waits for the queue to empty (checked here: most flushes have none).
@@ -124,6 +136,8 @@ impl<App> Net<App> {
 struct AfterWrite {
     /// Bytes still queued.
     queued: usize,
+    /// The output fell to the soft limit or below while its timer was armed.
+    back_below_soft: bool,
     /// Whether the queue crossed a water mark.
     water: Water,
     /// The connection has a write-stall timeout.
@@ -148,6 +162,10 @@ impl<App> Core<App> {
         let Some(after) = self.write_out(index) else {
             return;
         };
+
+        if after.back_below_soft {
+            self.track_soft_output(index);
+        }
 
         // Backpressure (S21): decided by our own queue, not by guessing kernel space.
         match after.water {
