@@ -286,6 +286,56 @@ impl<'a, App> LoopCx<'a, App> {
         self.conns().resume_reading_conn(conn)
     }
 
+    /// Links two connections, `a` and `b`: from now on the reactor moves every byte read from
+    /// one onto the other's output, without calling their handlers' `on_data`. The way to
+    /// write a forwarder (a proxy's client and upstream); either may still be connecting.
+    ///
+    /// - **Backpressure crosses the link** (S21): when `b`'s output passes its high-water mark,
+    ///   `a` stops reading until that output drains to its low-water mark, and the other way
+    ///   round; each direction holds at most its high-water mark plus one read in memory.
+    /// - **End of stream is a half-close** (S14): `a`'s peer FIN becomes a FIN to `b`'s peer
+    ///   once everything `a` sent is flushed; reading goes on both ways. Once both peers sent
+    ///   FIN and both FINs went out, both close with [`CloseReason::PeerClosed`]. Nothing is
+    ///   discarded, unlike a graceful [`close_conn`](Self::close_conn) of the other side
+    ///   (which stops reading, so input arriving meanwhile is thrown away).
+    /// - **Errors cross too**: if one ends first (reset, timeout, refused connect, a close by
+    ///   its handler), the other is closed gracefully with [`CloseReason::LinkClosed`] naming
+    ///   the kind of the first one's reason.
+    ///
+    /// Input either kept unconsumed is passed on at once. Linked handlers still hear
+    /// `on_open`, `on_timer` and `on_close`; `on_data`, `on_eof`, `on_high_water` and
+    /// `on_drained` are the link's.
+    ///
+    /// Returns `false`, linking nothing, if either connection does not exist, is closing or
+    /// already linked, or if `a == b`.
+    ///
+    /// ```
+    /// use evdrive_reactor::{ConnConfig, Cx, Protocol};
+    /// use std::net::SocketAddr;
+    ///
+    /// /// A client of a TCP forwarder: connects upstream and links the two.
+    /// struct Client(SocketAddr);
+    /// struct Upstream;
+    /// impl Protocol<()> for Upstream {
+    ///     fn on_data(&mut self, _: &mut Cx<'_, ()>, data: &[u8]) -> usize { data.len() }
+    /// }
+    /// impl Protocol<()> for Client {
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, ()>) {
+    ///         let me = cx.id();
+    ///         match cx.connect(self.0, Upstream, ConnConfig::new()) {
+    ///             Ok(up) => { cx.link(me, up); }
+    ///             Err(_) => cx.close(),
+    ///         }
+    ///     }
+    ///     // Never called once linked.
+    ///     fn on_data(&mut self, _: &mut Cx<'_, ()>, data: &[u8]) -> usize { data.len() }
+    /// }
+    /// # let _ = Client("127.0.0.1:1".parse().unwrap());
+    /// ```
+    pub fn link(&mut self, a: ConnId, b: ConnId) -> bool {
+        self.core.link(a, b)
+    }
+
     /// Arms a timer on `conn`, fired in its handler's [`Protocol::on_timer`]; see
     /// [`Conns::set_timer_conn`].
     pub fn set_timer_conn(&mut self, conn: ConnId, after: Duration, tag: u64) -> Option<TimerId> {

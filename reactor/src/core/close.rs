@@ -98,6 +98,7 @@ impl<App> Net<App> {
             conn.input.clear();
         }
         self.dead.push(index);
+        self.unlink(index);
     }
 
     /// Asks for a half-close: FIN once the queued output is flushed. Reading goes on.
@@ -142,6 +143,7 @@ impl<App> Net<App> {
                 self.kill(index, CloseReason::from_io(e));
                 return;
             }
+            self.link_progress(index);
         }
         // A graceful close whose FIN is out (just now, or earlier by a half-close) waits for
         // the peer's end of stream, bounded by the linger timer armed when the close began.

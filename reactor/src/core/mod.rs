@@ -10,6 +10,7 @@
 //! | `replace` | switching a live connection's handler after the callback that asked | the successor |
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
+//! | `link` | two connections joined: bytes, backpressure, end of stream and errors cross (S14, S21) | |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
 //! | `accept`, `listener`, `reject` | the accept loop, back-off, the spare descriptor, the policy at the connection limit (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
@@ -48,6 +49,7 @@ mod close;
 pub(crate) mod conn;
 mod connect;
 pub(crate) mod limits;
+mod link;
 pub(crate) mod listener;
 mod read;
 mod reject;

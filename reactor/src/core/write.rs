@@ -147,7 +147,7 @@ struct AfterWrite {
 }
 
 /// A crossing of the water marks (S21).
-enum Water {
+pub(super) enum Water {
     Same,
     /// Above high water: stop reading.
     High,
@@ -168,7 +168,7 @@ impl<App> Core<App> {
         }
 
         // Backpressure (S21): decided by our own queue, not by guessing kernel space.
-        match after.water {
+        match self.link_water(index, after.water) {
             Water::Same => {}
             Water::High => {
                 if let Some(conn) = self.conn_at(index) {
