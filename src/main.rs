@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! evdrive echo [--listen 127.0.0.1:7007]     TCP echo
-//! evdrive chat [--listen 127.0.0.1:7000]     line-based chat room (nc, socat, telnet)
+//! evdrive chat [--listen 127.0.0.1:7000]     chat with rooms (nc, socat, telnet, a browser)
 //! evdrive http [--listen 127.0.0.1:8080]     HTTP/1.1 with keep-alive (curl, wrk)
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
 //! evdrive proxy --upstream ADDR [--listen 127.0.0.1:7100] [--connect-timeout SECS]
@@ -34,7 +34,7 @@ use protocols::kv::{self, KvConn, KvStore};
 use protocols::proxy::{ProxyClient, ProxyStats};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
 use reactor::{
-    AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor, UnixAddr,
+    AtLimit, ConnConfig, Group, Handle, Limits, ListenOptions, Protocol, Reactor, UnixAddr,
     UnixListenOptions,
 };
 
@@ -102,15 +102,20 @@ const ECHO_HELP: &str = "TCP echo: every byte received is sent back, in order.\n
     A client that sends but does not read its echo is paused by backpressure, never buffered \
     without bound.";
 
-const CHAT_HELP: &str = "A chat room over lines of text: what a member types reaches every \
-    other member.\n\n\
+const CHAT_HELP: &str = "A chat with rooms over lines of text: what a member types reaches \
+    every other member of its room.\n\n\
     Listens on 127.0.0.1:7000 unless --listen says otherwise. Try `nc 127.0.0.1 7000` from two \
-    terminals (or `socat - TCP:127.0.0.1:7000`).\n\n\
-    A member joins as guestN and is told so; the others see `* guestN joined` and, later, \
-    `* guestN left`. A line not starting with / is a message: the others receive `<nick> text`, \
-    in the order the server received the lines. Commands:\n\
+    terminals (or `socat - TCP:127.0.0.1:7000`), or open http://127.0.0.1:7000/ in a browser: \
+    the same port serves a page that joins over WebSocket, and browsers and terminals share \
+    the rooms (a terminal whose first line starts with `GET ` is taken for a browser).\n\n\
+    A member joins #lobby as guestN and is told so; the others see `* guestN joined` and, \
+    later, `* guestN left`. A line not starting with / is a message: the others in the room \
+    receive `<nick> text`, in the order the server received the lines. Commands:\n\
     \x20 /nick NAME   change nickname (1-20 of A-Z a-z 0-9 _ -, unique ignoring case)\n\
-    \x20 /who         list the members\n\
+    \x20 /join #ROOM  go to another room; /part goes back to #lobby\n\
+    \x20 /rooms       list the rooms (also /list)\n\
+    \x20 /who         list the members of your room\n\
+    \x20 /msg NICK TEXT  a private message\n\
     \x20 /me ACTION   the others see `* nick ACTION`\n\
     \x20 /quit        leave\n\
     \x20 /help        list the commands\n\
@@ -393,6 +398,7 @@ fn serve<App, P, F, M>(
     admin: Option<SocketAddr>,
     make_app: M,
     factory: F,
+    link: impl FnOnce(&[Handle<App>]),
 ) -> io::Result<()>
 where
     App: AppMetrics + 'static,
@@ -467,6 +473,9 @@ where
     if let Ok(admin) = admin_rx.try_recv() {
         eprintln!("evdrive {sample} admin on {admin} (thread 0)");
     }
+    // The threads' states that form one (the chat's rooms) learn of each other before the
+    // address is announced.
+    link(group.handles());
     // This thread only relays signals to the reactors.
     let handles = group.handles().to_vec();
     let mut signals = Reactor::new(0u32)?;
@@ -497,6 +506,22 @@ where
     group.join()
 }
 
+/// Makes the chat of every thread one chat: each learns the others' handles, and this returns
+/// once all have, so no member arrives at a thread that does not know the others yet.
+fn link_chats(handles: &[Handle<ChatRoom>]) {
+    let (done, linked) = std::sync::mpsc::channel();
+    for (i, handle) in handles.iter().enumerate() {
+        let (all, done) = (handles.to_vec(), done.clone());
+        let _ = handle.post(move |cx| {
+            cx.app().link(i, all);
+            let _ = done.send(());
+        });
+    }
+    drop(done);
+    // Ends early only if a thread is gone, which its own error reports.
+    for _ in linked.iter().take(handles.len()) {}
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -512,6 +537,7 @@ fn main() -> ExitCode {
             c.admin,
             || (),
             |_| Echo,
+            |_| {},
         ),
         Command::Chat(ChatArgs {
             common: c,
@@ -531,6 +557,7 @@ fn main() -> ExitCode {
                 c.admin,
                 move || ChatRoom::with_heartbeat(heartbeat),
                 |_| ChatConn::new(),
+                link_chats,
             )
         }
         Command::Http(c) => serve(
@@ -548,6 +575,7 @@ fn main() -> ExitCode {
             c.admin,
             || (),
             |_| HttpServer::new(),
+            |_| {},
         ),
         Command::Kv(c) => serve(
             "kv",
@@ -563,6 +591,7 @@ fn main() -> ExitCode {
             c.admin,
             KvStore::new,
             |_| KvConn::new(),
+            |_| {},
         ),
         Command::Proxy(ProxyArgs {
             common: c,
@@ -585,6 +614,7 @@ fn main() -> ExitCode {
                 c.admin,
                 ProxyStats::default,
                 move |_| ProxyClient::new(upstream, upstream_config.clone()),
+                |_| {},
             )
         }
         Command::UdpEcho(args) => udp::run(args),

@@ -578,6 +578,22 @@ impl<'a, App> Cx<'a, App> {
         self.lp.core.cancel_heartbeat(self.id);
     }
 
+    /// Replaces this connection's handler with `handler` once the running callback returns:
+    /// the protocol changes mid-stream (an HTTP request upgraded to WebSocket).
+    ///
+    /// After the callback returns, the old handler is dropped without
+    /// [`on_close`](Protocol::on_close) (the connection goes on), the new one gets
+    /// [`on_open`](Protocol::on_open), and then every input byte the old one did not consume
+    /// (from [`on_data`](Protocol::on_data)'s return value), such as bytes that followed an
+    /// upgrade request in the same read. `on_close` still runs exactly once, to the handler in
+    /// the slot when the connection ends. The last request of a callback wins.
+    ///
+    /// Returns `false`, dropping `handler` unused, if the connection is not open (closing, or
+    /// gone); a connection that starts closing later in the same callback also drops it.
+    pub fn replace_handler(&mut self, handler: Box<dyn Protocol<App>>) -> bool {
+        self.lp.core.request_replacement(self.id, handler)
+    }
+
     /// Changes this connection's idle timeout (`None`: none).
     pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
         self.lp.core.set_idle_timeout(self.id, idle);

@@ -13,7 +13,8 @@ use crate::{CloseReason, Cx, TimerId};
 ///
 /// # Contract
 /// - [`on_open`](Self::on_open) runs once the connection is established (accepted, or an
-///   outgoing connect succeeded).
+///   outgoing connect succeeded), or when this handler took over a live connection through
+///   [`Cx::replace_handler`]; a replaced handler is dropped without `on_close`.
 /// - [`on_data`](Self::on_data) gets every byte received and not yet consumed. Consume every
 ///   complete frame you can and return how many bytes that was; the unconsumed tail is kept and
 ///   offered again, followed by new bytes, on the next call. A handler that never consumes hits

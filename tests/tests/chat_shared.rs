@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
 
-use protocols::chat::{conn_config, ChatConn, ChatRoom};
+use protocols::chat::{conn_config, ChatConn, ChatRoom, SNIFF_GRACE};
 use reactor::testing::{Harness, MemPeer};
 use reactor::{ConnConfig, ListenOptions};
 
@@ -66,7 +66,9 @@ fn a_broadcast_is_one_chunk_shared_by_every_member() -> io::Result<()> {
     let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
     let listener = h.listen(opts, |_, _| ChatConn::new());
     let members: Vec<MemPeer> = (0..MEMBERS).map(|_| listener.connect()).collect();
+    // Accepted, then greeted once the grace for a browser's request has passed.
     h.settle()?;
+    h.advance(SNIFF_GRACE)?;
     for m in &members {
         m.take_received();
         // The kernel takes nothing: what is relayed stays in the reactor's queues.

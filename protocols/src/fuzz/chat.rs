@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use reactor::testing::{Harness, MemPeer};
 
 use super::script::{patient, settle, HandlerInput};
-use crate::chat::{conn_config, ChatConn, ChatRoom, MAX_LINE};
+use crate::chat::{conn_config, ChatConn, ChatRoom, MAX_LINE, SNIFF_GRACE};
 use reactor::testing::{PeerOp, Script};
 
 /// The most members a script connects.
@@ -20,12 +20,21 @@ fn help_lines() -> &'static [Vec<u8>] {
         let mut h = Harness::new(ChatRoom::new()).expect("a harness needs only a poller");
         let listener = h.listen(patient(), |_, _| ChatConn::new());
         let peer = listener.connect();
-        settle(&mut h);
+        greet(&mut h);
         peer.take_received(); // the welcome line
         peer.send(b"/help\n");
         settle(&mut h);
         lines(&peer.take_received())
     })
+}
+
+/// Accepts the connections waiting, then lets the grace for a browser's request pass, so
+/// that they are greeted as line members.
+fn greet(h: &mut Harness<ChatRoom>) {
+    settle(h);
+    if let Err(e) = h.advance(SNIFF_GRACE) {
+        panic!("the harness did not settle: {e}");
+    }
 }
 
 /// Splits a member's output into lines without their `\r\n`.
@@ -62,6 +71,8 @@ struct Member {
     peer: MemPeer,
     /// The nickname the room knows the member by.
     nick: String,
+    /// The room the member is in.
+    room: String,
     /// Still in the room (not quit, not gone).
     present: bool,
     /// Still able to send (no FIN, no reset).
@@ -95,10 +106,16 @@ fn valid_nick(nick: &[u8]) -> bool {
 }
 
 impl Room {
-    /// Queues `msg` for every present member but `except`.
+    /// Queues `msg` for every present member of `except`'s room but `except`.
     fn broadcast(&mut self, except: usize, msg: &[u8]) {
+        let room = self.members[except].room.clone();
+        self.broadcast_in(&room, except, msg);
+    }
+
+    /// Queues `msg` for every present member of `room` but `except`.
+    fn broadcast_in(&mut self, room: &str, except: usize, msg: &[u8]) {
         for (i, m) in self.members.iter_mut().enumerate() {
-            if i != except && m.present {
+            if i != except && m.present && m.room == room {
                 m.expected.push(msg.to_vec());
             }
         }
@@ -109,7 +126,7 @@ impl Room {
         let nick = format!("guest{}", i + 1);
         let others = self.members.iter().filter(|m| m.present).count() - 1;
         let welcome = format!(
-            "* welcome to evdrive chat, you are {nick}; {others} other{} here; \
+            "* welcome to evdrive chat, you are {nick}; {others} other{} here in #lobby; \
              /help lists the commands",
             if others == 1 { " is" } else { "s are" }
         );
@@ -175,10 +192,11 @@ impl Room {
                 }
             }
             b"who" => {
+                let room = self.members[i].room.clone();
                 let mut nicks: Vec<&str> = self
                     .members
                     .iter()
-                    .filter(|m| m.present)
+                    .filter(|m| m.present && m.room == room)
                     .map(|m| m.nick.as_str())
                     .collect();
                 nicks.sort_by_key(|n| n.to_ascii_lowercase());
@@ -190,12 +208,65 @@ impl Room {
                         text.push_str(" (you)");
                     }
                 }
+                if room != "#lobby" {
+                    text.push_str(&format!(" (in {room})"));
+                }
                 own(self, line(&[text.as_bytes()]));
             }
             b"me" if !arg.is_empty() => {
                 self.broadcast(i, &line(&[b"* ", nick.as_bytes(), b" ", arg]));
             }
             b"me" => own(self, b"! usage: /me ACTION".to_vec()),
+            b"join" if arg.first() == Some(&b'#') && valid_nick(&arg[1..]) => {
+                let to = String::from_utf8_lossy(arg).to_ascii_lowercase();
+                self.go_to(i, nick, &to);
+            }
+            b"join" => own(
+                self,
+                b"! usage: /join #ROOM, a # and 1 to 20 of A-Z a-z 0-9 _ -".to_vec(),
+            ),
+            b"part" if self.members[i].room == "#lobby" => own(
+                self,
+                b"! you are in #lobby already; /join #ROOM to go elsewhere".to_vec(),
+            ),
+            b"part" => self.go_to(i, nick, "#lobby"),
+            b"rooms" | b"list" => {
+                let mut rooms = std::collections::BTreeMap::new();
+                for m in self.members.iter().filter(|m| m.present) {
+                    *rooms.entry(m.room.clone()).or_insert(0) += 1;
+                }
+                let mut text = String::from("* rooms:");
+                for (k, (room, n)) in rooms.iter().enumerate() {
+                    text.push_str(if k == 0 { " " } else { ", " });
+                    text.push_str(&format!("{room} ({n})"));
+                }
+                own(self, line(&[text.as_bytes()]));
+            }
+            b"msg" => {
+                let (to, text) = match arg.iter().position(|&b| b == b' ') {
+                    Some(at) => (&arg[..at], trim(&arg[at + 1..])),
+                    None => (arg, &[][..]),
+                };
+                let to_name = String::from_utf8_lossy(to);
+                let found = self
+                    .members
+                    .iter()
+                    .position(|m| m.present && m.nick.eq_ignore_ascii_case(&to_name));
+                match found {
+                    _ if to.is_empty() || text.is_empty() => {
+                        own(self, b"! usage: /msg NICK TEXT".to_vec())
+                    }
+                    Some(j) if j == i => own(self, b"! that is you".to_vec()),
+                    Some(j) => {
+                        let msg = line(&[b"<", nick.as_bytes(), b" (private)> ", text]);
+                        self.members[j].expected.push(msg);
+                    }
+                    None => {
+                        let to = &to[..to.len().min(20)];
+                        own(self, line(&[b"! nobody is called ", to]));
+                    }
+                }
+            }
             b"quit" => {
                 own(self, b"* bye".to_vec());
                 self.depart(i, "");
@@ -210,6 +281,36 @@ impl Room {
                 own(self, line(&[b"! unknown command /", name, b"; try /help"]));
             }
         }
+    }
+
+    /// Member `i`, known as `nick`, goes to room `to`.
+    fn go_to(&mut self, i: usize, nick: &str, to: &str) {
+        let from = self.members[i].room.clone();
+        if from == to {
+            let l = line(&[b"* you are in ", to.as_bytes(), b" already"]);
+            self.members[i].expected.push(l);
+            return;
+        }
+        self.broadcast_in(
+            &from,
+            i,
+            &line(&[b"* ", nick.as_bytes(), b" went to ", to.as_bytes()]),
+        );
+        self.members[i].room = to.to_string();
+        self.broadcast_in(
+            to,
+            i,
+            &line(&[b"* ", nick.as_bytes(), b" joined ", to.as_bytes()]),
+        );
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.present && m.room == to)
+            .count()
+            - 1;
+        let plural = if others == 1 { " is" } else { "s are" };
+        let text = format!("* you are in {to} now; {others} other{plural} here");
+        self.members[i].expected.push(text.into_bytes());
     }
 
     /// Member `i` sends up to `n` more bytes of its stream; the model acts on every line that
@@ -310,7 +411,24 @@ fn build_lines(payload: &[u8], members: usize) -> Vec<Vec<u8>> {
             4 => "/me".to_owned(),
             5 => "/quit".to_owned(),
             6 => "/help".to_owned(),
-            7 => format!("/{}", s.pick(&["bogus", "NICK x", "who?", "nickname", ""])),
+            7 => format!(
+                "/{}",
+                s.pick(&[
+                    "bogus",
+                    "NICK x",
+                    "who?",
+                    "nickname",
+                    "",
+                    "join #Side",
+                    "join side",
+                    "part",
+                    "rooms",
+                    "list",
+                    "msg guest1 hi there",
+                    "msg nobody x",
+                    "msg guest2",
+                ])
+            ),
             8 => format!("//{}", s.pick(&WORDS)),
             9 => String::new(),
             _ => {
@@ -327,7 +445,8 @@ fn build_lines(payload: &[u8], members: usize) -> Vec<Vec<u8>> {
 
 /// Checks [`ChatConn`] with two to four members on the in-memory transport: every complete
 /// line a member sends reaches every other member, in order, as the line a model room says;
-/// commands (`/nick`, `/who`, `/me`, `/quit`, `/help`, unknown ones) get the answers and
+/// commands (`/nick`, `/who`, `/me`, `/join`, `/part`, `/rooms`, `/msg`, `/quit`, `/help`,
+/// unknown ones) get the answers and
 /// notices the model says; a line over the limit gets an error and closes only its sender;
 /// members who half-close or reset leave with a notice; short writes, `EINTR` and split reads
 /// change nothing.
@@ -372,8 +491,14 @@ pub fn chat(data: &[u8]) {
         members: streams
             .into_iter()
             .map(|stream| Member {
-                peer: listener.connect(),
+                // Accepted and greeted one after the other.
+                peer: {
+                    let peer = listener.connect();
+                    greet(&mut h);
+                    peer
+                },
                 nick: String::new(),
+                room: "#lobby".to_string(),
                 present: true,
                 open: true,
                 reset: false,

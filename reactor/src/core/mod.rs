@@ -7,6 +7,7 @@
 //! | `conn` | one connection's state: its [`Phase`](conn::Phase), buffers and counters | |
 //! | `connect` | opening: accepted or outgoing, the connect verdict (S4) | `Connecting → Open` |
 //! | `read` | reading and delivery to the handler, end of stream | input, pauses |
+//! | `replace` | switching a live connection's handler after the callback that asked | the successor |
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
 //! | `link` | two connections joined: bytes, backpressure, end of stream and errors cross (S14, S21) | |
@@ -53,6 +54,7 @@ mod link;
 pub(crate) mod listener;
 mod read;
 mod reject;
+mod replace;
 pub(crate) mod snapshot;
 pub(crate) mod sources;
 pub(crate) mod tasks;
@@ -144,6 +146,10 @@ pub(crate) struct Net<App> {
     queued_total: usize,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
+    /// The successor a running callback asked for (`replace.rs`), installed when it returns.
+    replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
+    /// Handlers replaced so far (`replace.rs`).
+    swaps: u64,
     /// Rejected clients being told (counted in `stats.open`, not against the limit).
     rejecting: usize,
 }
@@ -198,6 +204,8 @@ impl<App> Core<App> {
                 limits: crate::Limits::default(),
                 queued_total: 0,
                 listeners_at_limit: false,
+                replacement: None,
+                swaps: 0,
                 rejecting: 0,
             },
         }
@@ -227,6 +235,7 @@ impl<App> Core<App> {
         if let Some(conn) = self.conn_at(index) {
             conn.handler = Some(handler);
         }
+        self.install_replacement(index, id);
         Some(result)
     }
 

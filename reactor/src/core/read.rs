@@ -112,6 +112,7 @@ impl<App> Core<App> {
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
     /// Keeps what the handler did not consume, within the input limit (S11, S16).
     pub(crate) fn deliver(&mut self, index: usize, new: &[u8]) {
+        let swaps = self.net.swaps();
         let Some(conn) = self.conn_at(index) else {
             return;
         };
@@ -153,6 +154,16 @@ impl<App> Core<App> {
                 input.drain(..consumed);
                 conn.input.set(input);
             }
+        }
+        let swapped = self.net.swaps() != swaps;
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        // The handler was replaced during the call: what it left unconsumed is the new
+        // protocol's first input, offered now because no new edge will come for it.
+        if swapped && !conn.input.is_empty() && conn.is_open() {
+            self.deliver(index, &[]);
+            return;
         }
         let Some(conn) = self.conn_at(index) else {
             return;
