@@ -87,14 +87,22 @@ impl<App> LoopCx<'_, App> {
         )
     }
 
-    /// The address a listener is bound to.
+    /// The TCP address a listener is bound to (a Unix-domain listener's path or name is in
+    /// its [`ListenerStats::local_addr`](crate::ListenerStats)).
     ///
     /// # Errors
-    /// `NotFound` if the listener was closed (or never belonged to this reactor).
+    /// `Unsupported` for a Unix-domain listener; `NotFound` if the listener was closed (or never belonged to this reactor).
     pub fn listener_addr(&self, id: ListenerId) -> io::Result<SocketAddr> {
         self.listener_stats(id)
-            .map(|s| s.local_addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))?
+            .local_addr
+            .tcp()
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("{id} is a Unix-domain listener: no IP address"),
+                )
+            })
     }
 
     /// A listener's address and counters (`None` if it was closed).

@@ -92,7 +92,7 @@ impl<App> Net<App> {
     pub(crate) fn listener_stats(&self, id: ListenerId) -> Option<ListenerStats> {
         match self.sources.get(id.index as usize) {
             Some(Source::Listener(l)) if l.generation == id.generation => Some(ListenerStats {
-                local_addr: l.local_addr,
+                local_addr: l.local_addr.clone(),
                 accepted: l.accepted,
                 accept_errors: l.accept_errors,
                 paused_by_limit: l.paused_by_limit,

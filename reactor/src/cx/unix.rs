@@ -19,8 +19,8 @@ impl<App> LoopCx<'_, App> {
     /// file gets `opts.mode` (applied before `listen`, so no client connects earlier) and is
     /// removed when the listener closes (a graceful shutdown, closing it by its id, or dropping
     /// the reactor), if it is still the file this listener created. The listener's id works as
-    /// a TCP listener's does; its [`ListenerStats::local_addr`](crate::ListenerStats) is the
-    /// unspecified `0.0.0.0:0`, since a Unix socket has no IP address.
+    /// a TCP listener's does; its [`ListenerStats::local_addr`](crate::ListenerStats) is
+    /// [`ListenAddr::Unix`](crate::ListenAddr) with `addr`.
     ///
     /// # Errors
     /// `AddrInUse` if a server answers on the path (or the abstract name is taken);

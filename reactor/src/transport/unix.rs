@@ -14,7 +14,8 @@
 //!
 //! A Unix connection has no IP address: `peer_addr` and `local_addr` fail, and the reactor's
 //! accept loop, which passes an address to a listener's factory, gets a placeholder the Unix
-//! listener's factory wrapper never hands on (see [`UNIX_PEER`]).
+//! listener's factory wrapper never hands on (see [`UNIX_PEER`]). The listener itself reports
+//! its real path or abstract name ([`ListenAddr::Unix`]).
 
 use std::io::{self, IoSlice};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use mio::Interest;
 
 use super::{Acceptor, Registration, Stream, Transport};
-use crate::{sys, ConnConfig, UnixAddr, UnixListenOptions};
+use crate::{sys, ConnConfig, ListenAddr, UnixAddr, UnixListenOptions};
 
 /// The address the accept loop is given for a Unix peer. Not an address: it stands in for the
 /// parameter a TCP listener's factory takes, and the Unix listener's factory does not take one.
@@ -160,6 +161,8 @@ struct OwnFile {
 #[derive(Debug)]
 pub(crate) struct UnixAcceptor {
     socket: mio::net::UnixListener,
+    /// Where it is bound, for the listener's stats and log lines.
+    addr: UnixAddr,
     /// The file to remove when the listener goes (`None` for an abstract name).
     file: Option<OwnFile>,
 }
@@ -231,6 +234,7 @@ pub(crate) fn listen(addr: &UnixAddr, opts: &UnixListenOptions) -> io::Result<Un
     sys::bind_unix(fd.as_fd(), name, abstract_name)?;
     let mut acceptor = UnixAcceptor {
         socket: mio::net::UnixListener::from_std(std::os::unix::net::UnixListener::from(fd)),
+        addr: addr.clone(),
         file: None,
     };
     if let Some(path) = addr.as_path() {
@@ -266,8 +270,7 @@ impl Acceptor for UnixAcceptor {
             .map_or(true, |r| r[0])
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        // The accept loop names its listener in logs with this; see `UNIX_PEER`.
-        Ok(UNIX_PEER)
+    fn local_addr(&self) -> io::Result<ListenAddr> {
+        Ok(ListenAddr::Unix(self.addr.clone()))
     }
 }
