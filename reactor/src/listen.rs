@@ -46,7 +46,8 @@ impl<App> LoopCx<'_, App> {
     /// buffer sizes inherited by accepted sockets) are not applied: set them on the socket
     /// before it is bound. The rest (connection settings, accept budget, back-off, the
     /// `TCP_DEFER_ACCEPT` and per-connection options) apply as for [`listen`](Self::listen).
-    /// (A Unix-domain listener is adopted the same way once that transport exists.)
+    /// (A Unix-domain listener is adopted with
+    /// [`adopt_unix_listener`](Self::adopt_unix_listener).)
     ///
     /// # Errors
     /// Making the socket non-blocking, reading its address, or registering it failed.

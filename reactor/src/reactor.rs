@@ -221,6 +221,24 @@ impl<App: 'static> Reactor<App> {
         self.cx().listen_unix(addr, opts, factory)
     }
 
+    /// Serves a listening Unix-domain socket made elsewhere (S28); see
+    /// [`LoopCx::adopt_unix_listener`]. Its socket file is left to whoever bound it.
+    ///
+    /// # Errors
+    /// As [`LoopCx::adopt_unix_listener`].
+    pub fn adopt_unix_listener<P, F>(
+        &mut self,
+        listener: std::os::unix::net::UnixListener,
+        opts: ListenOptions,
+        factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App) -> P + 'static,
+    {
+        self.cx().adopt_unix_listener(listener, opts, factory)
+    }
+
     /// Makes a connection of a connected socket made elsewhere (S29); see
     /// [`LoopCx::adopt_stream`].
     ///

@@ -2,11 +2,13 @@
 //! bound to, and a `std` Unix listener bound elsewhere can be adopted, its socket file left to
 //! whoever made it.
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use evdrive_reactor::{
-    Cx, ListenAddr, ListenOptions, Protocol, Reactor, UnixAddr, UnixListenOptions,
+    Cx, ListenAddr, ListenOptions, ListenerId, Protocol, Reactor, UnixAddr, UnixListenOptions,
 };
 
 /// Echoes.
@@ -35,6 +37,42 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Turns until `done` holds (bounded: a reactor that never gets there fails the test).
+fn turn_until(
+    r: &mut Reactor<()>,
+    mut done: impl FnMut(&mut Reactor<()>) -> bool,
+) -> io::Result<()> {
+    for _ in 0..1000 {
+        if done(r) {
+            return Ok(());
+        }
+        r.turn(Some(Duration::from_secs(5)))?;
+    }
+    panic!("never got there");
+}
+
+fn accepted_by(r: &mut Reactor<()>, id: ListenerId) -> u64 {
+    r.cx()
+        .listener_stats(id)
+        .expect("the listener exists")
+        .accepted
+}
+
+/// Sends `msg` and turns the reactor until its echo is back.
+fn echo_through(r: &mut Reactor<()>, c: &mut UnixStream, msg: &[u8]) -> io::Result<Vec<u8>> {
+    c.write_all(msg)?;
+    c.set_nonblocking(true)?;
+    let mut got = Vec::new();
+    turn_until(r, |_| {
+        let mut buf = [0u8; 64];
+        if let Ok(n) = c.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() >= msg.len()
+    })?;
+    Ok(got)
 }
 
 #[test]
@@ -77,5 +115,60 @@ fn unix_listener_stats_name_its_path_and_abstract_name() -> io::Result<()> {
     let tcp_addr = r.cx().listener_stats(tcp).unwrap().local_addr;
     assert_eq!(tcp_addr.tcp(), Some(r.listener_addr(tcp)?));
     assert_ne!(tcp_addr.tcp().unwrap().port(), 0);
+    Ok(())
+}
+
+#[test]
+fn an_adopted_unix_listener_serves_queued_and_new_clients_and_leaves_its_file() -> io::Result<()> {
+    let dir = TempDir::new("adopt")?;
+    let path = dir.0.join("adopted.sock");
+    // Bound elsewhere (as a parent process would), blocking, with a client already queued.
+    let std_listener = UnixListener::bind(&path)?;
+    let mut early = UnixStream::connect(&path)?;
+    let mut r = Reactor::new(())?;
+    let id = r.adopt_unix_listener(std_listener, ListenOptions::default(), |_| Echo)?;
+    assert_eq!(
+        r.cx().listener_stats(id).unwrap().local_addr,
+        ListenAddr::Unix(UnixAddr::Path(path.clone()))
+    );
+    // Queued before the registration, accepted after it; made non-blocking, so the accept
+    // loop ends at WouldBlock instead of hanging the turn.
+    turn_until(&mut r, |r| accepted_by(r, id) == 1)?;
+    assert_eq!(echo_through(&mut r, &mut early, b"adopted")?, b"adopted");
+    let mut later = UnixStream::connect(&path)?;
+    assert_eq!(echo_through(&mut r, &mut later, b"again")?, b"again");
+    assert_eq!(accepted_by(&mut r, id), 2);
+    // The reactor did not make the file: closing the listener leaves it, and so does
+    // dropping the reactor; nobody answers on it any more.
+    assert!(r.cx().close_listener(id));
+    assert!(
+        path.exists(),
+        "an adopted listener's file was removed on close"
+    );
+    drop(r);
+    assert!(
+        path.exists(),
+        "an adopted listener's file was removed on drop"
+    );
+    assert_eq!(
+        UnixStream::connect(&path).unwrap_err().kind(),
+        io::ErrorKind::ConnectionRefused
+    );
+    Ok(())
+}
+
+#[test]
+fn an_adopted_abstract_unix_listener_reports_its_name() -> io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+
+    let name = format!("evdrive-reactor-adopt-{}", std::process::id());
+    let bound = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let std_listener = UnixListener::bind_addr(&bound)?;
+    let mut r = Reactor::new(())?;
+    let id = r.adopt_unix_listener(std_listener, ListenOptions::default(), |_| Echo)?;
+    let addr = r.cx().listener_stats(id).unwrap().local_addr;
+    assert_eq!(addr.to_string(), format!("unix:@{name}"));
+    let mut client = UnixStream::connect_addr(&bound)?;
+    assert_eq!(echo_through(&mut r, &mut client, b"named")?, b"named");
     Ok(())
 }

@@ -23,7 +23,8 @@ use crate::transport::Acceptor;
 use crate::{AtLimit, ConnConfig, ListenOptions, Protocol, UnixAddr};
 
 /// Names a listener of one reactor ([`LoopCx::listen`](crate::LoopCx::listen),
-/// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener)): pause, resume, close it, read its
+/// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener), their Unix-domain
+/// counterparts): pause, resume, close it, read its
 /// address and counters. Carries a generation, so a kept id never reaches a later listener in
 /// the same slot.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

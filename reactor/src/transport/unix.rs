@@ -10,7 +10,8 @@
 //! `AddrInUse` error. A file that is not a socket is never touched. The listener remembers the
 //! device and inode of the file it created and removes it when dropped (a graceful shutdown
 //! drops its listeners) only if the path still names that file: a newer server that replaced
-//! it keeps its socket.
+//! it keeps its socket. An adopted listener's file was made by someone else, and is theirs to
+//! remove.
 //!
 //! A Unix connection has no IP address: `peer_addr` and `local_addr` fail, and the reactor's
 //! accept loop, which passes an address to a listener's factory, gets a placeholder the Unix
@@ -251,6 +252,31 @@ pub(crate) fn listen(addr: &UnixAddr, opts: &UnixListenOptions) -> io::Result<Un
     }
     sys::listen(acceptor.socket.as_fd(), opts.listen.backlog)?;
     Ok(acceptor)
+}
+
+/// Serves a listening socket bound elsewhere (S28): made non-blocking, its address read back
+/// for the listener's stats. The reactor did not create its socket file, so it never removes it
+/// (`file` stays `None`): the file belongs to whoever bound the socket.
+pub(crate) fn adopt(listener: std::os::unix::net::UnixListener) -> io::Result<UnixAcceptor> {
+    use std::os::linux::net::SocketAddrExt;
+
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let addr = if let Some(path) = bound.as_pathname() {
+        UnixAddr::Path(path.to_path_buf())
+    } else if let Some(name) = bound.as_abstract_name() {
+        UnixAddr::Abstract(name.to_vec())
+    } else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an unbound Unix socket cannot be served: no client could reach it",
+        ));
+    };
+    Ok(UnixAcceptor {
+        socket: mio::net::UnixListener::from_std(listener),
+        addr,
+        file: None,
+    })
 }
 
 impl Acceptor for UnixAcceptor {
