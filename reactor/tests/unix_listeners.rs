@@ -172,3 +172,55 @@ fn an_adopted_abstract_unix_listener_reports_its_name() -> io::Result<()> {
     assert_eq!(echo_through(&mut r, &mut client, b"named")?, b"named");
     Ok(())
 }
+
+/// Every log line of this test binary, for the test that reads what the accept loop says.
+struct Lines(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Lines {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(record.args().to_string());
+    }
+    fn flush(&self) {}
+}
+
+static LINES: Lines = Lines(std::sync::Mutex::new(Vec::new()));
+
+#[test]
+fn a_unix_listener_and_its_clients_are_logged_by_name_not_a_placeholder() -> io::Result<()> {
+    log::set_logger(&LINES).expect("the only logger of this test binary");
+    log::set_max_level(log::LevelFilter::Debug);
+    let dir = TempDir::new("logs")?;
+    let path = dir.0.join("logged.sock");
+    let mut r = Reactor::new(())?;
+    let id = r.listen_unix(
+        &UnixAddr::from(path.clone()),
+        UnixListenOptions::new(),
+        |_| Echo,
+    )?;
+    let mut client = UnixStream::connect(&path)?;
+    assert_eq!(echo_through(&mut r, &mut client, b"hello")?, b"hello");
+    assert_eq!(accepted_by(&mut r, id), 1);
+    let lines = LINES.0.lock().unwrap().clone();
+    let named = format!("unix:{}", path.display());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("listening on") && l.contains(&named)),
+        "no line names {named}: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("accepted") && l.contains("a Unix-domain client")),
+        "no accept line for the Unix client: {lines:?}"
+    );
+    // Other tests of this binary log too, concurrently; none may print the placeholder.
+    assert!(
+        !lines.iter().any(|l| l.contains("0.0.0.0:0")),
+        "a placeholder address was logged: {lines:?}"
+    );
+    Ok(())
+}

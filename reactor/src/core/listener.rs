@@ -86,6 +86,28 @@ impl fmt::Display for ListenAddr {
     }
 }
 
+/// How log lines name an accepted client: its address, or, for a Unix-domain listener's client
+/// (which has none: the accept loop gets a placeholder), words saying so rather than a made-up
+/// `0.0.0.0:0`.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerName(pub(crate) Option<SocketAddr>);
+
+impl PeerName {
+    /// Names `peer`, accepted by a listener bound to `on`.
+    pub(crate) fn of(peer: SocketAddr, on: &ListenAddr) -> Self {
+        PeerName(on.tcp().map(|_| peer))
+    }
+}
+
+impl fmt::Display for PeerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("a Unix-domain client"),
+        }
+    }
+}
+
 /// One listener's counters ([`LoopCx::listener_stats`](crate::LoopCx::listener_stats)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
