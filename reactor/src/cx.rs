@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::core::{Core, Net};
-use crate::outbuf::OutQueue;
+use crate::outbuf::{OutQueue, Spare};
 use crate::{
     CloseReason, ConnConfig, ConnId, ListenOptions, Protocol, Shared, SocketRef, Stats, TaskId,
     TimerId,
@@ -79,8 +79,8 @@ impl<App> DerefMut for Cx<'_, App> {
 }
 
 /// Queues a copy of `data`.
-fn push_slice(q: &mut OutQueue, data: &[u8], now: timers::Tick) {
-    q.push_slice(data, now)
+fn push_slice(q: &mut OutQueue, spare: &mut Spare, data: &[u8], now: timers::Tick) {
+    q.push_slice(data, spare, now)
 }
 
 impl<'a, App> Conns<'a, App> {
@@ -95,8 +95,12 @@ impl<'a, App> Conns<'a, App> {
     /// # Errors
     /// Hands the buffer back if the connection does not exist or no longer takes writes.
     pub fn send_vec_to(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), Vec<u8>> {
-        self.net
-            .queue(conn, data, |d| d.len(), |q, d, now| q.push_vec(d, now))
+        self.net.queue(
+            conn,
+            data,
+            |d| d.len(),
+            |q, sp, d, now| q.push_vec(d, sp, now),
+        )
     }
 
     /// Queues a shared buffer on `conn`: the way to broadcast one message to many connections
@@ -107,7 +111,7 @@ impl<'a, App> Conns<'a, App> {
                 conn,
                 data,
                 |d| d.len(),
-                |q, d, now| q.push_shared(d.clone(), now),
+                |q, sp, d, now| q.push_shared(d.clone(), sp, now),
             )
             .is_ok()
     }

@@ -131,6 +131,8 @@ pub(crate) struct Net<App> {
     limits: crate::Limits,
     /// Output bytes queued across all connections, kept for the output budget.
     queued_total: usize,
+    /// Emptied output queues kept for reuse, so traffic allocates nothing per message.
+    spare: crate::outbuf::Spare,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
 }
@@ -184,6 +186,7 @@ impl<App> Core<App> {
                 tasks: Slab::new(),
                 limits: crate::Limits::default(),
                 queued_total: 0,
+                spare: crate::outbuf::Spare::default(),
                 listeners_at_limit: false,
             },
         }

@@ -13,7 +13,7 @@ use timers::Tick;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
-use crate::outbuf::OutQueue;
+use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
 
 impl<App> Net<App> {
@@ -35,35 +35,42 @@ impl<App> Net<App> {
         id: ConnId,
         value: T,
         len: impl FnOnce(&T) -> usize,
-        push: impl FnOnce(&mut OutQueue, T, Tick),
+        push: impl FnOnce(&mut OutQueue, &mut Spare, T, Tick),
     ) -> Result<(), T> {
         let now = self.now;
         let index = id.index as usize;
-        match self.conn_mut(id) {
-            Some(conn) if conn.accepts_writes() => {}
-            _ => return Err(value),
-        }
         let incoming = len(&value);
-        // The loop-wide budget is enforced before the bytes are queued.
-        if !self.make_room(index, incoming) {
+        // The loop-wide budget, if any, is enforced before the bytes are queued.
+        if self.limits.output_budget.is_some() {
+            match self.conn_mut(id) {
+                Some(conn) if conn.accepts_writes() => {}
+                _ => return Err(value),
+            }
+            if !self.make_room(index, incoming) {
+                return Err(value);
+            }
+        }
+        // One lookup of the slot for the rest: this is every write's path.
+        let conn = match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+            _ => return Err(value),
+        };
+        if !conn.accepts_writes() {
             return Err(value);
         }
-        let Some(conn) = self.conn_mut(id) else {
-            return Err(value);
-        };
-        let before = conn.output.len();
         // The queue remembers `now` as its progress tick when it becomes non-empty: stall time
         // counts from the moment output started waiting.
-        push(&mut conn.output, value, now);
-        let after = conn.output.len();
-        let over = after > conn.config.max_output;
-        self.queued_total += after - before;
-        if over {
+        push(&mut conn.output, &mut self.spare, value, now);
+        self.queued_total += incoming;
+        if conn.output.len() > conn.config.max_output {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);
             return Ok(());
         }
-        self.mark_dirty(index);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(index);
+        }
         Ok(())
     }
 
@@ -79,7 +86,7 @@ impl<App> Net<App> {
         if !conn.output.is_empty() {
             let now = self.now;
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(now, |iov| stream.write_vectored(iov)) {
+            match output.flush(&mut self.spare, now, |iov| stream.write_vectored(iov)) {
                 Ok((_, written)) => {
                     self.queued_total -= written;
                     if written > 0 {
