@@ -278,8 +278,17 @@ impl OutQueue {
             let head = IoSlice::new(&q.head.bytes()[q.offset..]);
             let mut offered = head.len();
             let result = if q.rest.is_empty() {
-                // The common case, one chunk: no iovec array to fill.
-                write(&[head])
+                // The common case, one chunk: no iovec array to fill, and when it all goes, no
+                // chunk bookkeeping either.
+                match write(&[head]) {
+                    Ok(n) if n == offered => {
+                        if let Some(q) = self.inner.take() {
+                            spare.put(q);
+                        }
+                        return Ok((Flushed::All, total + n));
+                    }
+                    other => other,
+                }
             } else {
                 let mut iov = [IoSlice::new(&[]); IOV_BATCH];
                 iov[0] = head;

@@ -289,7 +289,9 @@ impl<App> Core<App> {
                     if !self.conn_at(index).is_some_and(|c| c.is_open()) {
                         return None;
                     }
-                } else if ready.writable {
+                } else if ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
+                    // Most edges say "writable" while nothing waits: only a queue or a pending
+                    // FIN gives the flush work.
                     self.flush(index);
                 }
                 if ready.readable || ready.read_closed || ready.error {
