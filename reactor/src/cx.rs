@@ -15,6 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::core::WRITE_THROUGH_MIN;
 use crate::core::{Core, Net};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{
@@ -87,6 +88,13 @@ impl<'a, App> Conns<'a, App> {
     /// Queues a copy of `data` on `conn`. Returns `false` if it does not exist or no longer
     /// takes writes (closing, half-closed).
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
+        if data.len() >= WRITE_THROUGH_MIN {
+            return match self.net.write_through(conn, data) {
+                Some(rest) => self.net.queue(conn, rest, |d| d.len(), push_slice).is_ok(),
+                None => true,
+            };
+        }
         self.net.queue(conn, data, |d| d.len(), push_slice).is_ok()
     }
 

@@ -53,6 +53,8 @@ pub(crate) mod tasks;
 mod timeouts;
 mod write;
 
+pub(crate) use write::WRITE_THROUGH_MIN;
+
 /// How many reads one connection gets per turn before others are served (fairness); it is then
 /// put on the ready list and served next turn without waiting for a new edge.
 pub(crate) const READS_PER_TURN: usize = 16;

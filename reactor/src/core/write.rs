@@ -8,6 +8,16 @@
 //! pauses and the handler hears `on_high_water`; at or below low water reading resumes (through
 //! the ready list, since no edge will come for input that queued meanwhile) and `on_drained`
 //! runs. Once the queue is empty, the `close` module moves a pending FIN along.
+//!
+//! One exception to "queue, then flush at the end of the turn": a single write of at least
+//! `WRITE_THROUGH_MIN` bytes to an open connection with nothing queued is written at once,
+//! straight from the caller's slice (for an echo, the shared read buffer), and only the part
+//! the kernel did not take is copied into the queue. Streaming 64 KiB at a time then costs no
+//! copy and no allocation. Small writes never take this path, so many small writes of one turn
+//! still leave in one gather write (S15); a large write costs the system call it would have
+//! cost at the end of the turn, and nothing queued before it is overtaken.
+
+use std::io::{self, IoSlice};
 
 use timers::Tick;
 
@@ -15,6 +25,11 @@ use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
+
+/// The smallest single write sent at once when nothing is queued (see the module's notes):
+/// large enough that a handler's small writes of one turn are never split into several
+/// system calls.
+pub(crate) const WRITE_THROUGH_MIN: usize = 16 * 1024;
 
 impl<App> Net<App> {
     pub(crate) fn mark_dirty(&mut self, index: usize) {
@@ -72,6 +87,46 @@ impl<App> Net<App> {
             self.dirty.push(index);
         }
         Ok(())
+    }
+
+    /// Writes `data` (at least `WRITE_THROUGH_MIN` bytes) to the connection `id` names at
+    /// once if it is open and nothing is queued (see the module's notes). Returns the part still to queue, or
+    /// `None` when nothing is left to do (all written, or a write error ended the connection:
+    /// like an abort while queueing, the bytes are dropped with the connection).
+    #[inline(never)]
+    pub(crate) fn write_through<'d>(&mut self, id: ConnId, data: &'d [u8]) -> Option<&'d [u8]> {
+        let index = id.index as usize;
+        let conn = match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+            _ => return Some(data),
+        };
+        let open = matches!(
+            conn.phase,
+            Phase::Open {
+                write: WriteHalf::Open,
+                ..
+            }
+        );
+        if !open || !conn.output.is_empty() {
+            return Some(data);
+        }
+        let written = match conn.stream.write_vectored(&[IoSlice::new(data)]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                let reason = CloseReason::from_io(e);
+                log::debug!("write to #{index}: {reason}");
+                self.kill(index, reason);
+                return None;
+            }
+        };
+        if written > 0 {
+            conn.bytes_out += written as u64;
+            self.stats.bytes_out += written as u64;
+            self.touched.push((index, false));
+        }
+        let rest = &data[written..];
+        (!rest.is_empty()).then_some(rest)
     }
 
     /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
