@@ -129,6 +129,7 @@ impl Spare {
     }
 
     /// A queue holding a copy of `data`, reusing a stocked buffer when there is one.
+    #[inline]
     fn take_copy(&mut self, data: &[u8], now: Tick) -> Box<Queued> {
         if let Some(mut q) = self.queues.pop() {
             if let Chunk::Owned(v) = &mut q.head {
@@ -143,6 +144,7 @@ impl Spare {
     }
 
     /// Stocks an emptied queue (or frees it when the stock is full).
+    #[inline]
     fn put(&mut self, mut q: Box<Queued>) {
         if self.queues.len() >= SPARE_QUEUES {
             return;
@@ -194,10 +196,12 @@ pub(crate) enum Flushed {
 
 impl OutQueue {
     /// Bytes waiting to be sent.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, |q| q.len)
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.is_none()
     }
@@ -229,6 +233,7 @@ impl OutQueue {
     }
 
     /// Queues a copy of `data`.
+    #[inline]
     pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         if data.is_empty() {
             return;
