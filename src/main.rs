@@ -229,7 +229,8 @@ fn listen_admin<App: AppMetrics + 'static>(
 ) -> io::Result<SocketAddr> {
     let mut opts = ListenOptions::default();
     opts.conn.idle_timeout = Some(Duration::from_secs(60));
-    reactor.listen(addr, opts, |_, _| AdminServer::new())
+    let id = reactor.listen(addr, opts, |_, _| AdminServer::new())?;
+    reactor.listener_addr(id)
 }
 
 /// Prints every connection of the reactor to standard error.
@@ -285,7 +286,8 @@ where
         Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::from_secs(365 * 24 * 3600));
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
-        let bound = reactor.listen(addr, opts, factory)?;
+        let listener = reactor.listen(addr, opts, factory)?;
+        let bound = reactor.listener_addr(listener)?;
         if let Some(admin) = admin {
             let admin = listen_admin(&mut reactor, admin)?;
             eprintln!("evdrive {sample} admin on {admin}");

@@ -21,6 +21,7 @@
 //! let any = "127.0.0.1:0".parse().unwrap();
 //! reactor.listen(any, ListenOptions::default(), |_store, _peer| KvConn::new())?;
 //! let admin = reactor.listen(any, ListenOptions::default(), |_store, _peer| AdminServer::new())?;
+//! let admin = reactor.listener_addr(admin)?;
 //! // `curl http://{admin}/metrics` now shows `evdrive_kv_keys 0` among the reactor's counters.
 //! # let _ = admin;
 //! # Ok::<(), std::io::Error>(())

@@ -103,9 +103,9 @@ pub fn conn_config(base: ConnConfig) -> ConnConfig {
 /// let mut reactor = Reactor::new(ChatRoom::new())?;
 /// let opts = ListenOptions::default()
 ///     .with_conn(conn_config(Default::default()));
-/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
+/// let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, |_room, _peer| ChatConn::new())?;
 /// assert!(reactor.app().is_empty());
-/// # let _ = addr;
+/// # let _ = listener;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Default)]
@@ -521,9 +521,10 @@ mod tests {
         fn new(room: ChatRoom) -> Room {
             let mut reactor = Reactor::new(room).unwrap();
             let opts = ListenOptions::default().with_conn(conn_config(ConnConfig::default()));
-            let addr = reactor
+            let listener = reactor
                 .listen("127.0.0.1:0".parse().unwrap(), opts, |_, _| ChatConn::new())
                 .unwrap();
+            let addr = reactor.listener_addr(listener).unwrap();
             Room { reactor, addr }
         }
 

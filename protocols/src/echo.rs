@@ -17,8 +17,8 @@ use crate::framing::{serve, Flow};
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(())?;
-/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
-/// assert_ne!(addr.port(), 0);
+/// let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
+/// assert_ne!(reactor.listener_addr(listener)?.port(), 0);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Default, Clone, Copy)]

@@ -10,9 +10,16 @@
 //! The program owns the loop: it waits on the reactor's descriptor and on stdin together, for
 //! no longer than the reactor's next timer, and calls `turn(Some(Duration::ZERO))` to let the
 //! reactor do its ready work without blocking.
+//!
+//! Standard input is read with one `read` per readiness into a buffer of its own, and *every*
+//! complete line in it is handled at once: a buffered reader that hands out one line per
+//! `poll` would keep the other lines of the same read hidden in its buffer, where `poll` cannot
+//! see them, until more input came. (A program that would rather not own the loop registers
+//! stdin with `LoopCx::add_fd` instead.)
 
-use std::io::{self, BufRead};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use evdrive_reactor::{CloseReason, ConnId, Cx, ListenOptions, Protocol, Reactor};
@@ -44,39 +51,67 @@ impl Protocol<Clients> for Client {
     }
 }
 
+/// Takes every complete line (with its newline) out of `pending`, leaving an unfinished one.
+fn take_lines(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let Some(last) = pending.iter().rposition(|&b| b == b'\n') else {
+        return Vec::new();
+    };
+    let rest = pending.split_off(last + 1);
+    let done = std::mem::replace(pending, rest);
+    done.split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Sends `line` to every client.
+fn broadcast(reactor: &mut Reactor<Clients>, line: &[u8]) {
+    let mut cx = reactor.cx();
+    let clients = cx.app().clone();
+    for id in clients {
+        cx.send_to(id, line);
+    }
+}
+
 fn main() -> io::Result<()> {
     let mut reactor = Reactor::new(Clients::new())?;
-    let addr = reactor.listen(
+    let listener = reactor.listen(
         "127.0.0.1:7009".parse().unwrap(),
         ListenOptions::default(),
         |_, _| Client,
     )?;
+    let addr = reactor.listener_addr(listener)?;
     eprintln!("listening on {addr}; type lines to broadcast, Ctrl-D to quit");
 
-    let stdin = io::stdin();
-    let mut lines = stdin.lock();
+    // Stdin without std's buffer in front of it: what `poll` reports is what `read` gets.
+    let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
     let mut stdin_open = true;
     while !reactor.is_finished() {
-        // SAFETY: the reactor outlives this borrow of its poll descriptor within the iteration.
-        let reactor_fd = unsafe { BorrowedFd::borrow_raw(reactor.as_raw_fd()) };
-        let stdin_fd = io::stdin().as_fd().try_clone_to_owned()?;
-        let mut fds = vec![reactor_fd];
-        if stdin_open {
-            fds.push(stdin_fd.as_fd());
-        }
         // Sleep until either descriptor is readable or the reactor's next timer is due.
+        let mut fds = vec![reactor.as_fd()];
+        if stdin_open {
+            fds.push(stdin.as_fd());
+        }
         let ready = evdrive_reactor::sys::poll_readable(&fds, reactor.next_timeout())?;
         reactor.turn(Some(Duration::ZERO))?;
         if stdin_open && ready.get(1) == Some(&true) {
-            let mut line = String::new();
-            if lines.read_line(&mut line)? == 0 {
-                stdin_open = false;
-                reactor.shutdown(Duration::from_secs(2));
-            } else {
-                let mut cx = reactor.cx();
-                let clients = cx.app().clone();
-                for id in clients {
-                    cx.send_to(id, line.as_bytes());
+            // Readable: this read does not block. Handle every whole line it completed.
+            match stdin.read(&mut buf)? {
+                0 => {
+                    // End of input: an unfinished last line still goes out, then shut down.
+                    if !pending.is_empty() {
+                        let last = std::mem::take(&mut pending);
+                        broadcast(&mut reactor, &last);
+                    }
+                    stdin_open = false;
+                    reactor.shutdown(Duration::from_secs(2));
+                }
+                n => {
+                    pending.extend_from_slice(&buf[..n]);
+                    for line in take_lines(&mut pending) {
+                        broadcast(&mut reactor, &line);
+                    }
                 }
             }
         }

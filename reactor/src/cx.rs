@@ -15,12 +15,12 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::core::tasks::{Pace, TaskKind};
 use crate::core::WRITE_THROUGH_MIN;
 use crate::core::{Core, Net};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{
-    CloseReason, ConnConfig, ConnId, ListenOptions, Protocol, Shared, SocketRef, Stats, TaskId,
-    TimerId,
+    CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,
 };
 
 /// The loop-wide context: what closures, signal callbacks, posted work and embedding code get
@@ -136,6 +136,11 @@ impl<'a, App> Conns<'a, App> {
 
     /// Closes `conn` gracefully, reporting `reason` (see [`Cx::close`]). Returns whether it
     /// existed.
+    ///
+    /// From this call on, input that arrives on `conn` is read and discarded, never delivered:
+    /// to pass on everything the peer still sends, use
+    /// [`shutdown_write_conn`](Self::shutdown_write_conn) instead and close at its end of
+    /// stream.
     pub fn close_conn(&mut self, conn: ConnId, reason: CloseReason) -> bool {
         self.net.close_conn(conn, reason)
     }
@@ -146,8 +151,10 @@ impl<'a, App> Conns<'a, App> {
         self.net.abort_conn(conn, reason)
     }
 
-    /// Half-closes `conn` once its queued output is flushed (see [`Cx::shutdown_write`]).
-    /// Returns `false` if it does not exist or was no longer writable.
+    /// Half-closes `conn` once its queued output is flushed (see [`Cx::shutdown_write`]): its
+    /// FIN goes after every queued byte, and its input keeps being delivered to its handler
+    /// until the peer's end of stream ([`Protocol::on_eof`]). Returns `false` if it does not
+    /// exist or was no longer writable.
     pub fn shutdown_write_conn(&mut self, conn: ConnId) -> bool {
         self.net.request_shutdown_write(conn)
     }
@@ -163,11 +170,38 @@ impl<'a, App> Conns<'a, App> {
     pub fn resume_reading_conn(&mut self, conn: ConnId) -> bool {
         self.net.resume_reading(conn)
     }
+
+    /// Arms a one-shot timer on `conn`: when it fires, `conn`'s handler gets it in
+    /// [`Protocol::on_timer`], whoever armed it (see [`Cx::set_timer`]). `None` if `conn` does
+    /// not exist.
+    pub fn set_timer_conn(&mut self, conn: ConnId, after: Duration, tag: u64) -> Option<TimerId> {
+        self.net.set_user_timer(conn, after, tag)
+    }
+
+    /// Cancels a timer armed on `conn`. Returns whether it was armed.
+    pub fn cancel_timer_conn(&mut self, conn: ConnId, timer: TimerId) -> bool {
+        self.net.cancel_user_timer(conn, timer)
+    }
+
+    /// The counters of `conn` (bytes in and out, queued, age, idle), or `None` if it does not
+    /// exist.
+    pub fn conn_stats(&self, conn: ConnId) -> Option<ConnStats> {
+        self.net.conn_stats(conn)
+    }
 }
 
 impl<'a, App> LoopCx<'a, App> {
     pub(crate) fn new(core: &'a mut Core<App>) -> Self {
         LoopCx { core }
+    }
+
+    /// The core, for the loop-wide calls defined beside their feature (user sources).
+    pub(crate) fn core_mut(&mut self) -> &mut Core<App> {
+        self.core
+    }
+
+    pub(crate) fn core_ref(&self) -> &Core<App> {
+        self.core
     }
 
     fn conns(&mut self) -> Conns<'_, App> {
@@ -264,30 +298,20 @@ impl<'a, App> LoopCx<'a, App> {
         self.conns().resume_reading_conn(conn)
     }
 
-    /// Listens on `addr` with the reactor's accept loop; see
-    /// [`Reactor::listen`](crate::Reactor::listen).
-    ///
-    /// # Errors
-    /// Any error of `socket`, the options, `bind` or `listen` (e.g. `EADDRINUSE`), or of the
-    /// registration with the poller.
-    pub fn listen<P, F>(
-        &mut self,
-        addr: SocketAddr,
-        opts: ListenOptions,
-        mut factory: F,
-    ) -> io::Result<SocketAddr>
-    where
-        P: Protocol<App> + 'static,
-        F: FnMut(&mut App, SocketAddr) -> P + 'static,
-    {
-        let socket = crate::transport::tcp::listen(addr, &opts)?;
-        let local = self.core.add_listener(
-            Box::new(socket),
-            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
-            &opts,
-        )?;
-        log::info!("listening on {local}");
-        Ok(local)
+    /// Arms a timer on `conn`, fired in its handler's [`Protocol::on_timer`]; see
+    /// [`Conns::set_timer_conn`].
+    pub fn set_timer_conn(&mut self, conn: ConnId, after: Duration, tag: u64) -> Option<TimerId> {
+        self.conns().set_timer_conn(conn, after, tag)
+    }
+
+    /// Cancels a timer armed on `conn`; see [`Conns::cancel_timer_conn`].
+    pub fn cancel_timer_conn(&mut self, conn: ConnId, timer: TimerId) -> bool {
+        self.conns().cancel_timer_conn(conn, timer)
+    }
+
+    /// The counters of `conn`; see [`Conns::conn_stats`].
+    pub fn conn_stats(&self, conn: ConnId) -> Option<ConnStats> {
+        self.core.conn_stats(conn)
     }
 
     /// Opens an outgoing connection served by `handler` (S4). It gets `on_open` once connected,
@@ -312,25 +336,67 @@ impl<'a, App> LoopCx<'a, App> {
         after: Duration,
         f: impl FnOnce(&mut LoopCx<'_, App>) + 'static,
     ) -> TaskId {
-        self.core
-            .schedule_task(after, crate::core::tasks::TaskKind::Once(Box::new(f)))
+        self.core.schedule_task(after, TaskKind::Once(Box::new(f)))
     }
 
-    /// Runs `f` every `interval` until it returns `false` or is cancelled: the building block
-    /// of heartbeats and periodic sweeps (S13).
+    /// Runs `f` every `period` at a fixed rate until it returns `false` or is cancelled: the
+    /// building block of heartbeats and periodic sweeps (S9, S13). The same as
+    /// [`every_fixed_rate`](Self::every_fixed_rate).
     pub fn every(
         &mut self,
-        interval: Duration,
+        period: Duration,
         f: impl FnMut(&mut LoopCx<'_, App>) -> bool + 'static,
     ) -> TaskId {
-        self.core.schedule_task(
-            interval,
-            crate::core::tasks::TaskKind::Repeat(Box::new(f), interval),
-        )
+        self.every_fixed_rate(period, f)
     }
 
-    /// Cancels a closure scheduled with [`schedule`](Self::schedule) or
-    /// [`every`](Self::every). Returns whether it was still scheduled.
+    /// Runs `f` at a fixed rate: the n-th run is due `n·period` after this call, however long
+    /// each run takes and however late the loop got to it, so the period does not drift (a
+    /// 100 ms period averages 100 ms). A run is never early; if the loop was so late that
+    /// whole periods passed, they are skipped rather than run in a burst. Stops when `f`
+    /// returns `false` or the task is [cancelled](Self::cancel).
+    ///
+    /// ```
+    /// use evdrive_reactor::Reactor;
+    /// use std::time::Duration;
+    ///
+    /// let mut reactor = Reactor::new(0u32)?;
+    /// // Ten ticks of 1 ms, not tied to any connection, then stop the loop.
+    /// reactor.cx().every_fixed_rate(Duration::from_millis(1), |cx| {
+    ///     *cx.app() += 1;
+    ///     if *cx.app() == 10 {
+    ///         cx.shutdown_reactor(Duration::ZERO);
+    ///     }
+    ///     *cx.app() < 10
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(*reactor.app(), 10);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn every_fixed_rate(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut LoopCx<'_, App>) -> bool + 'static,
+    ) -> TaskId {
+        let kind = TaskKind::Repeat(Box::new(f), period, Pace::Rate { due: None });
+        self.core.schedule_task(period, kind)
+    }
+
+    /// Runs `f` with a fixed delay between runs: each next run is due `delay` after the
+    /// previous one returned, so lateness adds up over time (the period averages a little more
+    /// than `delay`). For "at least this long between two runs". Stops as
+    /// [`every_fixed_rate`](Self::every_fixed_rate) does.
+    pub fn every_fixed_delay(
+        &mut self,
+        delay: Duration,
+        f: impl FnMut(&mut LoopCx<'_, App>) -> bool + 'static,
+    ) -> TaskId {
+        let kind = TaskKind::Repeat(Box::new(f), delay, Pace::Delay);
+        self.core.schedule_task(delay, kind)
+    }
+
+    /// Cancels a closure scheduled with [`schedule`](Self::schedule) or one of the `every`
+    /// calls. Returns whether it was still scheduled.
     pub fn cancel(&mut self, task: TaskId) -> bool {
         self.core.cancel_task(task)
     }
@@ -398,6 +464,12 @@ impl<'a, App> Cx<'a, App> {
 
     /// Closes this connection gracefully: flush what is queued, send FIN, wait for the peer's
     /// end of stream (bounded by the linger timeout), then close (S14).
+    ///
+    /// Input that arrives after this call, and input kept unconsumed, is discarded: the socket
+    /// is still read (so unread bytes never turn the close into an RST) but nothing more
+    /// reaches [`Protocol::on_data`]. A handler that must see everything the peer still sends
+    /// (a forwarder passing on an end of stream) calls [`shutdown_write`](Self::shutdown_write)
+    /// instead and closes from [`Protocol::on_eof`], which is what the default `on_eof` does.
     pub fn close(&mut self) {
         self.close_with(CloseReason::Local);
     }
@@ -415,7 +487,11 @@ impl<'a, App> Cx<'a, App> {
         self.lp.abort_conn(id, CloseReason::Aborted);
     }
 
-    /// Half-closes: once queued output is flushed, send FIN. Reading goes on.
+    /// Half-closes: once every queued byte is flushed, send FIN (`shutdown(SHUT_WR)`). Reading
+    /// goes on: input keeps being delivered to [`Protocol::on_data`] until the peer's end of
+    /// stream, then [`Protocol::on_eof`] runs (by default it closes, which completes at once
+    /// since the FIN is out). Writes after this call are refused. This is the graceful close
+    /// that loses no input ("drain"): see [`close`](Self::close) for the one that discards it.
     pub fn shutdown_write(&mut self) {
         let id = self.id;
         self.lp.shutdown_write_conn(id);
@@ -436,12 +512,14 @@ impl<'a, App> Cx<'a, App> {
     /// Arms a one-shot timer on this connection; [`Protocol::on_timer`] gets its id when it
     /// fires. Never fires early; cancelled automatically when the connection ends.
     pub fn set_timer(&mut self, after: Duration, tag: u64) -> Option<TimerId> {
-        self.lp.core.set_user_timer(self.id, after, tag)
+        let id = self.id;
+        self.lp.set_timer_conn(id, after, tag)
     }
 
     /// Cancels a timer armed with [`set_timer`](Self::set_timer). Returns whether it was armed.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.lp.core.cancel_user_timer(self.id, timer)
+        let id = self.id;
+        self.lp.cancel_timer_conn(id, timer)
     }
 
     /// Arms an application heartbeat (S13), replacing any previous one: every `interval`,

@@ -14,7 +14,7 @@ use crate::handle::{Handle, Inbox, Mailbox, Posted};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
 use crate::transport::Readiness;
-use crate::{ConnConfig, ConnId, ListenOptions, LoopCx, Protocol};
+use crate::{ConnConfig, ConnId, ListenOptions, ListenerId, LoopCx, Protocol};
 
 /// Size of the one read buffer shared by every connection (S16).
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -75,7 +75,8 @@ struct Signals<App> {
 /// }
 ///
 /// let mut reactor = Reactor::new(())?;
-/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
+/// let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), ListenOptions::default(), |_, _| Echo)?;
+/// let addr = reactor.listener_addr(listener)?;
 /// let mut client = std::net::TcpStream::connect(addr)?;
 /// client.write_all(b"ping")?;
 /// let mut reply = [0u8; 4];
@@ -181,7 +182,10 @@ impl<App: 'static> Reactor<App> {
     }
 
     /// Listens on `addr`; `factory` makes the handler of each accepted connection. Returns the
-    /// bound address (useful with port 0). `SO_REUSEADDR` is always set (S18).
+    /// listener's id; its bound address (useful with port 0) is
+    /// [`listener_addr`](Self::listener_addr). `SO_REUSEADDR` is always set (S18). See
+    /// [`LoopCx::listen`], and [`LoopCx::pause_listener`] and its neighbours for what the id
+    /// does.
     ///
     /// # Errors
     /// Any error of `socket`, the options, `bind` or `listen` (e.g. `EADDRINUSE`), or of the
@@ -191,12 +195,40 @@ impl<App: 'static> Reactor<App> {
         addr: SocketAddr,
         opts: ListenOptions,
         factory: F,
-    ) -> io::Result<SocketAddr>
+    ) -> io::Result<ListenerId>
     where
         P: Protocol<App> + 'static,
         F: FnMut(&mut App, SocketAddr) -> P + 'static,
     {
         self.cx().listen(addr, opts, factory)
+    }
+
+    /// Serves a listening socket made elsewhere; see [`LoopCx::adopt_listener`].
+    ///
+    /// # Errors
+    /// As [`LoopCx::adopt_listener`].
+    pub fn adopt_listener<P, F>(
+        &mut self,
+        listener: std::net::TcpListener,
+        opts: ListenOptions,
+        factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App, SocketAddr) -> P + 'static,
+    {
+        self.cx().adopt_listener(listener, opts, factory)
+    }
+
+    /// The address a listener is bound to.
+    ///
+    /// # Errors
+    /// `NotFound` if the listener was closed.
+    pub fn listener_addr(&self, id: ListenerId) -> io::Result<SocketAddr> {
+        self.core
+            .listener_stats(id)
+            .map(|s| s.local_addr)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))
     }
 
     /// Opens an outgoing connection served by `handler` (S4); see [`LoopCx::connect`].

@@ -85,7 +85,8 @@ fn the_configured_backlog_bounds_the_accept_queue() -> io::Result<()> {
         move |r| {
             r.set_limits(Limits::default().with_max_connections(1));
             let opts = ListenOptions::default().with_backlog(2);
-            r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))
+            let id = r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))?;
+            r.listener_addr(id)
         },
     )?;
     let mut served = connect(server.addr())?;

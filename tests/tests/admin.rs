@@ -12,45 +12,13 @@ mod samples_util;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::OnceLock;
 use std::time::Instant;
 
+use evdrive_tests::evdrive_binary;
 use formats_util::{parse_exposition, Json};
 use samples_util::{connect, read_until, require, run, WAIT};
-
-/// The `evdrive` binary, built on first use.
-fn evdrive_binary() -> &'static PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the test runs from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target directory");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(name) => name,
-            None => panic!("no profile directory in {}", exe.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "evdrive", "--bin", "evdrive"])
-            .args(["--profile", profile])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build -p evdrive: {status}");
-        let binary = profile_dir.join("evdrive");
-        assert!(binary.exists(), "no binary at {}", binary.display());
-        binary
-    })
-}
 
 /// A running sample with its admin endpoint; killed when dropped.
 struct Evdrive {

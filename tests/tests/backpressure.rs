@@ -161,9 +161,10 @@ fn writing_past_max_output_closes_as_slow_consumer() -> io::Result<()> {
         move |_, _: SocketAddr| watch.wrap(Flood)
     })?;
     let echo_addr = server.with(move |r| {
-        r.listen(evdrive_tests::localhost(), opts, move |_, _| {
+        let id = r.listen(evdrive_tests::localhost(), opts, move |_, _| {
             watch.wrap(Echo)
-        })
+        })?;
+        r.listener_addr(id)
     })?;
 
     // A well-behaved client of the echo listener, open throughout.

@@ -50,10 +50,11 @@ fn two_reactors_share_one_port_and_both_serve() -> io::Result<()> {
             0 => localhost(),
             _ => SocketAddr::from(([127, 0, 0, 1], port.wait()?)),
         };
-        let bound = reactor.listen(addr, opts, |accepted: &mut usize, _| {
+        let listener = reactor.listen(addr, opts, |accepted: &mut usize, _| {
             *accepted += 1;
             Echo
         })?;
+        let bound = reactor.listener_addr(listener)?;
         if thread == 0 {
             port.publish(bound.port());
         }

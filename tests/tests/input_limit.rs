@@ -31,8 +31,10 @@ fn unconsumed_input_over_the_limit_closes_with_protocol_error() -> io::Result<()
         let watch = watch.clone();
         move |_, _: SocketAddr| watch.wrap(Hoarder)
     })?;
-    let echo_addr =
-        server.with(move |r| r.listen(localhost(), opts, move |_, _| watch.wrap(Echo)))?;
+    let echo_addr = server.with(move |r| {
+        let id = r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))?;
+        r.listener_addr(id)
+    })?;
 
     let mut other = connect(echo_addr)?;
     let other_conn = observer.wait_open(&[]);

@@ -95,7 +95,8 @@ fn the_output_budget_bounds_queues_and_memory() -> io::Result<()> {
             app.max_queued = app.max_queued.max(queued);
             true
         });
-        r.listen(localhost(), opts, move |_, _| watch.wrap(Requester))
+        let id = r.listen(localhost(), opts, move |_, _| watch.wrap(Requester))?;
+        r.listener_addr(id)
     })?;
     let rss_before = proc_status_kb("VmRSS:");
 

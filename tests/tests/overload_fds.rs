@@ -73,7 +73,8 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
         || (),
         move |r| {
             r.set_limits(Limits::default().with_max_connections(10_000));
-            r.listen(localhost(), opts, |_, _| Echo)
+            let id = r.listen(localhost(), opts, |_, _| Echo)?;
+            r.listener_addr(id)
         },
     )?;
 

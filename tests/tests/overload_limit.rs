@@ -22,9 +22,10 @@ fn limited_echo(limits: Limits) -> io::Result<(Server<()>, Observer)> {
         || (),
         move |r| {
             r.set_limits(limits);
-            r.listen(localhost(), ListenOptions::default(), move |_, _| {
+            let id = r.listen(localhost(), ListenOptions::default(), move |_, _| {
                 watch.wrap(Echo)
-            })
+            })?;
+            r.listener_addr(id)
         },
     )?;
     Ok((server, observer))

@@ -98,7 +98,10 @@ fn a_new_reactor_binds_the_same_port_at_once() -> io::Result<()> {
     // The restart.
     let second = Server::start(
         || (),
-        move |r| r.listen(addr, ListenOptions::default(), |_, _| Echo),
+        move |r| {
+            let id = r.listen(addr, ListenOptions::default(), |_, _| Echo)?;
+            r.listener_addr(id)
+        },
     )?;
     let mut c = connect(addr)?;
     c.write_all(b"served again")?;

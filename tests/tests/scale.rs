@@ -19,12 +19,10 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 
-use evdrive_tests::{connect, pattern, set_linger_zero, wait_until, WAIT};
+use evdrive_tests::{connect, evdrive_binary, pattern, set_linger_zero, wait_until, WAIT};
 
 /// Client connections, all held open at once.
 const CONNECTIONS: usize = 2000;
@@ -39,39 +37,6 @@ const MESSAGE: usize = 100;
 /// build (the allocator's fixed costs weigh more). A sanity check against a buffer of tens of
 /// KiB kept per connection after its echo, not a goal.
 const RSS_PER_CONN_BOUND: u64 = 16 << 10;
-
-/// The `evdrive` binary, built on first use with the cargo, profile and target directory
-/// running this test (`<target>/<profile>/deps/scale-<hash>` has it at
-/// `<target>/<profile>/evdrive`).
-fn evdrive_binary() -> &'static PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the test runs from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target directory");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(name) => name,
-            None => panic!("no profile directory in {}", exe.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "evdrive", "--bin", "evdrive"])
-            .args(["--profile", profile])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build -p evdrive: {status}");
-        let binary = profile_dir.join("evdrive");
-        assert!(binary.exists(), "no binary at {}", binary.display());
-        binary
-    })
-}
 
 /// A running `evdrive echo` process, killed when dropped (so a failing test leaves none).
 struct EchoProcess {

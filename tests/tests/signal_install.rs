@@ -137,6 +137,11 @@ fn second_catch_body() -> io::Result<()> {
     if !is_child("second_catch_body") {
         return Ok(());
     }
+    // A child inherits ignored signals (a shell running the suite in the background ignores
+    // SIGINT); start from the defaults this test checks are left alone.
+    for sig in [libc::SIGUSR2, libc::SIGINT, libc::SIGTERM] {
+        set_disposition(sig, libc::SIG_DFL);
+    }
     let mut first = recording_reactor(&[libc::SIGUSR1])?;
     let installed = disposition(libc::SIGUSR1);
 
@@ -178,6 +183,8 @@ fn drop_restores_body() -> io::Result<()> {
     }
     set_disposition(libc::SIGUSR1, libc::SIG_IGN);
     set_disposition(libc::SIGUSR2, marker_handler());
+    // Inherited as ignored under `nohup`: the default is what this test expects back.
+    set_disposition(libc::SIGHUP, libc::SIG_DFL);
     let signals = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP];
     let mut reactor = recording_reactor(&signals)?;
     for sig in signals {

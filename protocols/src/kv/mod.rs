@@ -87,13 +87,13 @@ pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
 /// use reactor::{ListenOptions, Reactor};
 ///
 /// let mut reactor = Reactor::new(KvStore::new())?;
-/// let addr = reactor.listen(
+/// let listener = reactor.listen(
 ///     "127.0.0.1:0".parse().unwrap(),
 ///     ListenOptions::default(),
 ///     |_store, _peer| KvConn::new(),
 /// )?;
 /// assert!(reactor.app().is_empty());
-/// # let _ = addr;
+/// # let _ = listener;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::connect::apply_conn_options;
-use crate::core::listener::{Factory, Listener};
+use crate::core::listener::{Factory, Listener, ListenerId, ListenerStats};
 use crate::core::{Core, Net, Source};
 use crate::timer::TimerEntry;
 use crate::transport::{Acceptor, Stream};
@@ -29,19 +29,76 @@ impl<App> Net<App> {
         }
     }
 
-    /// Adds a listener on `socket` and registers it; returns its bound address.
+    /// Adds a listener on `socket` and registers it.
     pub(crate) fn add_listener(
         &mut self,
         mut socket: Box<dyn Acceptor>,
         factory: Factory<App>,
         opts: &ListenOptions,
-    ) -> io::Result<SocketAddr> {
+    ) -> io::Result<ListenerId> {
         let index = self.sources.vacant_key();
         socket.register(self.registration(index))?;
-        let l = Listener::new(socket, factory, opts)?;
-        let local = l.local_addr;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let l = Listener::new(socket, factory, opts, generation)?;
+        // Clients queued before the registration (an adopted listener) need no help: adding
+        // a ready descriptor to epoll reports it at once, edge-triggered or not.
         self.sources.insert(Source::Listener(Box::new(l)));
-        Ok(local)
+        Ok(ListenerId {
+            index: index as u32,
+            generation,
+        })
+    }
+
+    /// The listener an id names, if it still exists.
+    fn listener_by_id(&mut self, id: ListenerId) -> Option<&mut Listener<App>> {
+        self.listener(id.index as usize)
+            .filter(|l| l.generation == id.generation)
+    }
+
+    /// Stops accepting on a listener until resumed; clients wait in the backlog. Returns
+    /// whether it exists.
+    pub(crate) fn pause_listener(&mut self, id: ListenerId) -> bool {
+        self.listener_by_id(id).map(|l| l.held = true).is_some()
+    }
+
+    /// Accepts again on a paused listener, from the next turn (no edge announces the clients
+    /// that queued meanwhile). Returns whether it exists.
+    pub(crate) fn unpause_listener(&mut self, id: ListenerId) -> bool {
+        let Some(l) = self.listener_by_id(id) else {
+            return false;
+        };
+        if std::mem::take(&mut l.held) {
+            self.mark_ready(id.index as usize);
+        }
+        true
+    }
+
+    /// Closes a listener: its socket is closed (clients still in the backlog are refused by
+    /// the kernel); connections it accepted go on. Returns whether it existed.
+    pub(crate) fn close_listener(&mut self, id: ListenerId) -> bool {
+        if self.listener_by_id(id).is_none() {
+            return false;
+        }
+        // Dropping the socket closes it, which also takes it out of the poller; a back-off
+        // timer still armed finds no listener in the slot (or one of a later generation,
+        // which it merely asks to accept).
+        self.sources.remove(id.index as usize);
+        true
+    }
+
+    /// A listener's address and counters.
+    pub(crate) fn listener_stats(&self, id: ListenerId) -> Option<ListenerStats> {
+        match self.sources.get(id.index as usize) {
+            Some(Source::Listener(l)) if l.generation == id.generation => Some(ListenerStats {
+                local_addr: l.local_addr,
+                accepted: l.accepted,
+                accept_errors: l.accept_errors,
+                paused_by_limit: l.paused_by_limit,
+                paused: l.held,
+            }),
+            _ => None,
+        }
     }
 
     /// Out of descriptors or memory (or an unexpected error): tell pending clients, pause, and
@@ -122,7 +179,7 @@ impl<App> Core<App> {
             let Some(l) = self.listener(index) else {
                 return;
             };
-            if l.paused {
+            if l.paused || l.held {
                 return;
             }
             if accepted >= l.accepts_per_turn {
@@ -140,6 +197,9 @@ impl<App> Core<App> {
             if !self.admit_connection() {
                 // At the connection limit: leave new clients in the backlog until one closes.
                 if let Some(l) = self.listener(index) {
+                    if !l.at_limit {
+                        l.paused_by_limit += 1;
+                    }
                     l.at_limit = true;
                 }
                 self.listeners_at_limit = true;
@@ -151,6 +211,7 @@ impl<App> Core<App> {
             match l.socket.accept() {
                 Ok((stream, peer)) => {
                     accepted += 1;
+                    l.accepted += 1;
                     if l.episode_failures > 0 {
                         log::info!(
                             "listener {}: accepting again after {} failed accepts",
@@ -164,9 +225,11 @@ impl<App> Core<App> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if sys::is_transient_accept_error(&e) => {
+                    l.accept_errors += 1;
                     self.stats.accept_errors.count(&e);
                 }
                 Err(e) => {
+                    l.accept_errors += 1;
                     self.stats.accept_errors.count(&e);
                     self.exhausted(index, e);
                     return;

@@ -12,6 +12,7 @@
 //! core's `accept` module, the socket setup in the TCP transport; this one holds the
 //! listener's state.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -21,11 +22,57 @@ use std::time::Duration;
 use crate::transport::Acceptor;
 use crate::{ConnConfig, ListenOptions, Protocol};
 
+/// Names a listener of one reactor ([`LoopCx::listen`](crate::LoopCx::listen),
+/// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener)): pause, resume, close it, read its
+/// address and counters. Carries a generation, so a kept id never reaches a later listener in
+/// the same slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl fmt::Debug for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener#{}.{}", self.index, self.generation)
+    }
+}
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One listener's counters ([`LoopCx::listener_stats`](crate::LoopCx::listener_stats)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Failed accepts, of every kind (a client gone before `accept`, descriptors exhausted…).
+    pub accept_errors: u64,
+    /// How many times accepting stopped at the reactor's connection limit.
+    pub paused_by_limit: u64,
+    /// Paused by [`LoopCx::pause_listener`](crate::LoopCx::pause_listener).
+    pub paused: bool,
+}
+
 /// Makes the handler of each accepted connection.
 pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
 
 /// A listening socket's slot.
 pub(crate) struct Listener<App> {
+    /// Generation of this slot's occupant (see [`ListenerId`]).
+    pub(super) generation: u32,
+    /// Paused by the user: no accept until resumed (clients wait in the backlog).
+    pub(super) held: bool,
+    /// Counters for [`ListenerStats`].
+    pub(super) accepted: u64,
+    pub(super) accept_errors: u64,
+    pub(super) paused_by_limit: u64,
     /// The accepting end, behind the transport seam.
     pub(super) socket: Box<dyn Acceptor>,
     pub(super) local_addr: SocketAddr,
@@ -58,6 +105,7 @@ impl<App> Listener<App> {
         mut socket: Box<dyn Acceptor>,
         factory: Factory<App>,
         opts: &ListenOptions,
+        generation: u32,
     ) -> io::Result<Self> {
         let local_addr = socket.local_addr()?;
         let spare = match socket.reserve_spare() {
@@ -68,6 +116,11 @@ impl<App> Listener<App> {
             }
         };
         Ok(Listener {
+            generation,
+            held: false,
+            accepted: 0,
+            accept_errors: 0,
+            paused_by_limit: 0,
             local_addr,
             socket,
             factory,

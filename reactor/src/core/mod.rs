@@ -12,6 +12,7 @@
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
 //! | `accept`, `listener` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
+//! | `sources` | descriptors and `mio` sources the user registers, and their callbacks | user sources |
 //!
 //! # Implementation notes
 //! A handler is taken out of its slot while one of its callbacks runs ([`Core::call`]), so the
@@ -49,6 +50,7 @@ pub(crate) mod limits;
 pub(crate) mod listener;
 mod read;
 pub(crate) mod snapshot;
+pub(crate) mod sources;
 pub(crate) mod tasks;
 mod timeouts;
 mod write;
@@ -72,6 +74,8 @@ pub(crate) enum Source<App> {
     Signals,
     /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
     Waker,
+    /// A descriptor or `mio` source registered by the user (boxed, as listeners are).
+    User(Box<sources::UserSlot<App>>),
 }
 
 /// The reactor's own sources, which the loop serves itself.
@@ -303,6 +307,7 @@ impl<App> Core<App> {
                     self.read(index, scratch, drain_all);
                 }
             }
+            Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
             Some(Source::Waker) => return Some(Internal::Waker),
             None => {}

@@ -34,6 +34,27 @@ pub struct ConnSnapshot {
     pub bytes_out: u64,
 }
 
+/// One connection's counters, read by id from any context
+/// ([`LoopCx::conn_stats`](crate::LoopCx::conn_stats)): cheaper than a whole
+/// [`ConnSnapshot`] of every connection, for a handler that watches another connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnStats {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes the kernel accepted.
+    pub bytes_out: u64,
+    /// Output bytes queued and not yet accepted by the kernel.
+    pub queued: usize,
+    /// Time since the connection was created, on the reactor's clock (whole milliseconds).
+    pub age: Duration,
+    /// Time since the last traffic either way (whole milliseconds; activity is stamped once per
+    /// turn, after the turn's transfers).
+    pub idle: Duration,
+    /// Whether reading is paused (by a handler or by backpressure).
+    pub paused: bool,
+}
+
 impl fmt::Display for ConnSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let peer = self.peer.map_or_else(|| "-".to_string(), |p| p.to_string());
@@ -56,6 +77,21 @@ impl fmt::Display for ConnSnapshot {
 }
 
 impl<App> Net<App> {
+    /// The counters of the connection `id` names, if it still exists.
+    pub(crate) fn conn_stats(&self, id: ConnId) -> Option<ConnStats> {
+        let c = self.conn_ref(id)?;
+        let now = self.clock.now();
+        let ms = |t: u64| Duration::from_millis(now.saturating_sub(t));
+        Some(ConnStats {
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            queued: c.output.len(),
+            age: ms(c.created),
+            idle: ms(c.last_activity),
+            paused: c.paused_by_user || c.paused_by_output,
+        })
+    }
+
     /// Snapshots every connection.
     pub(crate) fn snapshot(&self) -> Vec<ConnSnapshot> {
         let now = self.clock.now();

@@ -30,6 +30,13 @@ impl<App> Net<App> {
         self.wheel.insert(deadline, entry)
     }
 
+    /// Arms a timer for the instant `at` (time since the clock's start), rounded up to its
+    /// tick so it never fires early; `None` (past the clock's range) never fires.
+    pub(crate) fn arm_at(&mut self, at: Option<Duration>, entry: TimerEntry) -> TimerKey {
+        let deadline = at.map_or(Tick::MAX, ticks_ceil);
+        self.wheel.insert(deadline, entry)
+    }
+
     fn conn_id(&self, index: usize) -> Option<ConnId> {
         self.id_at(index)
     }

@@ -41,8 +41,9 @@ impl<App: 'static> Harness<App> {
         P: Protocol<App> + 'static,
         F: FnMut(&mut App, SocketAddr) -> P + 'static,
     {
-        let (backlog, listener) = MemBacklog::new();
-        self.reactor
+        let (backlog, mut listener) = MemBacklog::new();
+        let id = self
+            .reactor
             .core
             .add_listener(
                 Box::new(backlog),
@@ -50,6 +51,7 @@ impl<App: 'static> Harness<App> {
                 &opts,
             )
             .expect("an in-memory listener cannot fail");
+        listener.set_id(id);
         listener
     }
 

@@ -392,7 +392,7 @@ impl MemBacklog {
             MemBacklog {
                 backlog: Rc::clone(&backlog),
             },
-            MemListener { backlog },
+            MemListener { backlog, id: None },
         )
     }
 }
@@ -449,9 +449,21 @@ impl Acceptor for MemBacklog {
 #[derive(Debug, Clone)]
 pub struct MemListener {
     backlog: Rc<RefCell<Backlog>>,
+    /// The reactor's id for it, set once the harness has added it.
+    id: Option<crate::ListenerId>,
 }
 
 impl MemListener {
+    /// The reactor's id for this listener: pause, resume, close it, read its counters.
+    pub fn id(&self) -> crate::ListenerId {
+        self.id
+            .expect("a harness listener is added before it is handed out")
+    }
+
+    pub(crate) fn set_id(&mut self, id: crate::ListenerId) {
+        self.id = Some(id);
+    }
+
     /// A client connects: its connection waits in the backlog (a readable edge on the listener).
     pub fn connect(&self) -> MemPeer {
         let mut b = self.backlog.borrow_mut();

@@ -40,7 +40,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use evdrive_tests::{wait_ready, Server, WAIT};
 use reactor::{ConnConfig, ConnId};
@@ -162,6 +162,14 @@ impl NetPair {
         ip(&["-n", b, "addr", "add", &format!("{ADDR_B}/30"), "dev", "vb"])?;
         for (ns, dev) in [(a, "va"), (b, "vb"), (a, "lo"), (b, "lo")] {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        // A device set up carries nothing until the kernel's link watch activates its queue,
+        // which it may defer by up to a second when many links change at once (as when tests
+        // make pairs in parallel): a SYN sent before then is dropped, and its retransmission
+        // comes after a short connect timeout. The operational state turns UP in that same
+        // step, so wait for it on both ends.
+        for (ns, dev) in [(a, "va"), (b, "vb")] {
+            wait_oper_up(ns, dev)?;
         }
         // Fail here, with a clear message, if the filter tool is missing.
         pair.iptables(&["-w", "-L", "INPUT", "-n"]).map_err(|e| {
@@ -314,6 +322,33 @@ fn enter(path: &str) -> io::Result<()> {
 
 fn ip(args: &[&str]) -> io::Result<()> {
     run(Command::new("ip").args(args))
+}
+
+/// Waits until `dev` in namespace `ns` is operationally up (its queue active), at most
+/// [`WAIT`].
+fn wait_oper_up(ns: &str, dev: &str) -> io::Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show", "dev", dev])
+            .env("PATH", format!("{path}:/usr/sbin:/sbin"))
+            .output()?;
+        if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{dev} in {ns} never came up: {}",
+                    String::from_utf8_lossy(&out.stdout).trim()
+                ),
+            ));
+        }
+        // A condition polled with a deadline: the link watch runs within about a second.
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Runs a command to its end; an error carries the command and what it printed. The

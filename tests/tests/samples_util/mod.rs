@@ -45,7 +45,8 @@ impl<App: 'static> Sample<App> {
         let thread = std::thread::spawn(move || -> io::Result<()> {
             let setup = || -> io::Result<(Reactor<App>, SocketAddr, Handle<App>)> {
                 let mut reactor = Reactor::new(app())?;
-                let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, factory)?;
+                let listener = reactor.listen("127.0.0.1:0".parse().unwrap(), opts, factory)?;
+                let addr = reactor.listener_addr(listener)?;
                 let handle = reactor.handle()?;
                 Ok((reactor, addr, handle))
             };
