@@ -7,6 +7,7 @@ server, so long server names fit and the eye compares lengths.
 """
 
 import html
+import math
 import os
 import re
 
@@ -17,11 +18,13 @@ GAP = 6
 TOP = 46
 COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
 
-# (title, [(column, legend)], unit)
+# (title, [(column, legend)], logarithmic): percentiles span orders of magnitude, so the
+# latency panel's axis is logarithmic (from 1 µs); the others start at zero.
 PANELS = [
-    ("latency (µs)", [("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")], "µs"),
-    ("server CPU per message (µs)", [("cpu_us_per_msg", None)], "µs"),
-    ("system calls per message", [("syscalls_per_msg", None)], ""),
+    ("latency (µs, log scale)", [("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")],
+     True),
+    ("server CPU per message (µs)", [("cpu_us_per_msg", None)], False),
+    ("system calls per message", [("syscalls_per_msg", None)], False),
 ]
 
 
@@ -35,7 +38,7 @@ def _fmt(v):
     return f"{v:.3f}"
 
 
-def _panel(x0, title, series, servers, summary):
+def _panel(x0, title, series, servers, summary, log_scale):
     """One panel: for each server, one bar per series (column)."""
     present = [(c, leg) for c, leg in series if any(c in summary[s] for s in servers)]
     if not present:
@@ -57,12 +60,15 @@ def _panel(x0, title, series, servers, summary):
         for i, (c, _) in enumerate(present):
             st = summary[s].get(c)
             if st:
-                scale = width / top
-                w = st["median"] * scale
+                def at(v):
+                    if log_scale:
+                        return width * math.log10(max(v, 1.0)) / max(math.log10(top), 1e-9)
+                    return width * v / top
+                w = at(st["median"])
                 bx = x0 + LABEL_W
                 out.append(f'<rect x="{bx}" y="{y + 1}" width="{w:.1f}" height="{BAR_H - 2}" '
                            f'fill="{COLORS[i]}"/>')
-                lo, hi = bx + st["min"] * scale, bx + st["max"] * scale
+                lo, hi = bx + at(st["min"]), bx + at(st["max"])
                 mid = y + BAR_H / 2
                 out.append(f'<path d="M{lo:.1f},{mid}H{hi:.1f}M{lo:.1f},{mid - 4}V{mid + 4}'
                            f'M{hi:.1f},{mid - 4}V{mid + 4}" stroke="#222" fill="none"/>')
@@ -76,8 +82,8 @@ def _panel(x0, title, series, servers, summary):
 def scenario_svg(title, summary, servers):
     """The SVG text for one scenario, or None when it has none of the figures drawn."""
     parts, height, x = [], 0, 0
-    for ptitle, series, _ in PANELS:
-        body, h = _panel(x, ptitle, series, servers, summary)
+    for ptitle, series, log_scale in PANELS:
+        body, h = _panel(x, ptitle, series, servers, summary, log_scale)
         if body:
             parts.append(body)
             height = max(height, h)
