@@ -116,11 +116,12 @@ where
     P: Protocol<App> + 'static,
 {
     let mut reactor = Reactor::new(app)?;
-    let addr = reactor.listen(
+    let listener = reactor.listen(
         "127.0.0.1:0".parse().unwrap(),
         ListenOptions::default(),
         factory,
     )?;
+    let addr = reactor.listener_addr(listener)?;
     let mut clients = Vec::with_capacity(CONNS);
     for _ in 0..CONNS {
         let c = TcpStream::connect(addr)?;
