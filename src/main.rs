@@ -21,11 +21,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use protocols::admin::{AdminServer, AppMetrics};
 use protocols::chat::{self, ChatConn, ChatRoom};
-use protocols::echo::Echo;
+use protocols::echo::{self, Echo};
 use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
-use reactor::{ConnConfig, Group, ListenOptions, Protocol, Reactor};
+use reactor::{AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor};
 
 /// Default port of `evdrive echo`.
 const ECHO_PORT: u16 = 7007;
@@ -98,8 +98,10 @@ const CHAT_HELP: &str = "A chat room over lines of text: what a member types rea
     \x20 //text       a message starting with /\n\
     An unknown command gets an error line; the connection stays.\n\n\
     Limits: a line is at most 16 KiB (a longer one gets an error line, then that connection \
-    closes); a member who stops reading is disconnected once 256 KiB wait for it (slow \
-    consumer), without holding up the others.\n\n\
+    closes); a member who stops reading is disconnected (slow consumer) once 4 MiB wait for \
+    it, or more than 2 MiB for 5 seconds, without holding up the others; one who reads but is \
+    briefly behind keeps its place. Past --max-connections a client gets `* the room is \
+    full` and a close.\n\n\
     Timeouts: --idle-timeout closes a connection with no traffic either way, so in a busy room \
     it does not catch a member who only listens. --heartbeat SECS does: every SECS, a member \
     who sent nothing during the interval gets a `* ping` line, and one silent for 3 intervals \
@@ -168,6 +170,24 @@ struct Common {
     /// and reports on itself only (its counters, its connections, its state).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// The most connections served at once (per thread); default: the descriptor limit less a
+    /// margin.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// What to do with clients past --max-connections: `reject` (the default: the sample's
+    /// goodbye, such as kv's `-ERR max number of clients reached` or http's 503, then a close),
+    /// `pause` (they wait in the backlog until a connection closes) or `shed-idle` (the
+    /// longest-idle connection is closed to make room).
+    #[arg(long, value_enum, default_value_t = AtLimitArg::Reject, value_name = "POLICY")]
+    at_limit: AtLimitArg,
+}
+
+/// `--at-limit`: the listener's policy at the connection limit (S23).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AtLimitArg {
+    Reject,
+    Pause,
+    ShedIdle,
 }
 
 /// Options of `evdrive chat`.
@@ -208,6 +228,24 @@ impl Common {
                     .with_first_byte_timeout(secs(self.first_byte_timeout))
                     .with_idle_timeout(secs(self.idle_timeout.unwrap_or(idle_default))),
             )
+    }
+
+    /// `opts` with the policy of `--at-limit`; `reject` answers with the sample's own goodbye.
+    fn with_at_limit(&self, opts: ListenOptions, reject: AtLimit) -> ListenOptions {
+        opts.with_at_limit(match self.at_limit {
+            AtLimitArg::Reject => reject,
+            AtLimitArg::Pause => AtLimit::Pause,
+            AtLimitArg::ShedIdle => AtLimit::ShedIdle,
+        })
+    }
+
+    /// The reactor's limits: `--max-connections`, or the default.
+    fn limits(&self) -> Limits {
+        let limits = Limits::default();
+        match self.max_connections {
+            Some(n) => limits.with_max_connections(n),
+            None => limits,
+        }
     }
 
     /// The address to listen on: `--listen`, or 127.0.0.1 and the sample's port.
@@ -268,6 +306,7 @@ fn serve<App, P, F, M>(
     sample: &str,
     addr: SocketAddr,
     opts: ListenOptions,
+    limits: Limits,
     grace: f64,
     threads: usize,
     admin: Option<SocketAddr>,
@@ -286,6 +325,7 @@ where
         Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::from_secs(365 * 24 * 3600));
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
+        reactor.set_limits(limits);
         let listener = reactor.listen(addr, opts, factory)?;
         let bound = reactor.listener_addr(listener)?;
         if let Some(admin) = admin {
@@ -319,6 +359,7 @@ where
     let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     let group = Group::start(threads, move |i| {
         let mut reactor = Reactor::new(make_app())?;
+        reactor.set_limits(limits.clone());
         reactor.listen(addr, opts.clone(), factory.clone())?;
         if let (0, Some(admin)) = (i, admin) {
             let _ = admin_tx.send(listen_admin(&mut reactor, admin)?);
@@ -365,7 +406,8 @@ fn main() -> ExitCode {
         Command::Echo(c) => serve(
             "echo",
             c.addr(ECHO_PORT),
-            c.listen_options(0.0),
+            c.with_at_limit(c.listen_options(0.0), echo::at_limit()),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
@@ -377,11 +419,13 @@ fn main() -> ExitCode {
             heartbeat,
         }) => {
             let opts = with_conn(c.listen_options(0.0), chat::conn_config);
+            let opts = c.with_at_limit(opts, chat::at_limit());
             let heartbeat = secs(*heartbeat);
             serve(
                 "chat",
                 c.addr(CHAT_PORT),
                 opts,
+                c.limits(),
                 c.shutdown_grace,
                 c.threads,
                 c.admin,
@@ -393,7 +437,11 @@ fn main() -> ExitCode {
             "http",
             c.addr(HTTP_PORT),
             // Keep-alive connections left idle are closed after a minute, as nginx does.
-            with_conn(c.listen_options(60.0), http_server::conn_config),
+            c.with_at_limit(
+                with_conn(c.listen_options(60.0), http_server::conn_config),
+                http_server::at_limit(),
+            ),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,
@@ -403,7 +451,11 @@ fn main() -> ExitCode {
         Command::Kv(c) => serve(
             "kv",
             c.addr(KV_PORT),
-            with_conn(c.listen_options(0.0), kv::conn_config),
+            c.with_at_limit(
+                with_conn(c.listen_options(0.0), kv::conn_config),
+                kv::at_limit(),
+            ),
+            c.limits(),
             c.shutdown_grace,
             c.threads,
             c.admin,

@@ -29,10 +29,12 @@
 //! - A line is at most 16 KiB ([`MAX_LINE`], the [`lines`](crate::codec::lines) codec's
 //!   default). A longer one is a protocol error: that member gets `! line too long…`, then its
 //!   connection is closed gracefully; the others stay.
-//! - A member who does not read what is sent to it is a slow consumer: its output queue grows
-//!   to the reactor's `max_output` (use [`conn_config`], which sets 256 KiB), and then the reactor
-//!   aborts that one connection with `CloseReason::SlowConsumer` (S21). Broadcasting never waits
-//!   for anyone, so the others keep getting messages.
+//! - A member who does not read what is sent to it is a slow consumer, dropped the Redis way
+//!   (use [`conn_config`]): its connection is aborted with `CloseReason::SlowConsumer` (S21) when
+//!   its output queue passes [`MAX_OUTPUT`] (the hard limit), or stays above [`SOFT_OUTPUT`] (the
+//!   soft limit) for [`SOFT_OUTPUT_FOR`]. A member who reads but is briefly behind, by up to a
+//!   megabyte or so, keeps its place. Broadcasting never waits for anyone, so the others keep
+//!   getting messages.
 //! - Heartbeat (S13), off unless [`ChatRoom::with_heartbeat`] is given an interval: every
 //!   interval, a member that sent nothing during the interval gets a `* ping` line (sending is
 //!   the only way to find out that a peer vanished, S7), and a member silent for
@@ -70,8 +72,16 @@ pub const MAX_LINE: usize = crate::codec::lines::DEFAULT_MAX_LINE_LENGTH;
 /// The longest nickname, in bytes.
 pub const MAX_NICK: usize = 20;
 
-/// Output a member may leave unread before being dropped as a slow consumer: 256 KiB.
-pub const MAX_OUTPUT: usize = 256 * 1024;
+/// Output a member may leave unread before being dropped at once as a slow consumer (the hard
+/// limit): 4 MiB.
+pub const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// Output a member may leave unread for at most [`SOFT_OUTPUT_FOR`] (the soft limit): 2 MiB,
+/// twice what a member reading as fast as it can has in flight during a flood.
+pub const SOFT_OUTPUT: usize = 2 * 1024 * 1024;
+
+/// How long a member's unread output may stay above [`SOFT_OUTPUT`]: 5 s.
+pub const SOFT_OUTPUT_FOR: Duration = Duration::from_secs(5);
 
 /// Heartbeat intervals a member may stay silent in a row before being disconnected.
 pub const MAX_MISSED_HEARTBEATS: u32 = 3;
@@ -87,10 +97,20 @@ const HELP: &[&str] = &[
     "* any other line is a message to everyone; start it with // to send a leading /",
 ];
 
-/// The settings a chat connection should have: `base` with `max_output` lowered to
-/// [`MAX_OUTPUT`], so a member who stops reading is dropped long before it costs real memory.
+/// The settings a chat connection should have: `base` with the output limits [`MAX_OUTPUT`],
+/// [`SOFT_OUTPUT`] and [`SOFT_OUTPUT_FOR`], so a member who stops reading is dropped before it
+/// costs real memory, and one who is briefly behind is not.
 pub fn conn_config(base: ConnConfig) -> ConnConfig {
-    base.with_max_output(MAX_OUTPUT)
+    base.with_output_limits(MAX_OUTPUT, SOFT_OUTPUT, SOFT_OUTPUT_FOR)
+}
+
+/// The line a client past the connection limit gets before the close.
+pub const ROOM_FULL: &[u8] = b"* the room is full; try again later\r\n";
+
+/// What the chat sample does at the reactor's connection limit (S23): say [`ROOM_FULL`] and
+/// close.
+pub fn at_limit() -> reactor::AtLimit {
+    reactor::AtLimit::Reject(reactor::Goodbye::bytes(ROOM_FULL))
 }
 
 /// The chat room: who is here under which nickname. The reactor's user state for the chat

@@ -45,3 +45,9 @@ impl<App> Protocol<App> for Echo {
         cx.close();
     }
 }
+
+/// What the echo sample does at the reactor's connection limit (S23): accept and close at once,
+/// with no bytes (echo has nothing to say), so the client sees end of stream instead of waiting.
+pub fn at_limit() -> reactor::AtLimit {
+    reactor::AtLimit::Reject(reactor::Goodbye::none())
+}

@@ -93,6 +93,23 @@ pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
     base.with_max_input(DEFAULT_MAX_HEAD_LENGTH + DEFAULT_MAX_BODY_LENGTH + 64 * 1024)
 }
 
+/// The response of a client past the connection limit: a complete `503` (with its length, so a
+/// client need not wait for the close to know it has it all) that closes the connection.
+pub const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Server: evdrive\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 28\r\n\
+Connection: close\r\n\
+Retry-After: 1\r\n\
+\r\n\
+too many connections; retry\n";
+
+/// What the HTTP sample does at the reactor's connection limit (S23): answer [`UNAVAILABLE`]
+/// and close.
+pub fn at_limit() -> reactor::AtLimit {
+    reactor::AtLimit::Reject(reactor::Goodbye::bytes(UNAVAILABLE))
+}
+
 /// The tag of the request timer.
 const REQUEST_TIMER: u64 = 1;
 
@@ -250,6 +267,20 @@ impl<App> Protocol<App> for HttpServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_503_says_its_length_and_closes() {
+        let text = std::str::from_utf8(UNAVAILABLE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("\r\nConnection: close"));
+        let length = format!("\r\nContent-Length: {}\r\n", body.len());
+        assert!(
+            head.contains(length.trim_end()),
+            "{head:?} vs {}",
+            body.len()
+        );
+    }
 
     #[test]
     fn a_trickled_request_gets_408_at_the_request_timeout() {

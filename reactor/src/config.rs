@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::sys::Keepalive;
+use crate::AtLimit;
 
 /// Settings of one connection: buffer limits, timeouts and socket options.
 ///
@@ -22,8 +23,17 @@ pub struct ConnConfig {
     pub high_water: usize,
     /// Queued output below which paused reading resumes and `on_drained` runs. Default 16 KiB.
     pub low_water: usize,
-    /// Queued output above which the connection is aborted with `SlowConsumer`. Default 4 MiB.
+    /// The hard output limit: queued output above which the connection is aborted with
+    /// `SlowConsumer` at once (S21). Default 8 MiB.
     pub max_output: usize,
+    /// The soft output limit: a connection whose queued output stays above it for
+    /// [`soft_output_for`](Self::soft_output_for) without a break is aborted with
+    /// `SlowConsumer` (Redis's `client-output-buffer-limit <hard> <soft> <seconds>`). A reader
+    /// that is briefly behind keeps its place; one that stopped reading is dropped. Default
+    /// 2 MiB, so a reader within about 1 MiB of the producer is never at risk.
+    pub soft_output: usize,
+    /// How long queued output may stay above [`soft_output`](Self::soft_output). Default 10 s.
+    pub soft_output_for: Duration,
     /// Unconsumed input above which the connection is closed with a protocol error (S11).
     /// Default 1 MiB.
     pub max_input: usize,
@@ -69,10 +79,22 @@ impl ConnConfig {
         self
     }
 
-    /// Sets [`max_output`](Self::max_output).
+    /// Sets [`max_output`](Self::max_output), the hard output limit; the soft limit stays.
     #[must_use]
     pub fn with_max_output(mut self, max_output: usize) -> Self {
         self.max_output = max_output;
+        self
+    }
+
+    /// Sets the output limits: [`max_output`](Self::max_output) (`hard`),
+    /// [`soft_output`](Self::soft_output) (`soft`) and
+    /// [`soft_output_for`](Self::soft_output_for) (`soft_for`). A `soft` at or above `hard`
+    /// leaves only the hard limit.
+    #[must_use]
+    pub fn with_output_limits(mut self, hard: usize, soft: usize, soft_for: Duration) -> Self {
+        self.max_output = hard;
+        self.soft_output = soft;
+        self.soft_output_for = soft_for;
         self
     }
 
@@ -152,7 +174,9 @@ impl Default for ConnConfig {
         ConnConfig {
             high_water: 64 * 1024,
             low_water: 16 * 1024,
-            max_output: 4 * 1024 * 1024,
+            max_output: 8 * 1024 * 1024,
+            soft_output: 2 * 1024 * 1024,
+            soft_output_for: Duration::from_secs(10),
             max_input: 1024 * 1024,
             first_byte_timeout: None,
             idle_timeout: None,
@@ -190,6 +214,9 @@ pub struct ListenOptions {
     pub backoff_min: Duration,
     /// The longest such pause. Default 1 s.
     pub backoff_max: Duration,
+    /// What to do with new clients at the reactor's connection limit (S23): pause (the
+    /// default), reject with a goodbye, or shed the longest-idle connection.
+    pub at_limit: AtLimit,
     /// Settings of every accepted connection.
     pub conn: ConnConfig,
 }
@@ -256,6 +283,13 @@ impl ListenOptions {
         self
     }
 
+    /// Sets [`at_limit`](Self::at_limit).
+    #[must_use]
+    pub fn with_at_limit(mut self, at_limit: AtLimit) -> Self {
+        self.at_limit = at_limit;
+        self
+    }
+
     /// Sets [`conn`](Self::conn).
     #[must_use]
     pub fn with_conn(mut self, conn: ConnConfig) -> Self {
@@ -275,6 +309,7 @@ impl Default for ListenOptions {
             accepts_per_turn: 128,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
+            at_limit: AtLimit::Pause,
             conn: ConnConfig::default(),
         }
     }

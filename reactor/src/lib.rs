@@ -32,6 +32,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+mod at_limit;
 mod config;
 mod core;
 mod cx;
@@ -52,6 +53,7 @@ pub mod testing;
 mod timer;
 mod transport;
 
+pub use at_limit::{AtLimit, Goodbye};
 pub use config::{ConnConfig, ListenOptions};
 pub use core::conn::ConnId;
 pub use core::limits::Limits;

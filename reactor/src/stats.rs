@@ -50,7 +50,8 @@ pub struct Stats {
     pub accepted: u64,
     /// Outgoing connections established.
     pub connected: u64,
-    /// Connection slots open now (including outgoing attempts in progress).
+    /// Connection slots open now (including outgoing attempts in progress and rejected clients
+    /// being told).
     pub open: u64,
     /// Connections closed, indexed by [`CloseKind`] (`closed[kind as usize]`).
     pub closed: [u64; CloseKind::ALL.len()],
@@ -65,6 +66,10 @@ pub struct Stats {
     pub budget_sheds: u64,
     /// Idle connections closed to admit new ones at the connection limit.
     pub idle_sheds: u64,
+    /// Clients accepted at the connection limit only to get their goodbye and be closed
+    /// ([`AtLimit::Reject`](crate::AtLimit::Reject)). They are never `accepted`, and not
+    /// counted in `closed`; while being told they hold a slot counted in `open`.
+    pub rejected: u64,
     /// Output bytes queued across all connections now.
     pub queued_bytes: u64,
     /// Timers armed in the wheel (as of the end of the last turn).

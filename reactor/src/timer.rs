@@ -34,6 +34,8 @@ pub(crate) enum ConnTimer {
     /// The idle and write-stall timeouts, checked lazily.
     Watchdog,
     Heartbeat,
+    /// Queued output has stayed above the soft output limit since this was armed.
+    SoftOutput,
     /// A handler timer; its tag is kept with the connection, so wheel entries stay small.
     User,
 }

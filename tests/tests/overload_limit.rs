@@ -1,6 +1,6 @@
 //! The loop-wide connection limit (`Limits::max_connections`): at the limit the listener
 //! pauses and new clients wait in the kernel's backlog; it resumes by itself when connections
-//! close. With `shed_idle_at_limit`, the longest-idle connection makes room instead.
+//! close. With `AtLimit::ShedIdle`, the longest-idle connection makes room instead.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -9,22 +9,21 @@ use std::time::Duration;
 
 use evdrive_tests::{connect, is_reset, localhost, observe, wait_ready, Observer, Server};
 use protocols::echo::Echo;
-use reactor::{CloseKind, ConnId, Limits, ListenOptions};
+use reactor::{AtLimit, CloseKind, ConnId, Limits, ListenOptions};
 
 /// How long a client waits to be sure that no echo comes: the reactor answers a served client
 /// within a millisecond or two.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// An echo server with `limits`, and the observer of its connections.
-fn limited_echo(limits: Limits) -> io::Result<(Server<()>, Observer)> {
+/// An echo server with `limits` and `at_limit`, and the observer of its connections.
+fn limited_echo(limits: Limits, at_limit: AtLimit) -> io::Result<(Server<()>, Observer)> {
+    let opts = ListenOptions::default().with_at_limit(at_limit);
     let (watch, observer) = observe();
     let server = Server::start(
         || (),
         move |r| {
             r.set_limits(limits);
-            let id = r.listen(localhost(), ListenOptions::default(), move |_, _| {
-                watch.wrap(Echo)
-            })?;
+            let id = r.listen(localhost(), opts, move |_, _| watch.wrap(Echo))?;
             r.listener_addr(id)
         },
     )?;
@@ -48,7 +47,7 @@ fn ping(client: &mut TcpStream, byte: u8) -> io::Result<()> {
 fn clients_past_the_limit_wait_in_the_backlog_until_others_leave() -> io::Result<()> {
     evdrive_tests::init_log();
     let limits = Limits::default().with_max_connections(5);
-    let (server, mut observer) = limited_echo(limits)?;
+    let (server, mut observer) = limited_echo(limits, AtLimit::Pause)?;
 
     // 1. Five clients are served.
     let mut served = Vec::new();
@@ -97,16 +96,14 @@ fn clients_past_the_limit_wait_in_the_backlog_until_others_leave() -> io::Result
     Ok(())
 }
 
-/// S24, S25: with `max_connections: 2` and `shed_idle_at_limit`, a third client is admitted by
+/// S24, S25: with `max_connections: 2` and `AtLimit::ShedIdle`, a third client is admitted by
 /// aborting the longest-idle connection, whose handler sees `IdleTimeout` and whose client sees
 /// a reset; the busier connection stays.
 #[test]
 fn at_the_limit_the_longest_idle_connection_makes_room() -> io::Result<()> {
     evdrive_tests::init_log();
-    let limits = Limits::default()
-        .with_max_connections(2)
-        .with_shed_idle_at_limit(true);
-    let (server, mut observer) = limited_echo(limits)?;
+    let limits = Limits::default().with_max_connections(2);
+    let (server, mut observer) = limited_echo(limits, AtLimit::ShedIdle)?;
     let mut a = connect(server.addr())?;
     let a_id = observer.wait_open(&[]);
     ping(&mut a, b'a')?;

@@ -80,6 +80,16 @@ pub fn conn_config(base: reactor::ConnConfig) -> reactor::ConnConfig {
     base.with_max_input(crate::codec::resp::DEFAULT_MAX_COMMAND_LENGTH + 64 * 1024)
 }
 
+/// The goodbye of a client past the connection limit, as Redis words it.
+pub const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// What the KV sample does at the reactor's connection limit (S23): answer
+/// [`MAX_CLIENTS_REPLY`] and close, as Redis does, so `redis-cli` prints the error instead of
+/// waiting.
+pub fn at_limit() -> reactor::AtLimit {
+    reactor::AtLimit::Reject(reactor::Goodbye::bytes(MAX_CLIENTS_REPLY))
+}
+
 /// The keys and values: the reactor's user state for the KV server.
 ///
 /// ```

@@ -1,5 +1,6 @@
 //! The accept loop: drain until `WouldBlock` within a per-turn budget, skip the errors that
-//! concern one client, and back off when descriptors or memory run out (S5, S23, S27).
+//! concern one client, follow the listener's policy at the connection limit, and back off when
+//! descriptors or memory run out (S5, S23, S27).
 //!
 //! # Implementation notes
 //! On `EMFILE`/`ENFILE` the pending clients would stay in the backlog, the listener readable,
@@ -19,10 +20,10 @@ use crate::core::listener::{Factory, Listener, ListenerId, ListenerStats};
 use crate::core::{Core, Net, Source};
 use crate::timer::TimerEntry;
 use crate::transport::{Acceptor, Stream};
-use crate::{sys, ListenOptions};
+use crate::{sys, AtLimit, ListenOptions};
 
 impl<App> Net<App> {
-    fn listener(&mut self, index: usize) -> Option<&mut Listener<App>> {
+    pub(super) fn listener(&mut self, index: usize) -> Option<&mut Listener<App>> {
         match self.sources.get_mut(index) {
             Some(Source::Listener(l)) => Some(l),
             _ => None,
@@ -186,15 +187,22 @@ impl<App> Core<App> {
                 self.mark_ready(index);
                 return;
             }
-            if self.limits.shed_idle_at_limit
-                && self.stats.open as usize >= self.limits.max_connections
+            let (shed_idle, reject) = match &l.policy {
+                AtLimit::Pause => (false, false),
+                AtLimit::Reject(_) => (false, true),
+                AtLimit::ShedIdle => (true, false),
+            };
+            let at_limit = self.at_connection_limit();
+            if at_limit
+                && shed_idle
                 && !self.listener(index).is_some_and(|l| l.socket.has_pending())
             {
                 // Nobody is waiting: shedding now would close an idle connection for no
                 // newcomer. The next client raises a new edge.
                 return;
             }
-            if !self.admit_connection() {
+            // A rejecting listener accepts at the limit too: the client is told, not served.
+            if !(at_limit && reject || self.admit_connection(shed_idle)) {
                 // At the connection limit: leave new clients in the backlog until one closes.
                 if let Some(l) = self.listener(index) {
                     if !l.at_limit {
@@ -211,7 +219,10 @@ impl<App> Core<App> {
             match l.socket.accept() {
                 Ok((stream, peer)) => {
                     accepted += 1;
-                    l.accepted += 1;
+                    // A rejected client is told, not served: not counted as accepted.
+                    if !(at_limit && reject) {
+                        l.accepted += 1;
+                    }
                     if l.episode_failures > 0 {
                         log::info!(
                             "listener {}: accepting again after {} failed accepts",
@@ -221,7 +232,11 @@ impl<App> Core<App> {
                         l.episode_failures = 0;
                     }
                     l.backoff = l.backoff_min;
-                    self.open_accepted(index, stream, peer);
+                    if at_limit && reject {
+                        self.reject(index, stream, peer);
+                    } else {
+                        self.open_accepted(index, stream, peer);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if sys::is_transient_accept_error(&e) => {

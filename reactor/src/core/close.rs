@@ -225,7 +225,11 @@ impl<App> Core<App> {
             .unwrap_or(CloseReason::Local);
         self.net.queued_total -= conn.output.len();
         self.net.stats.open -= 1;
-        self.net.stats.closed[reason.kind() as usize] += 1;
+        if conn.rejected {
+            self.net.rejecting -= 1;
+        } else {
+            self.net.stats.closed[reason.kind() as usize] += 1;
+        }
         self.connection_released();
         log::debug!(
             "#{index} closed: {reason} (in {} B, out {} B)",

@@ -109,6 +109,9 @@ pub(crate) struct Conn<App> {
     pub(super) dirty: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
     pub(super) ready: bool,
+    /// A client rejected at the connection limit, being told (S23): outside the limit's count
+    /// and the close counters.
+    pub(super) rejected: bool,
     /// The idle and write-stall timeouts in one lazily re-armed timer: when it fires it checks
     /// `last_activity` and the output queue's progress tick, and re-arms for whichever is due
     /// next, so traffic costs no timer operation.
@@ -176,6 +179,8 @@ pub(crate) struct Extras {
     pub(super) heartbeat: Option<Heartbeat>,
     /// Last tick a byte was received (the heartbeat's read-idle check).
     pub(super) last_read: Tick,
+    /// Armed while queued output is above the soft output limit (S21).
+    pub(super) soft_output: Option<TimerKey>,
 }
 
 impl<App> fmt::Debug for Conn<App> {
@@ -210,6 +215,7 @@ impl<App> Conn<App> {
             eof: false,
             dirty: false,
             ready: false,
+            rejected: false,
             watchdog: None,
             extras: None,
             created: now,

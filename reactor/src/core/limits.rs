@@ -5,8 +5,9 @@
 //! write would take the total past it, the connections with the most queued bytes are aborted
 //! first with [`CloseReason::SlowConsumer`], *before* the new bytes are queued, so memory never
 //! grows past the budget. The connection limit keeps the loop below the descriptor limit: at the
-//! limit listeners pause (the kernel keeps new clients in the backlog) instead of failing
-//! accepts, and resume as connections close.
+//! limit each listener follows its [`AtLimit`](crate::AtLimit) policy (pause, leaving new
+//! clients in the backlog; reject them with a goodbye; or shed the longest-idle connection)
+//! instead of failing accepts, and paused listeners resume as connections close.
 
 use crate::core::{Net, Source};
 use crate::{sys, CloseReason};
@@ -25,10 +26,10 @@ pub struct Limits {
     /// The most connections open at once (accepted plus outgoing). At the limit listeners pause
     /// until a connection closes. Default: the descriptor limit (`RLIMIT_NOFILE`) minus a margin
     /// for listeners, the poll descriptor, logs and the spare descriptor.
+    /// What each listener does at the limit is its own
+    /// [`ListenOptions::at_limit`](crate::ListenOptions::at_limit). Rejected clients being told
+    /// their goodbye hold a slot for a moment but do not count against this limit.
     pub max_connections: usize,
-    /// At the connection limit, close the longest-idle connection to admit a new one instead of
-    /// pausing. Off by default.
-    pub shed_idle_at_limit: bool,
     /// The most output bytes queued across all connections; `None`: unbounded (each connection
     /// is still bounded by its own `max_output`).
     pub output_budget: Option<usize>,
@@ -47,13 +48,6 @@ impl Limits {
         self
     }
 
-    /// Sets [`shed_idle_at_limit`](Self::shed_idle_at_limit).
-    #[must_use]
-    pub fn with_shed_idle_at_limit(mut self, shed_idle_at_limit: bool) -> Self {
-        self.shed_idle_at_limit = shed_idle_at_limit;
-        self
-    }
-
     /// Sets [`output_budget`](Self::output_budget).
     #[must_use]
     pub fn with_output_budget(mut self, output_budget: Option<usize>) -> Self {
@@ -68,7 +62,6 @@ impl Default for Limits {
         let margin = (soft / 16).clamp(16, 256);
         Limits {
             max_connections: soft.saturating_sub(margin).max(1),
-            shed_idle_at_limit: false,
             output_budget: None,
         }
     }
@@ -110,13 +103,18 @@ impl<App> Net<App> {
         true
     }
 
-    /// Whether another connection may be opened now; at the limit, optionally sheds the
-    /// longest-idle connection to make room.
-    pub(crate) fn admit_connection(&mut self) -> bool {
-        if (self.stats.open as usize) < self.limits.max_connections {
+    /// Whether the connection limit is reached (rejected clients being told do not count).
+    pub(crate) fn at_connection_limit(&self) -> bool {
+        self.stats.open as usize - self.rejecting >= self.limits.max_connections
+    }
+
+    /// Whether another connection may be opened now; at the limit, with `shed_idle`, sheds the
+    /// longest-idle connection to make room (S24).
+    pub(crate) fn admit_connection(&mut self, shed_idle: bool) -> bool {
+        if !self.at_connection_limit() {
             return true;
         }
-        if !self.limits.shed_idle_at_limit {
+        if !shed_idle {
             return false;
         }
         let idlest = self
@@ -153,7 +151,7 @@ impl<App> Net<App> {
 
     /// A connection closed: wake listeners paused at the connection limit.
     pub(crate) fn connection_released(&mut self) {
-        if !self.listeners_at_limit || (self.stats.open as usize) >= self.limits.max_connections {
+        if !self.listeners_at_limit || self.at_connection_limit() {
             return;
         }
         self.listeners_at_limit = false;

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::transport::Acceptor;
-use crate::{ConnConfig, ListenOptions, Protocol};
+use crate::{AtLimit, ConnConfig, ListenOptions, Protocol};
 
 /// Names a listener of one reactor ([`LoopCx::listen`](crate::LoopCx::listen),
 /// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener)): pause, resume, close it, read its
@@ -50,7 +50,8 @@ impl fmt::Display for ListenerId {
 pub struct ListenerStats {
     /// The bound address.
     pub local_addr: SocketAddr,
-    /// Connections accepted.
+    /// Connections accepted and served (clients rejected at the limit are counted in
+    /// [`Stats::rejected`](crate::Stats::rejected) only).
     pub accepted: u64,
     /// Failed accepts, of every kind (a client gone before `accept`, descriptors exhausted…).
     pub accept_errors: u64,
@@ -93,6 +94,11 @@ pub(crate) struct Listener<App> {
     pub(super) episode_failures: u64,
     /// Paused at the reactor's connection limit; resumed when a connection closes.
     pub(super) at_limit: bool,
+    /// What to do with new clients at the connection limit.
+    pub(super) policy: AtLimit,
+    /// Settings of a rejected client's slot: the listener's, with a short linger and no
+    /// timeouts of the opening phase (the `reject` module).
+    pub(super) reject_conn: Rc<ConnConfig>,
     /// A descriptor held in reserve, released to accept-and-close clients when descriptors run
     /// out. `None` while it could not be reserved again; the back-off timer retries.
     pub(super) spare: Option<OwnedFd>,
@@ -133,6 +139,8 @@ impl<App> Listener<App> {
             ready: false,
             episode_failures: 0,
             at_limit: false,
+            policy: opts.at_limit.clone(),
+            reject_conn: Rc::new(super::reject::config(&opts.conn)),
             spare_failure_logged: spare.is_none(),
             spare,
         })

@@ -10,7 +10,7 @@
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
-//! | `accept`, `listener` | the accept loop, back-off and the spare descriptor (S5, S23, S27) | listeners |
+//! | `accept`, `listener`, `reject` | the accept loop, back-off, the spare descriptor, the policy at the connection limit (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
 //! | `sources` | descriptors and `mio` sources the user registers, and their callbacks | user sources |
 //!
@@ -49,6 +49,7 @@ mod connect;
 pub(crate) mod limits;
 pub(crate) mod listener;
 mod read;
+mod reject;
 pub(crate) mod snapshot;
 pub(crate) mod sources;
 pub(crate) mod tasks;
@@ -141,6 +142,8 @@ pub(crate) struct Net<App> {
     spare: crate::outbuf::Spare,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
+    /// Rejected clients being told (counted in `stats.open`, not against the limit).
+    rejecting: usize,
 }
 
 impl<App> Deref for Core<App> {
@@ -194,6 +197,7 @@ impl<App> Core<App> {
                 queued_total: 0,
                 spare: crate::outbuf::Spare::default(),
                 listeners_at_limit: false,
+                rejecting: 0,
             },
         }
     }

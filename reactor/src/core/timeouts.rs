@@ -1,6 +1,7 @@
 //! Every timer a connection can have, armed and fired here: the connect timeout, the first-byte
 //! timeout, the linger bound on a graceful close, the idle and write-stall watchdog, the
-//! application heartbeat and the handler's own timers (S8, S13, S24).
+//! application heartbeat, the soft output limit and the handler's own timers (S8, S13, S21,
+//! S24).
 //!
 //! # Implementation notes
 //! A timeout never ends early, measured from the event: activity is stamped with the clock
@@ -145,6 +146,43 @@ impl<App> Net<App> {
         }
     }
 
+    /// Arms the soft-output timer of a connection whose queued output is above its soft limit,
+    /// or cancels it once the output is at or below (S21): the connection is dropped only if
+    /// its output stays above the soft limit for the whole `soft_output_for`. Called when
+    /// output is queued past the soft limit and when a flush brings it back down.
+    pub(crate) fn track_soft_output(&mut self, index: usize) {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return;
+        };
+        let over = !conn.is_dead() && conn.output.len() > conn.config.soft_output;
+        let armed = conn
+            .extras
+            .as_ref()
+            .is_some_and(|x| x.soft_output.is_some());
+        if over == armed {
+            return;
+        }
+        if armed {
+            if let Some(key) = conn
+                .extras
+                .as_deref_mut()
+                .and_then(|x| x.soft_output.take())
+            {
+                self.wheel.cancel(key);
+            }
+            return;
+        }
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
+        let soft_for = conn.config.soft_output_for;
+        let key = self.arm(soft_for, TimerEntry::Conn(id, ConnTimer::SoftOutput));
+        if let Some(conn) = self.conn_at(index) {
+            conn.extras().soft_output = Some(key);
+        }
+    }
+
     /// Changes a connection's idle timeout (`None`: none).
     pub(crate) fn set_idle_timeout(&mut self, id: ConnId, idle: Option<Duration>) {
         let Some(conn) = self.conn_mut(id) else {
@@ -231,6 +269,7 @@ impl<App> Net<App> {
             .flatten()
             .chain(extras.user_timers.drain(..).map(|(key, _)| key))
             .chain(extras.heartbeat.take().map(|h| h.key))
+            .chain(extras.soft_output.take())
         {
             self.wheel.cancel(key);
         }
@@ -243,10 +282,11 @@ impl<App> Net<App> {
     /// Timers armed for a connection (for snapshots).
     pub(crate) fn conn_timers(conn: &Conn<App>) -> usize {
         [conn.phase_timer(), conn.watchdog].iter().flatten().count()
-            + conn
-                .extras
-                .as_ref()
-                .map_or(0, |x| x.user_timers.len() + x.heartbeat.is_some() as usize)
+            + conn.extras.as_ref().map_or(0, |x| {
+                x.user_timers.len()
+                    + x.heartbeat.is_some() as usize
+                    + x.soft_output.is_some() as usize
+            })
     }
 }
 
@@ -349,6 +389,24 @@ impl<App> Core<App> {
                     tag: TimerId::HEARTBEAT,
                 };
                 self.call(index, |h, cx| h.on_timer(cx, timer));
+            }
+            ConnTimer::SoftOutput => {
+                let (queued, soft) = (conn.output.len(), conn.config.soft_output);
+                let dead = conn.is_dead();
+                let Some(extras) = conn.extras.as_deref_mut() else {
+                    return;
+                };
+                if extras.soft_output != Some(key) {
+                    return;
+                }
+                extras.soft_output = None;
+                // Armed while above the soft limit, cancelled on falling below: still above
+                // means above for the whole period.
+                if !dead && queued > soft {
+                    log::debug!("#{index}: {queued} B queued, above {soft} B for too long");
+                    self.stats.slow_consumers += 1;
+                    self.abort(index, CloseReason::SlowConsumer);
+                }
             }
             ConnTimer::User => {
                 let dead = conn.is_dead();

@@ -7,7 +7,9 @@
 //! `sendmsg`. A short write keeps the unsent tail in place. Above the high-water mark reading
 //! pauses and the handler hears `on_high_water`; at or below low water reading resumes (through
 //! the ready list, since no edge will come for input that queued meanwhile) and `on_drained`
-//! runs. Once the queue is empty, the `close` module moves a pending FIN along.
+//! runs. Past the hard output limit a connection is aborted at once; above the soft limit the
+//! `timeouts` module's soft-output timer runs, cancelled when a flush brings the queue back
+//! down. Once the queue is empty, the `close` module moves a pending FIN along.
 //!
 //! One exception to "queue, then flush at the end of the turn": a single write of at least
 //! `WRITE_THROUGH_MIN` bytes to an open connection with nothing queued is written at once,
@@ -77,13 +79,19 @@ impl<App> Net<App> {
         // counts from the moment output started waiting.
         push(&mut conn.output, &mut self.spare, value, now);
         self.queued_total += incoming;
-        if conn.output.len() > conn.config.max_output {
+        let after = conn.output.len();
+        if after > conn.config.max_output {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);
             return Ok(());
         }
-        if !conn.dirty {
-            conn.dirty = true;
+        let over_soft = after > conn.config.soft_output;
+        let newly_dirty = !conn.dirty;
+        conn.dirty = true;
+        if over_soft {
+            self.track_soft_output(index);
+        }
+        if newly_dirty {
             self.dirty.push(index);
         }
         Ok(())
@@ -165,8 +173,14 @@ impl<App> Net<App> {
             (true, true) if queued <= config.low_water => Water::Drained,
             _ => Water::Same,
         };
+        let back_below_soft = queued <= config.soft_output
+            && conn
+                .extras
+                .as_ref()
+                .is_some_and(|x| x.soft_output.is_some());
         Some(AfterWrite {
             queued,
+            back_below_soft,
             water,
             stall: config.write_stall_timeout.is_some(),
             // A FIN waits for the queue to empty (checked here: most flushes have none).
@@ -186,6 +200,8 @@ impl<App> Net<App> {
 struct AfterWrite {
     /// Bytes still queued.
     queued: usize,
+    /// The output fell to the soft limit or below while its timer was armed.
+    back_below_soft: bool,
     /// Whether the queue crossed a water mark.
     water: Water,
     /// The connection has a write-stall timeout.
@@ -210,6 +226,10 @@ impl<App> Core<App> {
         let Some(after) = self.write_out(index) else {
             return;
         };
+
+        if after.back_below_soft {
+            self.track_soft_output(index);
+        }
 
         // Backpressure (S21): decided by our own queue, not by guessing kernel space.
         match after.water {

@@ -135,6 +135,11 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
         "Idle connections closed to admit new ones at the connection limit.",
         stats.idle_sheds,
     )?;
+    w.counter(
+        "evdrive_rejected_total",
+        "Clients accepted at the connection limit only to get a goodbye and be closed.",
+        stats.rejected,
+    )?;
     w.gauge(
         "evdrive_output_queued_bytes",
         "Output bytes queued across all connections now.",
