@@ -5,6 +5,9 @@
 //! evdrive chat [--listen 127.0.0.1:7000]     line-based chat room (nc, socat, telnet)
 //! evdrive http [--listen 127.0.0.1:8080]     HTTP/1.1 with keep-alive (curl, wrk)
 //! evdrive kv   [--listen 127.0.0.1:6380]     Redis-protocol key-value store (redis-cli)
+//! evdrive proxy --upstream ADDR [--listen 127.0.0.1:7100] [--connect-timeout SECS]
+//!                                             TCP forwarder
+//! evdrive udp-echo [--listen 127.0.0.1:7007] UDP echo (nc -u, socat)
 //! ```
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
 //! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
@@ -12,6 +15,8 @@
 //!
 //! Every subcommand is a call to [`serve`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
+
+mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,6 +29,7 @@ use protocols::chat::{self, ChatConn, ChatRoom};
 use protocols::echo::{self, Echo};
 use protocols::http_server::{self, HttpServer};
 use protocols::kv::{self, KvConn, KvStore};
+use protocols::proxy::{ProxyClient, ProxyStats};
 use reactor::sys::{SIGINT, SIGTERM, SIGUSR1};
 use reactor::{AtLimit, ConnConfig, Group, Limits, ListenOptions, Protocol, Reactor};
 
@@ -35,6 +41,8 @@ const CHAT_PORT: u16 = 7000;
 const HTTP_PORT: u16 = 8080;
 /// Default port of `evdrive kv` (next to Redis's 6379, so both can run).
 const KV_PORT: u16 = 6380;
+/// Default port of `evdrive proxy`.
+const PROXY_PORT: u16 = 7100;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,6 +78,12 @@ enum Command {
     /// Redis-protocol key-value store (default 127.0.0.1:6380). Try `redis-cli -p 6380`.
     #[command(long_about = KV_HELP, after_long_help = RUNTIME_HELP)]
     Kv(Common),
+    /// TCP forwarder to --upstream (default 127.0.0.1:7100). Try `nc 127.0.0.1 7100`.
+    #[command(long_about = PROXY_HELP, after_long_help = RUNTIME_HELP)]
+    Proxy(ProxyArgs),
+    /// UDP echo: every datagram is sent back (default 127.0.0.1:7007). Try `nc -u 127.0.0.1
+    /// 7007`.
+    UdpEcho(udp::UdpEchoArgs),
 }
 
 /// What every subcommand's long help ends with.
@@ -139,6 +153,16 @@ const KV_HELP: &str = "An in-memory key-value store speaking the Redis protocol 
     gets an error reply; a malformed request (or an argument over 1 MiB) gets \
     `-ERR Protocol error` and a close.";
 
+const PROXY_HELP: &str = "A TCP forwarder: every client accepted on --listen (default \
+    127.0.0.1:7100) gets a connection to --upstream, and bytes flow both ways until both sides \
+    are done.\n\n\
+    Try: evdrive echo & evdrive proxy --upstream 127.0.0.1:7007, then nc 127.0.0.1 7100\n\n\
+    A slow reader on either end pauses the other end (memory per pair stays within the water \
+    marks); one side's end of stream is passed on as a half-close, so a reply after a client's \
+    FIN still arrives; a reset or timeout on one side closes the other. A client whose upstream \
+    refuses, or does not answer within --connect-timeout seconds, is closed, and the log says \
+    why (at info).";
+
 /// Options every sample server takes.
 #[derive(Args, Debug)]
 struct Common {
@@ -199,6 +223,19 @@ struct ChatArgs {
     /// silent for 3 intervals in a row (0: no heartbeat).
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     heartbeat: f64,
+}
+
+/// Options of `evdrive proxy`.
+#[derive(Args, Debug)]
+struct ProxyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address every client is forwarded to.
+    #[arg(long, value_name = "ADDR")]
+    upstream: SocketAddr,
+    /// Seconds an upstream may take to accept the connection before its client is closed.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    connect_timeout: f64,
 }
 
 /// `opts` with its connection settings passed through a sample's `conn_config`.
@@ -462,6 +499,29 @@ fn main() -> ExitCode {
             KvStore::new,
             |_, _| KvConn::new(),
         ),
+        Command::Proxy(ProxyArgs {
+            common: c,
+            upstream,
+            connect_timeout,
+        }) => {
+            let opts = c.listen_options(0.0);
+            let timeout = secs(*connect_timeout).unwrap_or(Duration::from_secs(10));
+            // The upstream side gets the clients' settings (timeouts, water marks) too.
+            let upstream_config = opts.conn.clone().with_connect_timeout(timeout);
+            let upstream = *upstream;
+            serve(
+                "proxy",
+                c.addr(PROXY_PORT),
+                opts,
+                c.limits(),
+                c.shutdown_grace,
+                c.threads,
+                c.admin,
+                ProxyStats::default,
+                move |_, _| ProxyClient::new(upstream, upstream_config.clone()),
+            )
+        }
+        Command::UdpEcho(args) => udp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

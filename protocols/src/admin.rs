@@ -66,6 +66,29 @@ pub trait AppMetrics {
     fn write_metrics(&self, w: &mut MetricsWriter) -> Result<(), MetricsError>;
 }
 
+/// How the proxy's pairs ended: `proxy_pairs_total` and
+/// `proxy_upstream_failures_total{reason}`.
+impl AppMetrics for crate::proxy::ProxyStats {
+    fn write_metrics(&self, w: &mut MetricsWriter) -> Result<(), MetricsError> {
+        w.counter(
+            "proxy_pairs_total",
+            "Upstream connections opened.",
+            self.pairs,
+        )?;
+        w.labeled_counter(
+            "proxy_upstream_failures_total",
+            "Clients closed because the upstream could not be reached, by reason.",
+            &["reason"],
+            [
+                (["refused"], self.upstream_refused),
+                (["connect_timeout"], self.upstream_timeouts),
+                (["other"], self.upstream_failed),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 /// No state, no metrics of its own (the echo and HTTP samples).
 impl AppMetrics for () {
     fn write_metrics(&self, _w: &mut MetricsWriter) -> Result<(), MetricsError> {

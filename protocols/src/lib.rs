@@ -16,3 +16,5 @@ pub mod framing;
 pub mod fuzz;
 pub mod http_server;
 pub mod kv;
+pub mod proxy;
+pub mod udp_echo;

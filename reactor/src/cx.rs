@@ -90,7 +90,7 @@ impl<'a, App> Conns<'a, App> {
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
         if data.len() >= WRITE_THROUGH_MIN {
-            return match self.net.write_through(conn, data) {
+            return match self.net.write_large_now(conn, data) {
                 Some(rest) => self.net.queue(conn, rest, |d| d.len(), push_slice).is_ok(),
                 None => true,
             };
@@ -195,11 +195,13 @@ impl<'a, App> LoopCx<'a, App> {
         LoopCx { core }
     }
 
-    /// The core, for the loop-wide calls defined beside their feature (user sources).
+    /// The core, for the loop-wide calls defined beside their feature (user sources, UDP
+    /// sockets).
     pub(crate) fn core_mut(&mut self) -> &mut Core<App> {
         self.core
     }
 
+    /// The core, read-only.
     pub(crate) fn core_ref(&self) -> &Core<App> {
         self.core
     }
@@ -296,6 +298,56 @@ impl<'a, App> LoopCx<'a, App> {
     /// Resumes reading from `conn`; see [`Conns::resume_reading_conn`].
     pub fn resume_reading_conn(&mut self, conn: ConnId) -> bool {
         self.conns().resume_reading_conn(conn)
+    }
+
+    /// Links two connections, `a` and `b`: from now on the reactor moves every byte read from
+    /// one onto the other's output, without calling their handlers' `on_data`. The way to
+    /// write a forwarder (a proxy's client and upstream); either may still be connecting.
+    ///
+    /// - **Backpressure crosses the link** (S21): when `b`'s output passes its high-water mark,
+    ///   `a` stops reading until that output drains to its low-water mark, and the other way
+    ///   round; each direction holds at most its high-water mark plus one read in memory.
+    /// - **End of stream is a half-close** (S14): `a`'s peer FIN becomes a FIN to `b`'s peer
+    ///   once everything `a` sent is flushed; reading goes on both ways. Once both peers sent
+    ///   FIN and both FINs went out, both close with [`CloseReason::PeerClosed`]. Nothing is
+    ///   discarded, unlike a graceful [`close_conn`](Self::close_conn) of the other side
+    ///   (which stops reading, so input arriving meanwhile is thrown away).
+    /// - **Errors cross too**: if one ends first (reset, timeout, refused connect, a close by
+    ///   its handler), the other is closed gracefully with [`CloseReason::LinkClosed`] naming
+    ///   the kind of the first one's reason.
+    ///
+    /// Input either kept unconsumed is passed on at once. Linked handlers still hear
+    /// `on_open`, `on_timer` and `on_close`; `on_data`, `on_eof`, `on_high_water` and
+    /// `on_drained` are the link's.
+    ///
+    /// Returns `false`, linking nothing, if either connection does not exist, is closing or
+    /// already linked, or if `a == b`.
+    ///
+    /// ```
+    /// use evdrive_reactor::{ConnConfig, Cx, Protocol};
+    /// use std::net::SocketAddr;
+    ///
+    /// /// A client of a TCP forwarder: connects upstream and links the two.
+    /// struct Client(SocketAddr);
+    /// struct Upstream;
+    /// impl Protocol<()> for Upstream {
+    ///     fn on_data(&mut self, _: &mut Cx<'_, ()>, data: &[u8]) -> usize { data.len() }
+    /// }
+    /// impl Protocol<()> for Client {
+    ///     fn on_open(&mut self, cx: &mut Cx<'_, ()>) {
+    ///         let me = cx.id();
+    ///         match cx.connect(self.0, Upstream, ConnConfig::new()) {
+    ///             Ok(up) => { cx.link(me, up); }
+    ///             Err(_) => cx.close(),
+    ///         }
+    ///     }
+    ///     // Never called once linked.
+    ///     fn on_data(&mut self, _: &mut Cx<'_, ()>, data: &[u8]) -> usize { data.len() }
+    /// }
+    /// # let _ = Client("127.0.0.1:1".parse().unwrap());
+    /// ```
+    pub fn link(&mut self, a: ConnId, b: ConnId) -> bool {
+        self.core.link(a, b)
     }
 
     /// Arms a timer on `conn`, fired in its handler's [`Protocol::on_timer`]; see

@@ -44,6 +44,9 @@ pub enum CloseReason {
     Shutdown,
     /// Any other I/O error.
     Io(io::Error),
+    /// The connection was linked to another ([`LoopCx::link`](crate::LoopCx::link)), which
+    /// ended first with a reason of this kind: a forwarder's client hears why its upstream went.
+    LinkClosed(CloseKind),
 }
 
 /// The variant of a [`CloseReason`] without its payload, for counting.
@@ -64,11 +67,12 @@ pub enum CloseKind {
     Aborted,
     Shutdown,
     Io,
+    LinkClosed,
 }
 
 impl CloseKind {
     /// Every kind, in declaration order (the index used by counters).
-    pub const ALL: [CloseKind; 14] = [
+    pub const ALL: [CloseKind; 15] = [
         CloseKind::PeerClosed,
         CloseKind::Reset,
         CloseKind::BrokenPipe,
@@ -83,6 +87,7 @@ impl CloseKind {
         CloseKind::Aborted,
         CloseKind::Shutdown,
         CloseKind::Io,
+        CloseKind::LinkClosed,
     ];
 }
 
@@ -127,6 +132,7 @@ impl CloseReason {
             CloseReason::Aborted => CloseKind::Aborted,
             CloseReason::Shutdown => CloseKind::Shutdown,
             CloseReason::Io(_) => CloseKind::Io,
+            CloseReason::LinkClosed(_) => CloseKind::LinkClosed,
         }
     }
 
@@ -156,6 +162,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Aborted => f.write_str("aborted locally"),
             CloseReason::Shutdown => f.write_str("reactor shut down"),
             CloseReason::Io(e) => write!(f, "I/O error: {e}"),
+            CloseReason::LinkClosed(kind) => write!(f, "linked connection ended: {kind:?}"),
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod sys;
 pub mod testing;
 mod timer;
 mod transport;
+mod udp;
 
 pub use at_limit::{AtLimit, Goodbye};
 pub use config::{ConnConfig, ListenOptions};
@@ -74,3 +75,4 @@ pub use source::{PostAction, SourceEvent, SourceId};
 pub use stats::{AcceptErrors, Stats};
 pub use sys::Keepalive;
 pub use timer::TimerId;
+pub use udp::{Datagrams, SendPolicy, Sent, UdpConfig, UdpCx, UdpId, UdpStats};

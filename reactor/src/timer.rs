@@ -50,6 +50,8 @@ pub(crate) enum TimerEntry {
     ListenerResume(u32),
     /// The shutdown deadline passed: abort what is left.
     ShutdownDeadline,
+    /// A UDP socket's timer (S30).
+    Udp(crate::UdpId, crate::core::udp::UdpTimer),
 }
 
 /// Whole ticks (milliseconds) in `d`, rounded up, saturating at `Tick::MAX`: a timeout of any

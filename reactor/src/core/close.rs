@@ -98,6 +98,7 @@ impl<App> Net<App> {
             conn.input.clear();
         }
         self.dead.push(index);
+        self.unlink(index);
     }
 
     /// Asks for a half-close: FIN once the queued output is flushed. Reading goes on.
@@ -142,6 +143,7 @@ impl<App> Net<App> {
                 self.kill(index, CloseReason::from_io(e));
                 return;
             }
+            self.link_progress(index);
         }
         // A graceful close whose FIN is out (just now, or earlier by a half-close) waits for
         // the peer's end of stream, bounded by the linger timer armed when the close began.
@@ -211,6 +213,9 @@ impl<App> Net<App> {
 impl<App> Core<App> {
     /// Removes a dead connection and reports it to its handler: the one place `on_close` runs.
     pub(crate) fn finalize(&mut self, index: usize) {
+        if self.finalize_udp(index) {
+            return;
+        }
         if !self.conn_at(index).is_some_and(|c| c.is_dead()) {
             return;
         }

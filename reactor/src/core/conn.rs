@@ -103,6 +103,12 @@ pub(crate) struct Conn<App> {
     pub(super) paused_by_user: bool,
     /// Output passed the high-water mark; reading stops until it drains below low water.
     pub(super) paused_by_output: bool,
+    /// Joined to another connection (`core::link`): input goes to the other's output, and this
+    /// connection's own water marks pause the other's reading instead of its own.
+    pub(super) linked: bool,
+    /// Linked, and the other connection's output is above its high-water mark: reading stops
+    /// until that output drains to its low-water mark (S21 across a link).
+    pub(super) paused_by_link: bool,
     /// The peer sent end of stream.
     pub(super) eof: bool,
     /// On the list of connections to flush at the end of this turn.
@@ -179,6 +185,8 @@ pub(crate) struct Extras {
     pub(super) heartbeat: Option<Heartbeat>,
     /// Last tick a byte was received (the heartbeat's read-idle check).
     pub(super) last_read: Tick,
+    /// The connection this one is linked to (`core::link`), while `Conn::linked` is set.
+    pub(super) link: Option<crate::ConnId>,
     /// Armed while queued output is above the soft output limit (S21).
     pub(super) soft_output: Option<TimerKey>,
 }
@@ -212,6 +220,8 @@ impl<App> Conn<App> {
             config,
             paused_by_user: false,
             paused_by_output: false,
+            linked: false,
+            paused_by_link: false,
             eof: false,
             dirty: false,
             ready: false,
@@ -241,7 +251,14 @@ impl<App> Conn<App> {
     /// Whether input should be read from the socket now.
     pub(super) fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open { .. } => !self.eof && !self.paused_by_user && !self.paused_by_output,
+            // A linked connection's own output is fed by the other side, so its high water
+            // pauses the other's reading, not its own (`paused_by_link` on the other).
+            Phase::Open { .. } => {
+                !self.eof
+                    && !self.paused_by_user
+                    && (!self.paused_by_output || self.linked)
+                    && !self.paused_by_link
+            }
             // A closing connection reads (and discards) until the peer's end of stream, so that
             // unread input never turns the final close into an RST (S14).
             Phase::Closing { .. } => !self.eof,

@@ -9,6 +9,7 @@
 //! | `read` | reading and delivery to the handler, end of stream | input, pauses |
 //! | `write` | queueing output, the end-of-turn flush, backpressure (S15, S21) | output |
 //! | `close` | graceful close, abort, half-close, removal and `on_close` (S14, S17) | `Closing`, `Dead` |
+//! | `link` | two connections joined: bytes, backpressure, end of stream and errors cross (S14, S21) | |
 //! | `timeouts` | every timer a connection can have: arming and firing (S8, S24) | timer keys |
 //! | `accept`, `listener`, `reject` | the accept loop, back-off, the spare descriptor, the policy at the connection limit (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
@@ -47,6 +48,7 @@ mod close;
 pub(crate) mod conn;
 mod connect;
 pub(crate) mod limits;
+mod link;
 pub(crate) mod listener;
 mod read;
 mod reject;
@@ -54,6 +56,7 @@ pub(crate) mod snapshot;
 pub(crate) mod sources;
 pub(crate) mod tasks;
 mod timeouts;
+pub(crate) mod udp;
 mod write;
 
 pub(crate) use write::WRITE_THROUGH_MIN;
@@ -71,6 +74,8 @@ pub(crate) enum Source<App> {
     /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
     Listener(Box<Listener<App>>),
     Conn(Conn<App>),
+    /// A UDP socket (S30); boxed like listeners, for the slab's element size.
+    Udp(Box<udp::UdpSource<App>>),
     /// The read end of the signal pipe.
     Signals,
     /// The cross-thread waker of the [`Handle`](crate::Handle) mailbox.
@@ -252,6 +257,7 @@ impl<App> Core<App> {
                     l.ready = false;
                     self.accept(index);
                 }
+                Some(Source::Udp(_)) => self.udp_from_ready_list(index),
                 _ => {}
             }
         }
@@ -273,6 +279,10 @@ impl<App> Core<App> {
                     .socket
                     .take_readiness()
                     .then(crate::transport::Readiness::default),
+                Some(Source::Udp(_)) => {
+                    self.udp_injected(index);
+                    None
+                }
                 _ => None,
             };
             if let Some(ready) = ready {
@@ -311,6 +321,7 @@ impl<App> Core<App> {
                     self.read(index, scratch, drain_all);
                 }
             }
+            Some(Source::Udp(_)) => self.udp_ready(index, ready),
             Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
             Some(Source::Waker) => return Some(Internal::Waker),
@@ -370,6 +381,7 @@ impl<App> Core<App> {
             TimerEntry::ListenerResume(index) => self.resume_listener(index as usize),
             TimerEntry::Task(index) => self.run_task(index as usize),
             TimerEntry::ShutdownDeadline => self.shutdown_deadline(),
+            TimerEntry::Udp(id, kind) => self.fire_udp(key, id, kind),
         }
     }
 }

@@ -83,8 +83,9 @@ impl<App> Core<App> {
             self.deliver(index, &scratch[..n]);
             // Backpressure as soon as this read's output passes the high-water mark, not only
             // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            // (A linked connection's output is the other direction's: see `core::link`.)
             if let Some(conn) = self.conn_at(index) {
-                if conn.output.len() > conn.config.high_water {
+                if conn.output.len() > conn.config.high_water && !conn.linked {
                     self.mark_ready(index);
                     return;
                 }
@@ -106,6 +107,10 @@ impl<App> Core<App> {
             return;
         };
         if !conn.is_open() {
+            return;
+        }
+        if conn.linked {
+            self.forward(index, new);
             return;
         }
         if conn.input.is_empty() {
@@ -183,7 +188,9 @@ impl<App> Core<App> {
                 }
             }
             Phase::Open { .. } => {
-                self.call(index, |h, cx| h.on_eof(cx));
+                if !self.link_eof(index) {
+                    self.call(index, |h, cx| h.on_eof(cx));
+                }
             }
             Phase::Connecting { .. } | Phase::Dead => {}
         }

@@ -102,7 +102,7 @@ impl<App> Net<App> {
     /// `None` when nothing is left to do (all written, or a write error ended the connection:
     /// like an abort while queueing, the bytes are dropped with the connection).
     #[inline(never)]
-    pub(crate) fn write_through<'d>(&mut self, id: ConnId, data: &'d [u8]) -> Option<&'d [u8]> {
+    pub(crate) fn write_large_now<'d>(&mut self, id: ConnId, data: &'d [u8]) -> Option<&'d [u8]> {
         let index = id.index as usize;
         let conn = match self.sources.get_mut(index) {
             Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
@@ -211,7 +211,7 @@ struct AfterWrite {
 }
 
 /// A crossing of the water marks (S21).
-enum Water {
+pub(super) enum Water {
     Same,
     /// Above high water: stop reading.
     High,
@@ -232,7 +232,7 @@ impl<App> Core<App> {
         }
 
         // Backpressure (S21): decided by our own queue, not by guessing kernel space.
-        match after.water {
+        match self.link_water(index, after.water) {
             Water::Same => {}
             Water::High => {
                 if let Some(conn) = self.conn_at(index) {

@@ -62,6 +62,7 @@ fn close_label(kind: CloseKind) -> &'static str {
         CloseKind::Aborted => "aborted",
         CloseKind::Shutdown => "shutdown",
         CloseKind::Io => "io",
+        CloseKind::LinkClosed => "link_closed",
     }
 }
 

@@ -18,12 +18,15 @@ mod addr;
 mod process;
 mod signal;
 mod sockopt;
+mod udp;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
 pub use process::{reap_any_children, reap_children, ChildStatus};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
 pub use sockopt::Keepalive;
+pub use udp::MAX_BATCH;
+pub(crate) use udp::{recv_batch, recv_one, send_batch, send_one, RecvMeta};
 
 /// Signal numbers for [`crate::Reactor::catch_signals`].
 pub use libc::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::transport::{self, MemBacklog, MemListener, MemPeer};
-use crate::{ConnConfig, ConnId, ListenOptions, Protocol, Reactor};
+use crate::{ConnConfig, ConnId, Datagrams, ListenOptions, Protocol, Reactor, UdpConfig, UdpId};
 
 /// A reactor on in-memory connections and a hand-moved clock.
 #[derive(Debug)]
@@ -69,6 +69,26 @@ impl<App: 'static> Harness<App> {
             .start_connect(stream, Box::new(handler), Rc::new(config))
             .expect("an in-memory connection cannot fail to register");
         (id, peer)
+    }
+
+    /// An in-memory UDP socket bound to `local` (connected to `peer` if given), served by
+    /// `handler` with the reactor's own UDP code; the test plays the network through the
+    /// returned [`MemUdpPeer`](super::MemUdpPeer).
+    pub fn bind_udp(
+        &mut self,
+        local: SocketAddr,
+        peer: Option<SocketAddr>,
+        config: UdpConfig,
+        handler: impl Datagrams<App> + 'static,
+    ) -> (UdpId, super::MemUdpPeer) {
+        let connected = peer.is_some();
+        let (sock, far) = super::datagram::pipe(local, peer);
+        let id = self
+            .reactor
+            .core
+            .add_udp(Box::new(sock), Box::new(handler), config, connected)
+            .expect("an in-memory socket cannot fail to register");
+        (id, far)
     }
 
     /// Runs one loop turn without waiting: pending edges, the ready list, timers due at the

@@ -19,7 +19,9 @@
 //! - any errno from `accept` ([`MemListener::inject_accept_error`], e.g. `EMFILE`,
 //!   `ECONNABORTED`), and a failing reserve of the listener's spare descriptor
 //!   ([`MemListener::fail_spare_reserve`]);
-//! - time moves only through [`Harness::advance`].
+//! - time moves only through [`Harness::advance`];
+//! - UDP sockets are in-memory datagram pipes ([`Harness::bind_udp`], [`MemUdpPeer`]): `EAGAIN`
+//!   on a send, truncation, and any errno (refused) on the next operation.
 //!
 //! Readiness is edge-triggered as with epoll: a pipe raises a readable edge when bytes, a FIN or
 //! a reset arrive, and a writable edge when a blocked writer's budget grows. An edge is queued
@@ -51,10 +53,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod datagram;
 mod harness;
 mod script;
 mod transport;
 
+pub use datagram::MemUdpPeer;
 pub use harness::Harness;
 pub use script::{converse, Conversation, PeerOp, Script};
 pub use transport::{MemListener, MemPeer};

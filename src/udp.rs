@@ -1,0 +1,68 @@
+//! `evdrive udp-echo`: the UDP echo sample on one reactor (S30).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+use protocols::udp_echo::UdpEcho;
+use reactor::{Reactor, SendPolicy, UdpConfig};
+
+/// The default port, shared with the TCP echo (a UDP and a TCP port are distinct).
+const UDP_ECHO_PORT: u16 = 7007;
+
+/// Options of `evdrive udp-echo`.
+#[derive(Args, Debug)]
+pub(crate) struct UdpEchoArgs {
+    /// Address to bind; default 127.0.0.1:7007 (port 0 picks a free port; the bound address
+    /// is printed).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Datagrams read per system call (recvmmsg); 1 reads with one recvmsg per datagram.
+    /// Above 1, the replies of each batch also go out together with one sendmmsg.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    batch: usize,
+    /// The largest datagram echoed; longer ones are reported as truncated and dropped.
+    #[arg(long, default_value_t = 65_536, value_name = "BYTES")]
+    max_datagram: usize,
+    /// Drop a reply the kernel cannot take at once instead of queueing it.
+    #[arg(long)]
+    drop_when_full: bool,
+}
+
+/// Serves UDP echo until SIGINT or SIGTERM.
+pub(crate) fn run(args: &UdpEchoArgs) -> io::Result<()> {
+    let addr = args.listen.unwrap_or(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        UDP_ECHO_PORT,
+    ));
+    let policy = if args.drop_when_full {
+        SendPolicy::Drop
+    } else {
+        SendPolicy::Queue
+    };
+    let config = UdpConfig::new()
+        .with_batch(args.batch)
+        .with_batch_sends(args.batch > 1)
+        .with_max_datagram(args.max_datagram)
+        .with_policy(policy);
+    let mut reactor = Reactor::new(())?;
+    let id = reactor.cx().bind_udp(addr, config, UdpEcho)?;
+    let bound = reactor
+        .cx()
+        .udp_local_addr(id)
+        .ok_or_else(|| io::Error::other("the bound socket has no address"))?;
+    reactor.catch_signals(&[], Some(Duration::from_secs(1)), None)?;
+    eprintln!("evdrive udp-echo listening on {bound}");
+    reactor.run()?;
+    if let Some(stats) = reactor.cx().udp_stats(id) {
+        log::info!(
+            "udp-echo: received {}, sent {}, dropped {}, truncated {}",
+            stats.received,
+            stats.sent,
+            stats.dropped,
+            stats.truncated
+        );
+    }
+    Ok(())
+}
