@@ -87,7 +87,7 @@ impl<App> Core<App> {
                 }
                 self.rejecting += 1;
                 if !bytes.is_empty() {
-                    let _ = self.queue(id, bytes, Vec::len, |q, b, now| q.push_vec(b, now));
+                    let _ = self.queue(id, bytes, Vec::len, |q, sp, b, now| q.push_vec(b, sp, now));
                 }
                 self.close(slot, CloseReason::Local);
             }
