@@ -16,10 +16,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::core::tasks::{Pace, TaskKind};
+use crate::core::WRITE_THROUGH_MIN;
 use crate::core::{Core, Net};
 
 mod unix;
-use crate::outbuf::OutQueue;
+use crate::outbuf::{OutQueue, Spare};
 use crate::{
     CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,
 };
@@ -81,14 +82,21 @@ impl<App> DerefMut for Cx<'_, App> {
 }
 
 /// Queues a copy of `data`.
-fn push_slice(q: &mut OutQueue, data: &[u8], now: timers::Tick) {
-    q.push_slice(data, now)
+fn push_slice(q: &mut OutQueue, spare: &mut Spare, data: &[u8], now: timers::Tick) {
+    q.push_slice(data, spare, now)
 }
 
 impl<'a, App> Conns<'a, App> {
     /// Queues a copy of `data` on `conn`. Returns `false` if it does not exist or no longer
     /// takes writes (closing, half-closed).
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
+        if data.len() >= WRITE_THROUGH_MIN {
+            return match self.net.write_large_now(conn, data) {
+                Some(rest) => self.net.queue(conn, rest, |d| d.len(), push_slice).is_ok(),
+                None => true,
+            };
+        }
         self.net.queue(conn, data, |d| d.len(), push_slice).is_ok()
     }
 
@@ -97,8 +105,12 @@ impl<'a, App> Conns<'a, App> {
     /// # Errors
     /// Hands the buffer back if the connection does not exist or no longer takes writes.
     pub fn send_vec_to(&mut self, conn: ConnId, data: Vec<u8>) -> Result<(), Vec<u8>> {
-        self.net
-            .queue(conn, data, |d| d.len(), |q, d, now| q.push_vec(d, now))
+        self.net.queue(
+            conn,
+            data,
+            |d| d.len(),
+            |q, sp, d, now| q.push_vec(d, sp, now),
+        )
     }
 
     /// Queues a shared buffer on `conn`: the way to broadcast one message to many connections
@@ -109,7 +121,7 @@ impl<'a, App> Conns<'a, App> {
                 conn,
                 data,
                 |d| d.len(),
-                |q, d, now| q.push_shared(d.clone(), now),
+                |q, sp, d, now| q.push_shared(d.clone(), sp, now),
             )
             .is_ok()
     }

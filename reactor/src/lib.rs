@@ -59,7 +59,7 @@ pub use at_limit::{AtLimit, Goodbye};
 pub use config::{ConnConfig, ListenOptions};
 pub use core::conn::ConnId;
 pub use core::limits::Limits;
-pub use core::listener::{ListenerId, ListenerStats};
+pub use core::listener::{ListenAddr, ListenerId, ListenerStats};
 pub use core::snapshot::{ConnSnapshot, ConnStats};
 pub use core::tasks::TaskId;
 pub use cx::{Conns, Cx, LoopCx};

@@ -46,7 +46,8 @@ impl<App> LoopCx<'_, App> {
     /// buffer sizes inherited by accepted sockets) are not applied: set them on the socket
     /// before it is bound. The rest (connection settings, accept budget, back-off, the
     /// `TCP_DEFER_ACCEPT` and per-connection options) apply as for [`listen`](Self::listen).
-    /// (A Unix-domain listener is adopted the same way once that transport exists.)
+    /// (A Unix-domain listener is adopted with
+    /// [`adopt_unix_listener`](Self::adopt_unix_listener).)
     ///
     /// # Errors
     /// Making the socket non-blocking, reading its address, or registering it failed.
@@ -87,14 +88,22 @@ impl<App> LoopCx<'_, App> {
         )
     }
 
-    /// The address a listener is bound to.
+    /// The TCP address a listener is bound to (a Unix-domain listener's path or name is in
+    /// its [`ListenerStats::local_addr`](crate::ListenerStats)).
     ///
     /// # Errors
-    /// `NotFound` if the listener was closed (or never belonged to this reactor).
+    /// `Unsupported` for a Unix-domain listener; `NotFound` if the listener was closed (or never belonged to this reactor).
     pub fn listener_addr(&self, id: ListenerId) -> io::Result<SocketAddr> {
         self.listener_stats(id)
-            .map(|s| s.local_addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))?
+            .local_addr
+            .tcp()
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("{id} is a Unix-domain listener: no IP address"),
+                )
+            })
     }
 
     /// A listener's address and counters (`None` if it was closed).

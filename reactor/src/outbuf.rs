@@ -18,6 +18,13 @@
 //! that starts there carries the batch (and is sent as one `sendmsg` with `SCM_RIGHTS`), the
 //! one before stops short of it. The batch leaves the queue as soon as a write carrying it
 //! took a byte, so a short write never sends it twice.
+//!
+//! # Implementation notes
+//! A queue that empties hands its box, and the buffer of its first chunk, to the reactor's
+//! [`Spare`] stock instead of freeing them, and the next queue that fills takes them back: an
+//! echo or a request/reply exchange allocates nothing per message, while an idle connection
+//! still owns nothing. The stock is small and bounded (`SPARE_QUEUES` boxes, none keeping more
+//! than `SPARE_CAPACITY` bytes), so it costs at most a few hundred KiB per reactor.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -93,6 +100,84 @@ const COALESCE_BELOW: usize = 4096;
 /// the stack; a longer queue is flushed by further calls in the same flush.
 const IOV_BATCH: usize = 64;
 
+/// How many emptied queues the reactor keeps for reuse: enough for every connection served in
+/// one busy turn of a few hundred, small enough to be negligible beside them.
+const SPARE_QUEUES: usize = 256;
+
+/// The largest chunk buffer kept in the stock: a queue that grew a larger one frees it.
+const SPARE_CAPACITY: usize = 2 * COALESCE_BELOW;
+
+/// The reactor's stock of emptied queues, reused by the next queue that fills, so steady
+/// traffic allocates nothing (S25 still holds: only the reactor owns them).
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    // Boxes, not values: a connection's queue is a box, and moving it in and out of the stock
+    // is what saves the allocation.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<Queued>>,
+}
+
+impl Spare {
+    /// A queue holding `head`, from the stock when it has one.
+    fn take(&mut self, head: Chunk, now: Tick) -> Box<Queued> {
+        let len = head.bytes().len();
+        match self.queues.pop() {
+            Some(mut q) => {
+                q.head = head;
+                q.len = len;
+                q.progress = now;
+                q
+            }
+            None => Box::new(Queued {
+                head,
+                rest: VecDeque::new(),
+                offset: 0,
+                len,
+                progress: now,
+                sent: 0,
+                fds: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// A queue holding a copy of `data`, reusing a stocked buffer when there is one.
+    #[inline]
+    fn take_copy(&mut self, data: &[u8], now: Tick) -> Box<Queued> {
+        if let Some(mut q) = self.queues.pop() {
+            if let Chunk::Owned(v) = &mut q.head {
+                v.extend_from_slice(data);
+                q.len = data.len();
+                q.progress = now;
+                return q;
+            }
+            self.queues.push(q);
+        }
+        self.take(Chunk::Owned(data.to_vec()), now)
+    }
+
+    /// Stocks an emptied queue (or frees it when the stock is full).
+    #[inline]
+    fn put(&mut self, mut q: Box<Queued>) {
+        if self.queues.len() >= SPARE_QUEUES {
+            return;
+        }
+        q.offset = 0;
+        q.len = 0;
+        q.sent = 0;
+        // Descriptors still queued were sent with the bytes that emptied the queue, or belong
+        // to a queue being dropped: either way closing our copies is right.
+        q.fds.clear();
+        match &mut q.head {
+            Chunk::Owned(v) if v.capacity() <= SPARE_CAPACITY => v.clear(),
+            _ => q.head = Chunk::Owned(Vec::new()),
+        }
+        if q.rest.capacity() > IOV_BATCH {
+            q.rest = VecDeque::new();
+        }
+        self.queues.push(q);
+    }
+}
+
 /// The output queue of one connection: one pointer while empty (S25).
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
@@ -131,10 +216,12 @@ pub(crate) enum Flushed {
 
 impl OutQueue {
     /// Bytes waiting to be sent.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.inner.as_ref().map_or(0, |q| q.len)
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.is_none()
     }
@@ -145,21 +232,13 @@ impl OutQueue {
     }
 
     /// Queues `chunk`, appending small owned bytes to the last owned chunk instead.
-    fn push(&mut self, chunk: Chunk, now: Tick) {
+    fn push(&mut self, chunk: Chunk, spare: &mut Spare, now: Tick) {
         let add = chunk.bytes().len();
         if add == 0 {
             return;
         }
         let Some(q) = self.inner.as_mut() else {
-            self.inner = Some(Box::new(Queued {
-                head: chunk,
-                rest: VecDeque::new(),
-                offset: 0,
-                len: add,
-                progress: now,
-                sent: 0,
-                fds: VecDeque::new(),
-            }));
+            self.inner = Some(spare.take(chunk, now));
             return;
         };
         q.len += add;
@@ -174,34 +253,43 @@ impl OutQueue {
     }
 
     /// Queues a copy of `data`.
-    pub(crate) fn push_slice(&mut self, data: &[u8], now: Tick) {
+    #[inline]
+    pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         if data.is_empty() {
             return;
         }
-        if let Some(q) = self.inner.as_mut() {
-            let last = q.rest.back_mut().unwrap_or(&mut q.head);
-            if let Chunk::Owned(last) = last {
-                if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
-                    last.extend_from_slice(data);
-                    q.len += data.len();
-                    return;
-                }
+        let Some(q) = self.inner.as_mut() else {
+            self.inner = Some(spare.take_copy(data, now));
+            return;
+        };
+        let last = q.rest.back_mut().unwrap_or(&mut q.head);
+        if let Chunk::Owned(last) = last {
+            if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
+                last.extend_from_slice(data);
+                q.len += data.len();
+                return;
             }
         }
-        self.push(Chunk::Owned(data.to_vec()), now);
+        self.push(Chunk::Owned(data.to_vec()), spare, now);
     }
 
     /// Queues an owned buffer without copying it.
-    pub(crate) fn push_vec(&mut self, data: Vec<u8>, now: Tick) {
-        self.push(Chunk::Owned(data), now);
+    pub(crate) fn push_vec(&mut self, data: Vec<u8>, spare: &mut Spare, now: Tick) {
+        self.push(Chunk::Owned(data), spare, now);
     }
 
     /// Queues `data` with descriptors that go with its first byte (S29). `data` must not be
     /// empty: descriptors travel with a byte.
-    pub(crate) fn push_with_fds(&mut self, data: Vec<u8>, fds: Vec<OwnedFd>, now: Tick) {
+    pub(crate) fn push_with_fds(
+        &mut self,
+        data: Vec<u8>,
+        fds: Vec<OwnedFd>,
+        spare: &mut Spare,
+        now: Tick,
+    ) {
         debug_assert!(!data.is_empty());
         let at = self.inner.as_ref().map_or(0, |q| q.sent + q.len as u64);
-        self.push(Chunk::Owned(data), now);
+        self.push(Chunk::Owned(data), spare, now);
         if let Some(q) = self.inner.as_mut() {
             if !fds.is_empty() {
                 q.fds.push_back((at, fds));
@@ -218,8 +306,8 @@ impl OutQueue {
     }
 
     /// Queues a shared buffer without copying it.
-    pub(crate) fn push_shared(&mut self, data: Shared, now: Tick) {
-        self.push(Chunk::Shared(data), now);
+    pub(crate) fn push_shared(&mut self, data: Shared, spare: &mut Spare, now: Tick) {
+        self.push(Chunk::Shared(data), spare, now);
     }
 
     /// Drops everything queued and frees the queue's memory.
@@ -233,6 +321,7 @@ impl OutQueue {
     /// the transport retries it).
     pub(crate) fn flush(
         &mut self,
+        spare: &mut Spare,
         now: Tick,
         mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
@@ -259,8 +348,18 @@ impl OutQueue {
             let head = IoSlice::new(&head_bytes[..head_bytes.len().min(limit)]);
             let mut offered = head.len();
             let result = if q.rest.is_empty() || offered == limit {
-                // The common case, one chunk: no iovec array to fill.
-                write(&[head], &fds)
+                // The common case, one chunk: no iovec array to fill, and when it all goes
+                // (nothing after it), no chunk bookkeeping either.
+                match write(&[head], &fds) {
+                    Ok(n) if n == offered && n == q.len => {
+                        drop(fds);
+                        if let Some(q) = self.inner.take() {
+                            spare.put(q);
+                        }
+                        return Ok((Flushed::All, total + n));
+                    }
+                    other => other,
+                }
             } else {
                 let mut iov = [IoSlice::new(&[]); IOV_BATCH];
                 iov[0] = head;
@@ -276,6 +375,7 @@ impl OutQueue {
                 }
                 write(&iov[..n_iov], &fds)
             };
+            drop(fds);
             let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -290,7 +390,7 @@ impl OutQueue {
                     q.fds.pop_front();
                 }
             }
-            self.consume(n);
+            self.consume(n, spare);
             total += n;
             if n < offered {
                 return Ok((Flushed::Blocked, total));
@@ -299,8 +399,8 @@ impl OutQueue {
         Ok((Flushed::All, total))
     }
 
-    /// Marks `n` bytes from the front as sent; frees the queue when it empties.
-    fn consume(&mut self, mut n: usize) {
+    /// Marks `n` bytes from the front as sent; stocks the queue when it empties.
+    fn consume(&mut self, mut n: usize, spare: &mut Spare) {
         let Some(q) = self.inner.as_mut() else {
             return;
         };
@@ -322,8 +422,10 @@ impl OutQueue {
             }
         }
         if q.len == 0 {
-            // Free the queue: an idle connection holds nothing (S25).
-            self.inner = None;
+            // Give the queue back: an idle connection holds nothing (S25).
+            if let Some(q) = self.inner.take() {
+                spare.put(q);
+            }
         }
     }
 }
@@ -357,14 +459,15 @@ mod tests {
     #[test]
     fn short_writes_keep_order_and_free_memory() {
         let mut q = OutQueue::default();
-        q.push_slice(b"hello ", 0);
-        q.push_shared(Shared::from(&b"shared "[..]), 0);
-        q.push_vec(vec![b'x'; 10_000], 0);
-        q.push_slice(b"end", 0);
+        let sp = &mut Spare::default();
+        q.push_slice(b"hello ", sp, 0);
+        q.push_shared(Shared::from(&b"shared "[..]), sp, 0);
+        q.push_vec(vec![b'x'; 10_000], sp, 0);
+        q.push_slice(b"end", sp, 0);
         let expected: Vec<u8> = [&b"hello shared "[..], &[b'x'; 10_000], b"end"].concat();
         let mut out = Vec::new();
         loop {
-            let (state, _) = q.flush(1, short_writer(&mut out, 7)).unwrap();
+            let (state, _) = q.flush(sp, 1, short_writer(&mut out, 7)).unwrap();
             if state == Flushed::All {
                 break;
             }
@@ -375,10 +478,45 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_queue_is_reused_and_the_stock_is_bounded() {
+        let sp = &mut Spare::default();
+        let mut q = OutQueue::default();
+        q.push_slice(b"ping", sp, 0);
+        let first = &**q.inner.as_ref().unwrap() as *const Queued;
+        let mut out = Vec::new();
+        q.flush(sp, 0, short_writer(&mut out, 100)).unwrap();
+        assert!(q.inner.is_none() && sp.queues.len() == 1);
+        q.push_slice(b"pong", sp, 1);
+        assert_eq!(&**q.inner.as_ref().unwrap() as *const Queued, first);
+        assert_eq!((q.len(), q.progress(), sp.queues.len()), (4, Some(1), 0));
+        q.flush(sp, 1, short_writer(&mut out, 100)).unwrap();
+        assert_eq!(out, b"pingpong");
+        // A buffer grown past the bound is not kept; nor is a queue beyond the stock's size.
+        q.push_vec(vec![0; SPARE_CAPACITY + 1], sp, 2);
+        q.flush(sp, 2, short_writer(&mut out, usize::MAX)).unwrap();
+        match &sp.queues[0].head {
+            Chunk::Owned(v) => assert_eq!(v.capacity(), 0),
+            Chunk::Shared(_) => panic!("a stocked queue keeps a shared chunk"),
+        }
+        for _ in 0..SPARE_QUEUES + 10 {
+            sp.put(Box::new(Queued {
+                head: Chunk::Owned(Vec::new()),
+                rest: VecDeque::new(),
+                offset: 0,
+                len: 0,
+                progress: 0,
+                sent: 0,
+                fds: VecDeque::new(),
+            }));
+        }
+        assert_eq!(sp.queues.len(), SPARE_QUEUES);
+    }
+
+    #[test]
     fn small_writes_coalesce_into_one_chunk() {
         let mut q = OutQueue::default();
         for _ in 0..100 {
-            q.push_slice(b"abc", 0);
+            q.push_slice(b"abc", &mut Spare::default(), 0);
         }
         assert!(q.inner.as_ref().unwrap().rest.is_empty());
         assert_eq!(q.len(), 300);
@@ -387,9 +525,10 @@ mod tests {
     #[test]
     fn would_block_leaves_queue_intact() {
         let mut q = OutQueue::default();
-        q.push_slice(b"data", 0);
+        let sp = &mut Spare::default();
+        q.push_slice(b"data", sp, 0);
         let (state, n) = q
-            .flush(0, |_, _| Err(io::ErrorKind::WouldBlock.into()))
+            .flush(sp, 0, |_, _| Err(io::ErrorKind::WouldBlock.into()))
             .unwrap();
         assert_eq!((state, n), (Flushed::Blocked, 0));
         assert_eq!(q.len(), 4);
@@ -409,6 +548,7 @@ mod tests {
                 budgets in proptest::collection::vec(1usize..200, 1..50),
             ) {
                 let mut q = OutQueue::default();
+                let sp = &mut Spare::default();
                 // Where each batch was queued: byte position and the raw descriptor it carries.
                 let mut expected = Vec::new();
                 let mut queued = 0u64;
@@ -421,9 +561,9 @@ mod tests {
                         expected.push((queued, fd.as_raw_fd()));
                         // Keep the number alive: a clone stays open, so the raw number is unique.
                         keep.push(fd.try_clone().unwrap());
-                        q.push_with_fds(data, vec![fd], 0);
+                        q.push_with_fds(data, vec![fd], sp, 0);
                     } else {
-                        q.push_vec(data, 0);
+                        q.push_vec(data, sp, 0);
                     }
                     queued += len as u64;
                 }
@@ -433,7 +573,7 @@ mod tests {
                 while !q.is_empty() {
                     let budget = budgets[round % budgets.len()];
                     round += 1;
-                    let (_, _) = q.flush(0, |iov, fds| {
+                    let (_, _) = q.flush(sp, 0, |iov, fds| {
                         let offered: usize = iov.iter().map(|s| s.len()).sum();
                         let n = offered.min(budget);
                         // Every fifth call the kernel takes nothing.

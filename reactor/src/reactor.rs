@@ -221,6 +221,24 @@ impl<App: 'static> Reactor<App> {
         self.cx().listen_unix(addr, opts, factory)
     }
 
+    /// Serves a listening Unix-domain socket made elsewhere (S28); see
+    /// [`LoopCx::adopt_unix_listener`]. Its socket file is left to whoever bound it.
+    ///
+    /// # Errors
+    /// As [`LoopCx::adopt_unix_listener`].
+    pub fn adopt_unix_listener<P, F>(
+        &mut self,
+        listener: std::os::unix::net::UnixListener,
+        opts: ListenOptions,
+        factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App) -> P + 'static,
+    {
+        self.cx().adopt_unix_listener(listener, opts, factory)
+    }
+
     /// Makes a connection of a connected socket made elsewhere (S29); see
     /// [`LoopCx::adopt_stream`].
     ///
@@ -252,15 +270,23 @@ impl<App: 'static> Reactor<App> {
         self.cx().adopt_listener(listener, opts, factory)
     }
 
-    /// The address a listener is bound to.
+    /// The TCP address a listener is bound to (a Unix-domain listener's path or name is in
+    /// its [`ListenerStats::local_addr`](crate::ListenerStats)).
     ///
     /// # Errors
-    /// `NotFound` if the listener was closed.
+    /// `Unsupported` for a Unix-domain listener; `NotFound` if the listener was closed.
     pub fn listener_addr(&self, id: ListenerId) -> io::Result<SocketAddr> {
         self.core
             .listener_stats(id)
-            .map(|s| s.local_addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {id}")))?
+            .local_addr
+            .tcp()
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("{id} is a Unix-domain listener: no IP address"),
+                )
+            })
     }
 
     /// Opens an outgoing connection served by `handler` (S4); see [`LoopCx::connect`].

@@ -117,6 +117,9 @@ pub struct KvStore {
     /// reach the reactor, so they leave the ids here and the handler cancels them after each
     /// command (see [`cancel_stale`]).
     stale: Vec<TaskId>,
+    /// The replies of the batch being served, reused from one batch to the next so a request
+    /// allocates nothing; one buffer per reactor, never per connection.
+    replies: Vec<u8>,
 }
 
 /// One key's value and time to live.
@@ -282,12 +285,27 @@ impl KvConn {
     }
 }
 
+/// Replies up to this size are copied into the output queue and their buffer kept for the next
+/// batch; a larger batch is queued as it is.
+const REPLIES_KEPT: usize = 16 * 1024;
+
 impl Protocol<KvStore> for KvConn {
     fn on_data(&mut self, cx: &mut Cx<'_, KvStore>, data: &[u8]) -> usize {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut cx.app().replies);
         let served = self.serve(cx, data, &mut out);
-        // One buffer for every reply of the batch: one chunk, one gather write (S15).
-        framing::finish(cx, out, served)
+        if out.len() > REPLIES_KEPT {
+            // A large batch (a big value) is handed over without a copy.
+            return framing::finish(cx, out, served);
+        }
+        // One buffer for every reply of the batch: one chunk, one gather write (S15). The copy
+        // lands in a reused output queue; the buffer goes back to the store.
+        cx.write(&out);
+        out.clear();
+        cx.app().replies = out;
+        if served.close {
+            cx.close_with(reactor::CloseReason::Local);
+        }
+        served.consumed
     }
 }
 

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::connect::apply_conn_options;
-use crate::core::listener::{Factory, Listener, ListenerId, ListenerStats};
+use crate::core::listener::{Factory, Listener, ListenerId, ListenerStats, PeerName};
 use crate::core::{Core, Net, Source};
 use crate::timer::TimerEntry;
 use crate::transport::{Acceptor, Stream};
@@ -92,7 +92,7 @@ impl<App> Net<App> {
     pub(crate) fn listener_stats(&self, id: ListenerId) -> Option<ListenerStats> {
         match self.sources.get(id.index as usize) {
             Some(Source::Listener(l)) if l.generation == id.generation => Some(ListenerStats {
-                local_addr: l.local_addr,
+                local_addr: l.local_addr.clone(),
                 accepted: l.accepted,
                 accept_errors: l.accept_errors,
                 paused_by_limit: l.paused_by_limit,
@@ -269,6 +269,7 @@ impl<App> Core<App> {
         let Some(l) = net.listener(index) else {
             return;
         };
+        let from = PeerName::of(peer, &l.local_addr);
         let handler = (l.factory)(app, peer);
         let config = Rc::clone(&l.conn);
         apply_conn_options(&stream, &config);
@@ -279,11 +280,11 @@ impl<App> Core<App> {
         match self.insert_conn(stream, handler, config, phase) {
             Ok(id) => {
                 self.stats.accepted += 1;
-                log::debug!("accepted {id} from {peer}");
+                log::debug!("accepted {id} from {from}");
                 self.arm_watchdog(id.index as usize);
                 self.call(id.index as usize, |h, cx| h.on_open(cx));
             }
-            Err(e) => log::warn!("registering a connection from {peer}: {e}"),
+            Err(e) => log::warn!("registering a connection from {from}: {e}"),
         }
     }
 }

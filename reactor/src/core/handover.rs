@@ -45,7 +45,7 @@ impl<App> Net<App> {
             id,
             (data, fds),
             |(d, _)| d.len(),
-            |q, (d, f), now| q.push_with_fds(d, f, now),
+            |q, sp, (d, f), now| q.push_with_fds(d, f, sp, now),
         )
     }
 

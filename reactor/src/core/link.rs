@@ -94,7 +94,12 @@ impl<App> Net<App> {
         // closing (this side is then closed with it) or half-closed after this side's end of
         // stream (no more input comes).
         if self
-            .queue(other, data, |d| d.len(), |q, d, now| q.push_slice(d, now))
+            .queue(
+                other,
+                data,
+                |d| d.len(),
+                |q, sp, d, now| q.push_slice(d, sp, now),
+            )
             .is_err()
         {
             log::debug!("#{index}: {} bytes for closed link {other}", data.len());

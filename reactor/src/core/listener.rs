@@ -20,10 +20,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::transport::Acceptor;
-use crate::{AtLimit, ConnConfig, ListenOptions, Protocol};
+use crate::{AtLimit, ConnConfig, ListenOptions, Protocol, UnixAddr};
 
 /// Names a listener of one reactor ([`LoopCx::listen`](crate::LoopCx::listen),
-/// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener)): pause, resume, close it, read its
+/// [`LoopCx::adopt_listener`](crate::LoopCx::adopt_listener), their Unix-domain
+/// counterparts): pause, resume, close it, read its
 /// address and counters. Carries a generation, so a kept id never reaches a later listener in
 /// the same slot.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,13 +45,75 @@ impl fmt::Display for ListenerId {
     }
 }
 
+/// Where a listener is bound: an IP address and port, or a Unix-domain path or abstract name
+/// (S28). A Unix socket has no IP address, so a listener's address is this rather than a
+/// `SocketAddr` with a made-up value.
+///
+/// Displayed as the command line takes it: `127.0.0.1:8080`, `unix:/run/svc.sock`,
+/// `unix:@svc`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// A TCP listener's bound address (the real port when bound to port 0).
+    Tcp(SocketAddr),
+    /// A Unix-domain listener's path or abstract name.
+    Unix(UnixAddr),
+}
+
+impl ListenAddr {
+    /// The TCP address, if this is a TCP listener.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddr::Tcp(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+
+    /// The Unix-domain address, if this is a Unix-domain listener.
+    pub fn unix(&self) -> Option<&UnixAddr> {
+        match self {
+            ListenAddr::Tcp(_) => None,
+            ListenAddr::Unix(a) => Some(a),
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(a) => write!(f, "unix:{a}"),
+        }
+    }
+}
+
+/// How log lines name an accepted client: its address, or, for a Unix-domain listener's client
+/// (which has none: the accept loop gets a placeholder), words saying so rather than a made-up
+/// `0.0.0.0:0`.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerName(pub(crate) Option<SocketAddr>);
+
+impl PeerName {
+    /// Names `peer`, accepted by a listener bound to `on`.
+    pub(crate) fn of(peer: SocketAddr, on: &ListenAddr) -> Self {
+        PeerName(on.tcp().map(|_| peer))
+    }
+}
+
+impl fmt::Display for PeerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("a Unix-domain client"),
+        }
+    }
+}
+
 /// One listener's counters ([`LoopCx::listener_stats`](crate::LoopCx::listener_stats)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListenerStats {
-    /// The bound address; the unspecified `0.0.0.0:0` for a Unix-domain listener, which has
-    /// no IP address (S28).
-    pub local_addr: SocketAddr,
+    /// The bound address: TCP, or a Unix-domain path or abstract name (S28).
+    pub local_addr: ListenAddr,
     /// Connections accepted and served (clients rejected at the limit are counted in
     /// [`Stats::rejected`](crate::Stats::rejected) only).
     pub accepted: u64,
@@ -77,7 +140,7 @@ pub(crate) struct Listener<App> {
     pub(super) paused_by_limit: u64,
     /// The accepting end, behind the transport seam.
     pub(super) socket: Box<dyn Acceptor>,
-    pub(super) local_addr: SocketAddr,
+    pub(super) local_addr: ListenAddr,
     pub(super) factory: Factory<App>,
     /// Settings shared by every connection this listener accepts.
     pub(super) conn: Rc<ConnConfig>,

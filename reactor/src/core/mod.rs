@@ -62,6 +62,8 @@ mod timeouts;
 pub(crate) mod udp;
 mod write;
 
+pub(crate) use write::WRITE_THROUGH_MIN;
+
 /// How many reads one connection gets per turn before others are served (fairness); it is then
 /// put on the ready list and served next turn without waiting for a new edge.
 pub(crate) const READS_PER_TURN: usize = 16;
@@ -144,6 +146,8 @@ pub(crate) struct Net<App> {
     limits: crate::Limits,
     /// Output bytes queued across all connections, kept for the output budget.
     queued_total: usize,
+    /// Emptied output queues kept for reuse, so traffic allocates nothing per message.
+    spare: crate::outbuf::Spare,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
     /// The successor a running callback asked for (`replace.rs`), installed when it returns.
@@ -203,6 +207,7 @@ impl<App> Core<App> {
                 tasks: Slab::new(),
                 limits: crate::Limits::default(),
                 queued_total: 0,
+                spare: crate::outbuf::Spare::default(),
                 listeners_at_limit: false,
                 replacement: None,
                 swaps: 0,
@@ -314,7 +319,9 @@ impl<App> Core<App> {
                     if !self.conn_at(index).is_some_and(|c| c.is_open()) {
                         return None;
                     }
-                } else if ready.writable {
+                } else if ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
+                    // Most edges say "writable" while nothing waits: only a queue or a pending
+                    // FIN gives the flush work.
                     self.flush(index);
                 }
                 if ready.readable || ready.read_closed || ready.error {

@@ -11,7 +11,7 @@
 
 use crate::core::conn::Phase;
 use crate::core::{Core, Net, Source, READS_PER_TURN};
-use crate::{CloseReason, ConnId};
+use crate::{CloseReason, ConnId, Cx};
 
 impl<App> Net<App> {
     /// The handler stops reading from `id` until [`resume_reading`](Self::resume_reading).
@@ -66,7 +66,22 @@ impl<App> Core<App> {
                 self.on_eof(index);
                 return;
             }
-            self.note_read(index, n);
+            // Counted here; the activity is stamped once the turn's reads are done.
+            conn.bytes_in += n as u64;
+            // A byte ends the first-byte timeout, the open phase's timer (a closing
+            // connection's timer is its linger timeout, which stays).
+            let first_byte = matches!(
+                conn.phase,
+                Phase::Open {
+                    first_byte: Some(_),
+                    ..
+                }
+            );
+            self.net.stats.bytes_in += n as u64;
+            self.net.touched.push((index, true));
+            if first_byte {
+                self.end_phase_timer(index);
+            }
             if !fds.is_empty() {
                 self.deliver_fds(index, fds);
             }
@@ -90,25 +105,6 @@ impl<App> Core<App> {
         self.mark_ready(index);
     }
 
-    /// Counts `n` bytes received; the activity is stamped once the turn's reads are done.
-    fn note_read(&mut self, index: usize, n: usize) {
-        self.net.stats.bytes_in += n as u64;
-        self.net.touched.push((index, true));
-        let Some(conn) = self.conn_at(index) else {
-            return;
-        };
-        conn.bytes_in += n as u64;
-        // A byte ends the first-byte timeout, the open phase's timer (a closing connection's
-        // timer is its linger timeout, which stays).
-        if let Phase::Open {
-            first_byte: Some(_),
-            ..
-        } = conn.phase
-        {
-            self.end_phase_timer(index);
-        }
-    }
-
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
     /// Keeps what the handler did not consume, within the input limit (S11, S16).
     pub(crate) fn deliver(&mut self, index: usize, new: &[u8]) {
@@ -128,15 +124,34 @@ impl<App> Core<App> {
                 return;
             }
             // The common case: nothing kept, the handler reads straight from the scratch buffer.
-            let consumed = self
-                .call(index, |h, cx| h.on_data(cx, new))
-                .unwrap_or(new.len())
-                .min(new.len());
+            // The handler is taken out of the slot found above (what `call` does, without
+            // looking the slot up again: this is every message's path).
+            let id = ConnId {
+                index: index as u32,
+                generation: conn.generation,
+            };
+            let consumed = match conn.handler.take() {
+                Some(mut handler) => {
+                    let consumed = handler.on_data(&mut Cx::new(self, id), new);
+                    // Slots are only removed by `finalize`, never during a callback.
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.handler = Some(handler);
+                    }
+                    // What `call` does after every callback: a successor the handler asked
+                    // for takes over now.
+                    self.install_replacement(index, id);
+                    consumed.min(new.len())
+                }
+                None => new.len(),
+            };
+            if consumed == new.len() {
+                return;
+            }
             let rest = &new[consumed..];
             let Some(conn) = self.conn_at(index) else {
                 return;
             };
-            if !rest.is_empty() && conn.is_open() {
+            if conn.is_open() {
                 conn.input.extend_from_slice(rest);
             }
         } else {

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::core::conn::{Phase, WriteHalf};
+use crate::core::listener::PeerName;
 use crate::core::Core;
 use crate::transport::Stream;
 use crate::{AtLimit, CloseReason, ConnConfig, Cx, Protocol};
@@ -61,9 +62,10 @@ impl<App> Core<App> {
             return;
         };
         let bytes = goodbye.render(peer);
+        let who = PeerName::of(peer, &l.local_addr);
         let config = Rc::clone(&l.reject_conn);
         self.stats.rejected += 1;
-        log::debug!("rejecting {peer}: at the connection limit");
+        log::debug!("rejecting {who}: at the connection limit");
         if self.rejecting >= MAX_REJECTING {
             // Too many being told already: one write (a socket's empty send buffer takes a
             // goodbye whole), FIN, and the descriptor closes now.
@@ -85,11 +87,11 @@ impl<App> Core<App> {
                 }
                 self.rejecting += 1;
                 if !bytes.is_empty() {
-                    let _ = self.queue(id, bytes, Vec::len, |q, b, now| q.push_vec(b, now));
+                    let _ = self.queue(id, bytes, Vec::len, |q, sp, b, now| q.push_vec(b, sp, now));
                 }
                 self.close(slot, CloseReason::Local);
             }
-            Err(e) => log::debug!("registering a rejected client {peer}: {e}"),
+            Err(e) => log::debug!("registering a rejected client {who}: {e}"),
         }
     }
 }

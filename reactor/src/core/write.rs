@@ -10,13 +10,28 @@
 //! runs. Past the hard output limit a connection is aborted at once; above the soft limit the
 //! `timeouts` module's soft-output timer runs, cancelled when a flush brings the queue back
 //! down. Once the queue is empty, the `close` module moves a pending FIN along.
+//!
+//! One exception to "queue, then flush at the end of the turn": a single write of at least
+//! `WRITE_THROUGH_MIN` bytes to an open connection with nothing queued is written at once,
+//! straight from the caller's slice (for an echo, the shared read buffer), and only the part
+//! the kernel did not take is copied into the queue. Streaming 64 KiB at a time then costs no
+//! copy and no allocation. Small writes never take this path, so many small writes of one turn
+//! still leave in one gather write (S15); a large write costs the system call it would have
+//! cost at the end of the turn, and nothing queued before it is overtaken.
+
+use std::io::{self, IoSlice};
 
 use timers::Tick;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
-use crate::outbuf::OutQueue;
+use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
+
+/// The smallest single write sent at once when nothing is queued (see the module's notes):
+/// large enough that a handler's small writes of one turn are never split into several
+/// system calls.
+pub(crate) const WRITE_THROUGH_MIN: usize = 16 * 1024;
 
 impl<App> Net<App> {
     pub(crate) fn mark_dirty(&mut self, index: usize) {
@@ -37,40 +52,89 @@ impl<App> Net<App> {
         id: ConnId,
         value: T,
         len: impl FnOnce(&T) -> usize,
-        push: impl FnOnce(&mut OutQueue, T, Tick),
+        push: impl FnOnce(&mut OutQueue, &mut Spare, T, Tick),
     ) -> Result<(), T> {
         let now = self.now;
         let index = id.index as usize;
-        match self.conn_mut(id) {
-            Some(conn) if conn.accepts_writes() => {}
-            _ => return Err(value),
-        }
         let incoming = len(&value);
-        // The loop-wide budget is enforced before the bytes are queued.
-        if !self.make_room(index, incoming) {
+        // The loop-wide budget, if any, is enforced before the bytes are queued.
+        if self.limits.output_budget.is_some() {
+            match self.conn_mut(id) {
+                Some(conn) if conn.accepts_writes() => {}
+                _ => return Err(value),
+            }
+            if !self.make_room(index, incoming) {
+                return Err(value);
+            }
+        }
+        // One lookup of the slot for the rest: this is every write's path.
+        let conn = match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+            _ => return Err(value),
+        };
+        if !conn.accepts_writes() {
             return Err(value);
         }
-        let Some(conn) = self.conn_mut(id) else {
-            return Err(value);
-        };
-        let before = conn.output.len();
         // The queue remembers `now` as its progress tick when it becomes non-empty: stall time
         // counts from the moment output started waiting.
-        push(&mut conn.output, value, now);
+        push(&mut conn.output, &mut self.spare, value, now);
+        self.queued_total += incoming;
         let after = conn.output.len();
-        let over = after > conn.config.max_output;
-        let over_soft = after > conn.config.soft_output;
-        self.queued_total += after - before;
-        if over {
+        if after > conn.config.max_output {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);
             return Ok(());
         }
+        let over_soft = after > conn.config.soft_output;
+        let newly_dirty = !conn.dirty;
+        conn.dirty = true;
         if over_soft {
             self.track_soft_output(index);
         }
-        self.mark_dirty(index);
+        if newly_dirty {
+            self.dirty.push(index);
+        }
         Ok(())
+    }
+
+    /// Writes `data` (at least `WRITE_THROUGH_MIN` bytes) to the connection `id` names at
+    /// once if it is open and nothing is queued (see the module's notes). Returns the part still to queue, or
+    /// `None` when nothing is left to do (all written, or a write error ended the connection:
+    /// like an abort while queueing, the bytes are dropped with the connection).
+    #[inline(never)]
+    pub(crate) fn write_large_now<'d>(&mut self, id: ConnId, data: &'d [u8]) -> Option<&'d [u8]> {
+        let index = id.index as usize;
+        let conn = match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+            _ => return Some(data),
+        };
+        let open = matches!(
+            conn.phase,
+            Phase::Open {
+                write: WriteHalf::Open,
+                ..
+            }
+        );
+        if !open || !conn.output.is_empty() {
+            return Some(data);
+        }
+        let written = match conn.stream.write_vectored(&[IoSlice::new(data)]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                let reason = CloseReason::from_io(e);
+                log::debug!("write to #{index}: {reason}");
+                self.kill(index, reason);
+                return None;
+            }
+        };
+        if written > 0 {
+            conn.bytes_out += written as u64;
+            self.stats.bytes_out += written as u64;
+            self.touched.push((index, false));
+        }
+        let rest = &data[written..];
+        (!rest.is_empty()).then_some(rest)
     }
 
     /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
@@ -85,7 +149,7 @@ impl<App> Net<App> {
         if !conn.output.is_empty() {
             let now = self.now;
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(now, |iov, fds| {
+            match output.flush(&mut self.spare, now, |iov, fds| {
                 if fds.is_empty() {
                     stream.write_vectored(iov)
                 } else {

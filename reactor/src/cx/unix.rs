@@ -1,5 +1,5 @@
 //! The Unix-domain part of the contexts (S28, S29): listening and connecting on a
-//! [`UnixAddr`], adopting a descriptor as a connection, and a connection's peer credentials,
+//! [`UnixAddr`], adopting a listener made elsewhere, adopting a descriptor as a connection, and a connection's peer credentials,
 //! descriptor passing and detaching.
 
 use std::io;
@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::{Cx, LoopCx};
 use crate::sys::PeerCredentials;
-use crate::{ConnConfig, ConnId, ListenerId, Protocol, UnixAddr, UnixListenOptions};
+use crate::{ConnConfig, ConnId, ListenOptions, ListenerId, Protocol, UnixAddr, UnixListenOptions};
 
 impl<App> LoopCx<'_, App> {
     /// Listens on a Unix-domain socket (S28): a path, or on Linux an abstract name. `factory`
@@ -19,8 +19,8 @@ impl<App> LoopCx<'_, App> {
     /// file gets `opts.mode` (applied before `listen`, so no client connects earlier) and is
     /// removed when the listener closes (a graceful shutdown, closing it by its id, or dropping
     /// the reactor), if it is still the file this listener created. The listener's id works as
-    /// a TCP listener's does; its [`ListenerStats::local_addr`](crate::ListenerStats) is the
-    /// unspecified `0.0.0.0:0`, since a Unix socket has no IP address.
+    /// a TCP listener's does; its [`ListenerStats::local_addr`](crate::ListenerStats) is
+    /// [`ListenAddr::Unix`](crate::ListenAddr) with `addr`.
     ///
     /// # Errors
     /// `AddrInUse` if a server answers on the path (or the abstract name is taken);
@@ -44,6 +44,44 @@ impl<App> LoopCx<'_, App> {
             &opts.listen,
         )?;
         log::info!("listening on unix:{addr}");
+        Ok(id)
+    }
+
+    /// Serves a listening Unix-domain socket made elsewhere (inherited from a parent process,
+    /// bound by other code) with the reactor's accept loop, as
+    /// [`adopt_listener`](Self::adopt_listener) does for TCP (S28). The socket is made
+    /// non-blocking and from then on belongs to the reactor, which closes it with
+    /// [`close_listener`](Self::close_listener) or when dropped; clients already waiting in its
+    /// backlog are served. Its [`ListenerStats::local_addr`](crate::ListenerStats) is the path
+    /// or abstract name it is bound to.
+    ///
+    /// The reactor did not create the socket file, so it never removes it (not on
+    /// `close_listener`, a graceful shutdown, or drop): the file belongs to whoever bound the
+    /// socket, who removes it once the listener is closed. The options that only take effect
+    /// before `bind` or `listen` (the backlog, the file's mode) are not applied.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the socket is not bound to a path or name; making it non-blocking,
+    /// reading its address, or registering it failed.
+    pub fn adopt_unix_listener<P, F>(
+        &mut self,
+        listener: std::os::unix::net::UnixListener,
+        opts: ListenOptions,
+        mut factory: F,
+    ) -> io::Result<ListenerId>
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App) -> P + 'static,
+    {
+        let socket = crate::transport::unix::adopt(listener)?;
+        let id = self.core.add_listener(
+            Box::new(socket),
+            Box::new(move |app: &mut App, _| Box::new(factory(app)) as Box<_>),
+            &opts,
+        )?;
+        if let Some(stats) = self.listener_stats(id) {
+            log::info!("serving the adopted listener on {}", stats.local_addr);
+        }
         Ok(id)
     }
 

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::transport::{Acceptor, Injected, Readiness, Registration, Stream, Transport};
+use crate::ListenAddr;
 
 /// The shared state of one in-memory connection.
 #[derive(Debug, Default)]
@@ -492,8 +493,11 @@ impl Acceptor for MemBacklog {
         true
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1)))
+    fn local_addr(&self) -> io::Result<ListenAddr> {
+        Ok(ListenAddr::Tcp(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::LOCALHOST,
+            1,
+        ))))
     }
 
     fn reserve_spare(&mut self) -> io::Result<OwnedFd> {

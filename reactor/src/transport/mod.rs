@@ -30,7 +30,7 @@ use std::rc::Rc;
 
 use mio::{Registry, Token};
 
-use crate::sys;
+use crate::{sys, ListenAddr};
 
 pub(crate) mod tcp;
 pub(crate) mod unix;
@@ -188,7 +188,7 @@ pub(crate) trait Acceptor: fmt::Debug {
     /// Whether a client waits in the backlog, without accepting it.
     fn has_pending(&self) -> bool;
     /// The bound address.
-    fn local_addr(&self) -> io::Result<SocketAddr>;
+    fn local_addr(&self) -> io::Result<ListenAddr>;
     /// Reserves a spare descriptor, released to accept and close clients when descriptors run
     /// out (S27).
     fn reserve_spare(&mut self) -> io::Result<OwnedFd> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mio::Interest;
 
 use super::{Acceptor, Registration, Stream, Transport};
-use crate::{sys, ConnConfig, ListenOptions};
+use crate::{sys, ConnConfig, ListenAddr, ListenOptions};
 
 fn domain(addr: &SocketAddr) -> libc::c_int {
     if addr.is_ipv4() {
@@ -125,7 +125,7 @@ impl Acceptor for mio::net::TcpListener {
         sys::poll_readable(&[self.as_fd()], Some(Duration::ZERO)).map_or(true, |r| r[0])
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::getsockname(self.as_fd())
+    fn local_addr(&self) -> io::Result<ListenAddr> {
+        sys::getsockname(self.as_fd()).map(ListenAddr::Tcp)
     }
 }

@@ -10,11 +10,13 @@
 //! `AddrInUse` error. A file that is not a socket is never touched. The listener remembers the
 //! device and inode of the file it created and removes it when dropped (a graceful shutdown
 //! drops its listeners) only if the path still names that file: a newer server that replaced
-//! it keeps its socket.
+//! it keeps its socket. An adopted listener's file was made by someone else, and is theirs to
+//! remove.
 //!
 //! A Unix connection has no IP address: `peer_addr` and `local_addr` fail, and the reactor's
 //! accept loop, which passes an address to a listener's factory, gets a placeholder the Unix
-//! listener's factory wrapper never hands on (see [`UNIX_PEER`]).
+//! listener's factory wrapper never hands on (see [`UNIX_PEER`]). The listener itself reports
+//! its real path or abstract name ([`ListenAddr::Unix`]).
 
 use std::io::{self, IoSlice};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -26,7 +28,7 @@ use std::path::{Path, PathBuf};
 use mio::Interest;
 
 use super::{Acceptor, Registration, Stream, Transport};
-use crate::{sys, ConnConfig, UnixAddr, UnixListenOptions};
+use crate::{sys, ConnConfig, ListenAddr, UnixAddr, UnixListenOptions};
 
 /// The address the accept loop is given for a Unix peer. Not an address: it stands in for the
 /// parameter a TCP listener's factory takes, and the Unix listener's factory does not take one.
@@ -160,6 +162,8 @@ struct OwnFile {
 #[derive(Debug)]
 pub(crate) struct UnixAcceptor {
     socket: mio::net::UnixListener,
+    /// Where it is bound, for the listener's stats and log lines.
+    addr: UnixAddr,
     /// The file to remove when the listener goes (`None` for an abstract name).
     file: Option<OwnFile>,
 }
@@ -231,6 +235,7 @@ pub(crate) fn listen(addr: &UnixAddr, opts: &UnixListenOptions) -> io::Result<Un
     sys::bind_unix(fd.as_fd(), name, abstract_name)?;
     let mut acceptor = UnixAcceptor {
         socket: mio::net::UnixListener::from_std(std::os::unix::net::UnixListener::from(fd)),
+        addr: addr.clone(),
         file: None,
     };
     if let Some(path) = addr.as_path() {
@@ -247,6 +252,31 @@ pub(crate) fn listen(addr: &UnixAddr, opts: &UnixListenOptions) -> io::Result<Un
     }
     sys::listen(acceptor.socket.as_fd(), opts.listen.backlog)?;
     Ok(acceptor)
+}
+
+/// Serves a listening socket bound elsewhere (S28): made non-blocking, its address read back
+/// for the listener's stats. The reactor did not create its socket file, so it never removes it
+/// (`file` stays `None`): the file belongs to whoever bound the socket.
+pub(crate) fn adopt(listener: std::os::unix::net::UnixListener) -> io::Result<UnixAcceptor> {
+    use std::os::linux::net::SocketAddrExt;
+
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let addr = if let Some(path) = bound.as_pathname() {
+        UnixAddr::Path(path.to_path_buf())
+    } else if let Some(name) = bound.as_abstract_name() {
+        UnixAddr::Abstract(name.to_vec())
+    } else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an unbound Unix socket cannot be served: no client could reach it",
+        ));
+    };
+    Ok(UnixAcceptor {
+        socket: mio::net::UnixListener::from_std(listener),
+        addr,
+        file: None,
+    })
 }
 
 impl Acceptor for UnixAcceptor {
@@ -266,8 +296,7 @@ impl Acceptor for UnixAcceptor {
             .map_or(true, |r| r[0])
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        // The accept loop names its listener in logs with this; see `UNIX_PEER`.
-        Ok(UNIX_PEER)
+    fn local_addr(&self) -> io::Result<ListenAddr> {
+        Ok(ListenAddr::Unix(self.addr.clone()))
     }
 }
