@@ -4,8 +4,8 @@
 //! near it, and its counters add up.
 //!
 //! The soak lasts [`DEFAULT_SECS`] seconds at [`RATE`] connections per second; set
-//! `EVDRIVE_SOAK_SECS` for a longer one (`EVDRIVE_SOAK_SECS=60 cargo test --release -p
-//! evdrive-tests --test churn -- --nocapture` prints the figures).
+//! `EVDRIVE_SOAK_SECS` for a longer one (`bench/churn` runs `EVDRIVE_SOAK_SECS=60 cargo test
+//! --release -p evdrive-tests --test churn -- --nocapture`, which prints the figures).
 //!
 //! The server runs in this process, on a thread of its own: this file holds a single test, so
 //! the process's descriptors and resident memory are the server's plus those of the clients,
@@ -246,9 +246,12 @@ fn churn_of_mixed_clients_leaves_nothing_behind() -> io::Result<()> {
 
     let fds_after = open_fds()?;
     let rss_after = rss()?;
+    // The figures `bench/churn` reports (shown with `--nocapture`).
     eprintln!(
-        "churn: {total} connections in {soak:?} (peak {peak_open} open); closes {:?}; \
-         descriptors {fds_before} -> {fds_after}; RSS {} KiB -> {} KiB",
+        "churn: {total} connections in {:.1} s ({:.1}/s, scheduled {RATE}/s; peak {peak_open} \
+         open); closes {:?}; descriptors {fds_before} -> {fds_after}; RSS {} KiB -> {} KiB",
+        soak.as_secs_f64(),
+        total as f64 / soak.as_secs_f64(),
         CloseKind::ALL
             .iter()
             .filter(|k| stats.closed_by(**k) > 0)

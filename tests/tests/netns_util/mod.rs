@@ -31,6 +31,7 @@
 
 mod probe;
 
+#[allow(unused_imports)] // Each test file uses a different part.
 pub use probe::{Probe, Report, Reports};
 
 use std::fs::File;
@@ -65,7 +66,7 @@ static PAIRS: AtomicUsize = AtomicUsize::new(0);
 static SWEEP: Once = Once::new();
 
 /// A way the path from the reactor (`a`) to its peers (`b`) fails, applied in `b` to all TCP
-/// traffic from `a`.
+/// traffic from `a` (to UDP traffic for [`Fault::RejectUdpPortUnreachable`]).
 #[derive(Clone, Copy, Debug)]
 pub enum Fault {
     /// Every packet between the two is dropped, both ways: a silent peer, a cut cable.
@@ -76,26 +77,30 @@ pub enum Fault {
     RejectHostUnreachable,
     /// Every TCP segment from `a` is answered with ICMP network unreachable.
     RejectNetUnreachable,
+    /// Every UDP datagram from `a` is answered with ICMP port unreachable, as if nothing were
+    /// bound, even where a socket is.
+    RejectUdpPortUnreachable,
 }
 
 impl Fault {
     /// The `iptables` rules, each a list of arguments.
     fn rules(self) -> Vec<Vec<String>> {
         let from_a = ADDR_A.to_string();
-        let reject = |with: &str| {
+        let reject_proto = |proto: &str, with: &str| {
             vec![strings(&[
                 "-A",
                 "INPUT",
                 "-s",
                 &from_a,
                 "-p",
-                "tcp",
+                proto,
                 "-j",
                 "REJECT",
                 "--reject-with",
                 with,
             ])]
         };
+        let reject = |with: &str| reject_proto("tcp", with);
         match self {
             Fault::Drop => vec![
                 strings(&["-A", "INPUT", "-s", &from_a, "-j", "DROP"]),
@@ -104,6 +109,7 @@ impl Fault {
             Fault::RejectReset => reject("tcp-reset"),
             Fault::RejectHostUnreachable => reject("icmp-host-unreachable"),
             Fault::RejectNetUnreachable => reject("icmp-net-unreachable"),
+            Fault::RejectUdpPortUnreachable => reject_proto("udp", "icmp-port-unreachable"),
         }
     }
 }
@@ -224,7 +230,7 @@ impl NetPair {
         self.in_b(|| TcpListener::bind((ADDR_B, 0)))
     }
 
-    /// Applies `fault` to the path: from now on, TCP traffic from the reactor's namespace meets
+    /// Applies `fault` to the path: from now on, traffic from the reactor's namespace meets
     /// the rule in the peers' namespace.
     ///
     /// # Errors
