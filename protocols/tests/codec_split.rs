@@ -5,6 +5,10 @@
 //! damaged and arbitrary bytes must give the same frames and the same error however they are
 //! cut, never a panic, and never a frame over the limits.
 
+mod split_util;
+
+use split_util::{apply, damage};
+
 use std::fmt::Debug;
 
 use proptest::prelude::*;
@@ -35,40 +39,6 @@ where
 /// Turns random indices into cut offsets in `0..=len`.
 fn cuts_for(len: usize, picks: &[Index]) -> Vec<usize> {
     picks.iter().map(|i| i.index(len + 1)).collect()
-}
-
-/// Random damage to a valid stream: overwritten bytes, inserted bytes, and a cut-off end.
-#[derive(Debug, Clone)]
-enum Damage {
-    Overwrite(Index, u8),
-    Insert(Index, u8),
-    Truncate(Index),
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    prop_oneof![
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Overwrite(i, b)),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Insert(i, b)),
-        any::<Index>().prop_map(Damage::Truncate),
-    ]
-}
-
-fn apply(mut bytes: Vec<u8>, damages: &[Damage]) -> Vec<u8> {
-    for d in damages {
-        match *d {
-            Damage::Overwrite(ref i, b) if !bytes.is_empty() => {
-                let i = i.index(bytes.len());
-                bytes[i] = b;
-            }
-            Damage::Insert(ref i, b) => {
-                let i = i.index(bytes.len() + 1);
-                bytes.insert(i, b);
-            }
-            Damage::Truncate(ref i) => bytes.truncate(i.index(bytes.len() + 1)),
-            _ => {}
-        }
-    }
-    bytes
 }
 
 /// Bytes that are mostly protocol punctuation, so arbitrary input reaches deep states.

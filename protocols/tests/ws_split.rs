@@ -8,6 +8,10 @@
 //! messages and the same error however they are cut, never a panic, and never a message over
 //! the limits.
 
+mod split_util;
+
+use split_util::{apply, damage};
+
 use std::fmt::Debug;
 
 use proptest::prelude::*;
@@ -305,40 +309,6 @@ fn noisy_bytes() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![3 => prop::sample::select(alphabet), 1 => any::<u8>()],
         0..300,
     )
-}
-
-/// Random damage to a valid stream: overwritten bytes, inserted bytes, and a cut-off end.
-#[derive(Debug, Clone)]
-enum Damage {
-    Overwrite(Index, u8),
-    Insert(Index, u8),
-    Truncate(Index),
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    prop_oneof![
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Overwrite(i, b)),
-        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Damage::Insert(i, b)),
-        any::<Index>().prop_map(Damage::Truncate),
-    ]
-}
-
-fn apply(mut bytes: Vec<u8>, damages: &[Damage]) -> Vec<u8> {
-    for d in damages {
-        match *d {
-            Damage::Overwrite(ref i, b) if !bytes.is_empty() => {
-                let i = i.index(bytes.len());
-                bytes[i] = b;
-            }
-            Damage::Insert(ref i, b) => {
-                let i = i.index(bytes.len() + 1);
-                bytes.insert(i, b);
-            }
-            Damage::Truncate(ref i) => bytes.truncate(i.index(bytes.len() + 1)),
-            _ => {}
-        }
-    }
-    bytes
 }
 
 fn keys() -> impl Strategy<Value = Vec<[u8; 4]>> {
