@@ -54,7 +54,7 @@ fn parse_report(line: &str) -> (usize, usize, usize) {
 /// S27, S23: with the soft descriptor limit lowered to what the process holds plus 64 and a
 /// connection limit far above it, 150 clients connect at once: those that fit are echoed, and
 /// every other one is closed (end of stream or reset), none left hanging (`accept_shed`,
-/// `accept_errors.emfile`). Then, still exhausted, 20 more connect one by one: each is closed
+/// `accept_errors.emfile`). Then, still exhausted, `TRICKLE` more connect one by one: each is closed
 /// promptly, and the loop makes fewer than 200 turns per second meanwhile (the listener waits
 /// on a back-off timer instead of spinning on a readable socket). Once the clients leave, a new
 /// client is served again, with nothing done to the reactor.
