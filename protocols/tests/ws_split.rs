@@ -10,40 +10,16 @@
 
 mod split_util;
 
-use split_util::{apply, damage};
+use split_util::{apply, cuts_for, damage, decode_three_ways};
 
 use std::fmt::Debug;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use evdrive_protocols::codec::split::{decode_all_ways, Decoded};
 use evdrive_protocols::codec::ws::{
     encode_frame, CloseFrame, Incoming, Message, Opcode, WsCodec, WsError,
 };
-use evdrive_protocols::codec::Decoder;
-
-/// Decodes `input` whole, cut at `cuts`, and one byte at a time, with a fresh decoder from
-/// `make` each time; checks the three agree and returns the result.
-fn decode_three_ways<D, T, F>(
-    make: impl Fn() -> D,
-    input: &[u8],
-    cuts: &[usize],
-    own: F,
-) -> Decoded<T, D::Error>
-where
-    D: Decoder,
-    D::Error: PartialEq + Debug,
-    T: PartialEq + Debug,
-    F: for<'a> Fn(D::Frame<'a>) -> T,
-{
-    decode_all_ways(make, input, cuts, true, own)
-}
-
-/// Turns random indices into cut offsets in `0..=len`.
-fn cuts_for(len: usize, picks: &[Index]) -> Vec<usize> {
-    picks.iter().map(|i| i.index(len + 1)).collect()
-}
 
 /// One thing a client sends.
 #[derive(Debug, Clone)]

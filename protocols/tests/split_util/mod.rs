@@ -1,8 +1,35 @@
-//! Stream damage shared by the split-invariance property tests: what a corrupted or cut-off
-//! peer stream looks like, drawn by proptest.
+//! What the split-invariance property tests share: decoding one input three ways (whole, at
+//! random cuts, byte by byte), turning random indices into cuts, and stream damage (what a
+//! corrupted or cut-off peer stream looks like, drawn by proptest).
 
+use std::fmt::Debug;
+
+use evdrive_protocols::codec::split::{decode_all_ways, Decoded};
+use evdrive_protocols::codec::Decoder;
 use proptest::prelude::*;
 use proptest::sample::Index;
+
+/// Decodes `input` whole, cut at `cuts`, and one byte at a time, with a fresh decoder from
+/// `make` each time; checks the three agree and returns the result.
+pub fn decode_three_ways<D, T, F>(
+    make: impl Fn() -> D,
+    input: &[u8],
+    cuts: &[usize],
+    own: F,
+) -> Decoded<T, D::Error>
+where
+    D: Decoder,
+    D::Error: PartialEq + Debug,
+    T: PartialEq + Debug,
+    F: for<'a> Fn(D::Frame<'a>) -> T,
+{
+    decode_all_ways(make, input, cuts, true, own)
+}
+
+/// Turns random indices into cut offsets in `0..=len`.
+pub fn cuts_for(len: usize, picks: &[Index]) -> Vec<usize> {
+    picks.iter().map(|i| i.index(len + 1)).collect()
+}
 
 /// Random damage to a valid stream: overwritten bytes, inserted bytes, and a cut-off end.
 #[derive(Debug, Clone)]
