@@ -50,7 +50,18 @@ impl fmt::Display for ListenerId {
 /// `SocketAddr` with a made-up value.
 ///
 /// Displayed as the command line takes it: `127.0.0.1:8080`, `unix:/run/svc.sock`,
-/// `unix:@svc`.
+/// `unix:@svc`, and parsed back from the same forms:
+///
+/// ```
+/// use evdrive_reactor::{ListenAddr, UnixAddr};
+/// let tcp: ListenAddr = "127.0.0.1:8080".parse().unwrap();
+/// assert_eq!(tcp.tcp(), Some("127.0.0.1:8080".parse().unwrap()));
+/// let name: ListenAddr = "unix:@svc".parse().unwrap();
+/// assert_eq!(name.unix(), Some(&UnixAddr::parse("@svc")));
+/// assert_eq!(name.to_string(), "unix:@svc");
+/// assert!("unix:".parse::<ListenAddr>().is_err());
+/// assert!("localhost".parse::<ListenAddr>().is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
     /// A TCP listener's bound address (the real port when bound to port 0).
@@ -82,6 +93,27 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(a) => write!(f, "{a}"),
             ListenAddr::Unix(a) => write!(f, "unix:{a}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    /// Parses the form [`Display`](fmt::Display) writes: `HOST:PORT`, `unix:PATH` or
+    /// `unix:@NAME`, so a program's `--listen` option can take any listener address.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms when `s` is none of them (including `unix:` with no
+    /// path or name).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("unix:") {
+            Some("") | Some("@") => Err("unix: needs a path or @name".into()),
+            Some(rest) => Ok(ListenAddr::Unix(UnixAddr::parse(rest))),
+            None => s
+                .parse()
+                .map(ListenAddr::Tcp)
+                .map_err(|e| format!("{e}: expected HOST:PORT, unix:PATH or unix:@NAME")),
         }
     }
 }
