@@ -166,7 +166,9 @@ impl Spare {
         q.sent = 0;
         // Descriptors still queued were sent with the bytes that emptied the queue, or belong
         // to a queue being dropped: either way closing our copies is right.
-        q.fds.clear();
+        if !q.fds.is_empty() {
+            q.fds.clear();
+        }
         match &mut q.head {
             Chunk::Owned(v) if v.capacity() <= SPARE_CAPACITY => v.clear(),
             _ => q.head = Chunk::Owned(Vec::new()),
@@ -327,6 +329,30 @@ impl OutQueue {
     ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while let Some(q) = self.inner.as_mut() {
+            if q.fds.is_empty() && q.rest.is_empty() {
+                // The common case, one chunk and no descriptors (every TCP queue): one write
+                // of the head, with no batch positions or byte limits to work out.
+                let head = IoSlice::new(&q.head.bytes()[q.offset..]);
+                let offered = head.len();
+                let n = match write(&[head], &[]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok((Flushed::Blocked, total))
+                    }
+                    Err(e) => return Err(e),
+                };
+                if n == offered {
+                    if let Some(q) = self.inner.take() {
+                        spare.put(q);
+                    }
+                    return Ok((Flushed::All, total + n));
+                }
+                if n > 0 {
+                    q.progress = now;
+                }
+                self.consume(n, spare);
+                return Ok((Flushed::Blocked, total + n));
+            }
             // Descriptors: this write carries the batch at its start, and stops short of the
             // next batch, so every batch goes with the byte it was queued with.
             let (carry, limit) = match q.fds.front() {

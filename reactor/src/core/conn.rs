@@ -91,6 +91,9 @@ pub(crate) struct Conn<App> {
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(super) generation: u32,
+    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
+    /// ask for them. Asked once here, so a TCP read pays nothing for descriptor passing.
+    pub(super) carries_fds: bool,
     /// Where the connection is in its life, with the data of that phase.
     pub(super) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
@@ -212,6 +215,7 @@ impl<App> Conn<App> {
     ) -> Self {
         Conn {
             handler: Some(handler),
+            carries_fds: stream.carries_fds(),
             stream,
             generation,
             phase,

@@ -52,7 +52,12 @@ impl<App> Core<App> {
             }
             // Descriptors (S29) arrive only on a Unix connection; this holds no memory otherwise.
             let mut fds = Vec::new();
-            let n = match conn.stream.read_with_fds(scratch, &mut fds) {
+            let result = if conn.carries_fds {
+                conn.stream.read_with_fds(scratch, &mut fds)
+            } else {
+                conn.stream.read(scratch)
+            };
+            let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
