@@ -82,6 +82,7 @@ impl<App> DerefMut for Cx<'_, App> {
 }
 
 /// Queues a copy of `data`.
+#[inline]
 fn push_slice(q: &mut OutQueue, spare: &mut Spare, data: &[u8], now: timers::Tick) {
     q.push_slice(data, spare, now)
 }

@@ -239,6 +239,16 @@ impl<App> Conn<App> {
         }
     }
 
+    /// Puts a handler taken out for a callback back into its (empty) slot. Every message
+    /// passes here: swapping in and testing what came out costs less than an assignment, which
+    /// calls the old value's drop first.
+    #[inline]
+    pub(super) fn put_back(&mut self, handler: Box<dyn Protocol<App>>) {
+        if let Some(old) = self.handler.replace(handler) {
+            drop(old);
+        }
+    }
+
     /// The extras, created on first use.
     pub(super) fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Box::default)

@@ -238,7 +238,7 @@ impl<App> Core<App> {
         let result = f(&mut *handler, &mut Cx::new(self, id));
         // Slots are only removed by `finalize`, never during a callback.
         if let Some(conn) = self.conn_at(index) {
-            conn.handler = Some(handler);
+            conn.put_back(handler);
         }
         self.install_replacement(index, id);
         Some(result)

@@ -140,7 +140,7 @@ impl<App> Core<App> {
                     let consumed = handler.on_data(&mut Cx::new(self, id), new);
                     // Slots are only removed by `finalize`, never during a callback.
                     if let Some(conn) = self.conn_at(index) {
-                        conn.handler = Some(handler);
+                        conn.put_back(handler);
                     }
                     // What `call` does after every callback: a successor the handler asked
                     // for takes over now.
