@@ -74,6 +74,11 @@ pub(crate) enum WriteHalf {
     Shut,
 }
 
+/// [`Conn::touched`]: bytes were read since the last stamp.
+pub(crate) const TOUCHED_READ: u8 = 1;
+/// [`Conn::touched`]: bytes were written since the last stamp.
+pub(crate) const TOUCHED_WRITE: u8 = 2;
+
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -129,6 +134,10 @@ pub(crate) struct Conn<App> {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
+    /// Traffic since the last stamp ([`TOUCHED_READ`], [`TOUCHED_WRITE`]); nonzero while on the
+    /// loop's list of connections to stamp, so a connection is listed once per turn however
+    /// often it reads and writes.
+    pub(super) touched: u8,
     /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
     /// so that a timeout counted from it can never end before its time has passed.
     pub(super) last_activity: Tick,
@@ -233,10 +242,20 @@ impl<App> Conn<App> {
             watchdog: None,
             extras: None,
             created: now,
+            touched: 0,
             last_activity: now,
             bytes_in: 0,
             bytes_out: 0,
         }
+    }
+
+    /// Records traffic (`TOUCHED_READ` or `TOUCHED_WRITE`) for the next stamp. Returns whether
+    /// the connection must be put on the list to stamp (it had no traffic since the last one).
+    #[inline]
+    pub(super) fn touch(&mut self, what: u8) -> bool {
+        let first = self.touched == 0;
+        self.touched |= what;
+        first
     }
 
     /// Puts a handler taken out for a callback back into its (empty) slot. Every message

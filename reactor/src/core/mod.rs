@@ -122,9 +122,10 @@ pub(crate) struct Net<App> {
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
-    /// Connections with traffic since the last stamp (`true`: a read), stamped with one clock
-    /// reading after the reads and again after the flush (see `stamp_touched`).
-    touched: Vec<(usize, bool)>,
+    /// Connections with traffic since the last stamp (each once, what it did in its
+    /// `Conn::touched`), stamped with one clock reading at the end of the turn, and before
+    /// timers fire when some are due (see `stamp_touched`).
+    touched: Vec<usize>,
     /// Readiness raised by transports without a descriptor, one entry per edge.
     injected: Injected,
     /// Reused buffers the per-turn lists are swapped into while they are served.
@@ -343,12 +344,17 @@ impl<App> Core<App> {
     /// Fires the expired timers, collected first so that timers armed by their callbacks wait
     /// for the next turn even when already due.
     pub(crate) fn fire_due(&mut self) {
-        // The reads of this turn count before any idle check.
-        self.stamp_touched();
         let now = self.now;
         while let Some(expired) = self.net.wheel.poll(now) {
             self.net.expired.push(expired);
         }
+        if self.expired.is_empty() {
+            // Nothing checks the stamps this turn: the end of the turn stamps this turn's
+            // traffic with one clock reading taken after the flush (later, so never early).
+            return;
+        }
+        // The reads of this turn count before any idle check.
+        self.stamp_touched();
         for i in 0..self.expired.len() {
             let (key, entry) = self.expired[i];
             self.fire(key, entry);

@@ -9,7 +9,7 @@
 //! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
 //! the turn began must not shorten the idle timeout counted from it.
 
-use crate::core::conn::Phase;
+use crate::core::conn::{Phase, TOUCHED_READ};
 use crate::core::{Core, Net, Source, READS_PER_TURN};
 use crate::{CloseReason, ConnId, Cx};
 
@@ -83,7 +83,9 @@ impl<App> Core<App> {
                 }
             );
             self.net.stats.bytes_in += n as u64;
-            self.net.touched.push((index, true));
+            if conn.touch(TOUCHED_READ) {
+                self.net.touched.push(index);
+            }
             if first_byte {
                 self.end_phase_timer(index);
             }

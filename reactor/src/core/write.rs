@@ -23,7 +23,7 @@ use std::io::{self, IoSlice};
 
 use timers::Tick;
 
-use crate::core::conn::{Phase, WriteHalf};
+use crate::core::conn::{Phase, WriteHalf, TOUCHED_WRITE};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
@@ -131,7 +131,9 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            self.touched.push((index, false));
+            if conn.touch(TOUCHED_WRITE) {
+                self.touched.push(index);
+            }
         }
         let rest = &data[written..];
         (!rest.is_empty()).then_some(rest)
@@ -161,7 +163,9 @@ impl<App> Net<App> {
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         self.stats.bytes_out += written as u64;
-                        self.touched.push((index, false));
+                        if conn.touch(TOUCHED_WRITE) {
+                            self.touched.push(index);
+                        }
                     }
                 }
                 Err(e) => {
