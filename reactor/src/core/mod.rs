@@ -372,10 +372,7 @@ impl<App> Core<App> {
             std::mem::swap(&mut self.net.dirty, &mut self.net.dirty_buf);
             for i in 0..self.dirty_buf.len() {
                 let index = self.dirty_buf[i];
-                if let Some(conn) = self.conn_at(index) {
-                    conn.dirty = false;
-                }
-                self.flush(index);
+                self.flush_dirty(index);
             }
             self.dirty_buf.clear();
             std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);

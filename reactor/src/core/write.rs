@@ -139,12 +139,18 @@ impl<App> Net<App> {
         (!rest.is_empty()).then_some(rest)
     }
 
-    /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
-    /// must decide next, or `None` if the connection is not writable or a write error killed it.
-    fn write_out(&mut self, index: usize) -> Option<AfterWrite> {
+    /// Writes what a connection has queued, in one lookup of its slot (which also takes it off
+    /// the dirty list when `undirty`). Returns what the flush must decide next, or `None` if
+    /// there is nothing to decide: the connection is not writable, a write error killed it, or
+    /// (nearly every flush) the queue is empty, no water mark or soft limit was crossed and no
+    /// FIN waits.
+    fn write_out(&mut self, index: usize, undirty: bool) -> Option<AfterWrite> {
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return None;
         };
+        if undirty {
+            conn.dirty = false;
+        }
         if conn.is_connecting() || conn.is_dead() {
             return None;
         }
@@ -177,6 +183,21 @@ impl<App> Net<App> {
             }
         }
         let queued = conn.output.len();
+        if queued == 0
+            && !conn.paused_by_output
+            && conn.extras.is_none()
+            && matches!(
+                conn.phase,
+                Phase::Open {
+                    write: WriteHalf::Open,
+                    ..
+                }
+            )
+        {
+            // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
+            // waiting on the peer, no FIN pending.
+            return None;
+        }
         let config = &conn.config;
         let water = match (conn.is_open(), conn.paused_by_output) {
             (true, false) if queued > config.high_water => Water::High,
@@ -233,7 +254,17 @@ impl<App> Core<App> {
     /// Writes queued output, then applies the water marks and moves a close or half-close
     /// along.
     pub(crate) fn flush(&mut self, index: usize) {
-        let Some(after) = self.write_out(index) else {
+        self.flush_as(index, false);
+    }
+
+    /// [`flush`](Self::flush) for the end of the turn: also takes the connection off the
+    /// dirty list, in the same look-up of its slot.
+    pub(crate) fn flush_dirty(&mut self, index: usize) {
+        self.flush_as(index, true);
+    }
+
+    fn flush_as(&mut self, index: usize, undirty: bool) {
+        let Some(after) = self.write_out(index, undirty) else {
             return;
         };
 
