@@ -141,7 +141,7 @@ impl Spare {
     }
 
     /// A queue holding a copy of `data`, reusing a stocked buffer when there is one.
-    #[inline]
+    #[inline(always)]
     fn take_copy(&mut self, data: &[u8], now: Tick) -> Box<Queued> {
         if let Some(mut q) = self.queues.pop() {
             if let Chunk::Owned(v) = &mut q.head {
@@ -156,7 +156,7 @@ impl Spare {
     }
 
     /// Stocks an emptied queue (or frees it when the stock is full).
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, mut q: Box<Queued>) {
         if self.queues.len() >= SPARE_QUEUES {
             return;
@@ -254,8 +254,8 @@ impl OutQueue {
         q.rest.push_back(chunk);
     }
 
-    /// Queues a copy of `data`.
-    #[inline]
+    /// Queues a copy of `data`. Every small write passes here: inlined into the caller.
+    #[inline(always)]
     pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         if data.is_empty() {
             return;
@@ -321,7 +321,44 @@ impl OutQueue {
     /// writer takes less than offered. Returns what happened and how many bytes were written.
     /// `WouldBlock` counts as blocked; other errors are returned (`EINTR` never reaches here:
     /// the transport retries it).
+    #[inline(always)]
     pub(crate) fn flush(
+        &mut self,
+        spare: &mut Spare,
+        now: Tick,
+        mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
+    ) -> io::Result<(Flushed, usize)> {
+        let Some(q) = self.inner.as_mut() else {
+            return Ok((Flushed::All, 0));
+        };
+        if !q.fds.is_empty() || !q.rest.is_empty() {
+            return self.flush_chunks(spare, now, write);
+        }
+        // The common case, one chunk and no descriptors (every TCP queue): one write of the
+        // head, with no batch positions or byte limits to work out, inlined into the caller.
+        let head = IoSlice::new(&q.head.bytes()[q.offset..]);
+        let offered = head.len();
+        let n = match write(&[head], &[]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((Flushed::Blocked, 0)),
+            Err(e) => return Err(e),
+        };
+        if n == offered {
+            if let Some(q) = self.inner.take() {
+                spare.put(q);
+            }
+            return Ok((Flushed::All, n));
+        }
+        if n > 0 {
+            q.progress = now;
+        }
+        self.consume(n, spare);
+        Ok((Flushed::Blocked, n))
+    }
+
+    /// [`flush`](Self::flush) of several chunks or of descriptors.
+    #[inline(never)]
+    fn flush_chunks(
         &mut self,
         spare: &mut Spare,
         now: Tick,
@@ -329,30 +366,6 @@ impl OutQueue {
     ) -> io::Result<(Flushed, usize)> {
         let mut total = 0;
         while let Some(q) = self.inner.as_mut() {
-            if q.fds.is_empty() && q.rest.is_empty() {
-                // The common case, one chunk and no descriptors (every TCP queue): one write
-                // of the head, with no batch positions or byte limits to work out.
-                let head = IoSlice::new(&q.head.bytes()[q.offset..]);
-                let offered = head.len();
-                let n = match write(&[head], &[]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Ok((Flushed::Blocked, total))
-                    }
-                    Err(e) => return Err(e),
-                };
-                if n == offered {
-                    if let Some(q) = self.inner.take() {
-                        spare.put(q);
-                    }
-                    return Ok((Flushed::All, total + n));
-                }
-                if n > 0 {
-                    q.progress = now;
-                }
-                self.consume(n, spare);
-                return Ok((Flushed::Blocked, total + n));
-            }
             // Descriptors: this write carries the batch at its start, and stops short of the
             // next batch, so every batch goes with the byte it was queued with.
             let (carry, limit) = match q.fds.front() {
