@@ -20,7 +20,6 @@ use crate::core::{Core, Net};
 
 mod conns;
 mod unix;
-use crate::outbuf::{OutQueue, Spare};
 use crate::{
     CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,
 };
@@ -79,12 +78,6 @@ impl<App> DerefMut for Cx<'_, App> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.lp
     }
-}
-
-/// Queues a copy of `data`.
-#[inline]
-fn push_slice(q: &mut OutQueue, spare: &mut Spare, data: &[u8], now: timers::Tick) {
-    q.push_slice(data, spare, now)
 }
 
 impl<'a, App> LoopCx<'a, App> {

@@ -261,7 +261,10 @@ impl OutQueue {
             return;
         }
         let Some(q) = self.inner.as_mut() else {
-            self.inner = Some(spare.take_copy(data, now));
+            // Empty here: a swap, not an assignment, which would call the drop of `None`.
+            if let Some(old) = self.inner.replace(spare.take_copy(data, now)) {
+                drop(old);
+            }
             return;
         };
         let last = q.rest.back_mut().unwrap_or(&mut q.head);

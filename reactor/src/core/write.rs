@@ -47,6 +47,7 @@ impl<App> Net<App> {
     /// connection does not exist or no longer takes writes (it is then returned in `Err`).
     /// Passing the hard cap aborts the connection as a slow consumer; the bytes are then
     /// dropped with the rest of its output, and the call still succeeds.
+    #[inline]
     pub(crate) fn queue<T>(
         &mut self,
         id: ConnId,
