@@ -155,6 +155,9 @@ pub(crate) struct Net<App> {
     replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
     /// Handlers replaced so far (`replace.rs`).
     swaps: u64,
+    /// Descriptors received with the bytes of one read (S29), handed on at once; reused so
+    /// that a read costs no list of its own.
+    fds_in: Vec<std::os::fd::OwnedFd>,
     /// Rejected clients being told (counted in `stats.open`, not against the limit).
     rejecting: usize,
 }
@@ -212,6 +215,7 @@ impl<App> Core<App> {
                 listeners_at_limit: false,
                 replacement: None,
                 swaps: 0,
+                fds_in: Vec::new(),
                 rejecting: 0,
             },
         }

@@ -50,10 +50,9 @@ impl<App> Core<App> {
             if !conn.wants_read() {
                 return;
             }
-            // Descriptors (S29) arrive only on a Unix connection; this holds no memory otherwise.
-            let mut fds = Vec::new();
+            // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
             let result = if conn.carries_fds {
-                conn.stream.read_with_fds(scratch, &mut fds)
+                conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
             } else {
                 conn.stream.read(scratch)
             };
@@ -86,13 +85,37 @@ impl<App> Core<App> {
             if conn.touch(TOUCHED_READ) {
                 self.net.touched.push(index);
             }
-            if first_byte {
-                self.end_phase_timer(index);
+            let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
+            if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
+                // Every message's path: what `deliver` does in its common case, with the slot
+                // this loop already holds.
+                if let Some(mut handler) = conn.handler.take() {
+                    let id = ConnId {
+                        index: index as u32,
+                        generation: conn.generation,
+                    };
+                    let swaps = self.net.swaps();
+                    let data = &scratch[..n];
+                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                    // Slots are only removed by `finalize`, never during a callback.
+                    if let Some(conn) = self.conn_at(index) {
+                        conn.put_back(handler);
+                    }
+                    self.install_replacement(index, id);
+                    if consumed < n {
+                        self.keep_unconsumed(index, &data[consumed..], swaps);
+                    }
+                }
+            } else {
+                if first_byte {
+                    self.end_phase_timer(index);
+                }
+                if with_fds {
+                    let fds = std::mem::take(&mut self.net.fds_in);
+                    self.deliver_fds(index, fds);
+                }
+                self.deliver(index, &scratch[..n]);
             }
-            if !fds.is_empty() {
-                self.deliver_fds(index, fds);
-            }
-            self.deliver(index, &scratch[..n]);
             // Backpressure as soon as this read's output passes the high-water mark, not only
             // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
             // (A linked connection's output is the other direction's: see `core::link`.)
@@ -130,9 +153,9 @@ impl<App> Core<App> {
             if new.is_empty() {
                 return;
             }
-            // The common case: nothing kept, the handler reads straight from the scratch buffer.
-            // The handler is taken out of the slot found above (what `call` does, without
-            // looking the slot up again: this is every message's path).
+            // Nothing kept: the handler reads straight from `new` (the read loop has its own
+            // copy of this for fresh reads). The handler is taken out of the slot found above
+            // (what `call` does, without looking the slot up again).
             let id = ConnId {
                 index: index as u32,
                 generation: conn.generation,
@@ -151,32 +174,44 @@ impl<App> Core<App> {
                 }
                 None => new.len(),
             };
-            if consumed == new.len() {
-                return;
+            if consumed < new.len() {
+                self.keep_unconsumed(index, &new[consumed..], swaps);
             }
-            let rest = &new[consumed..];
-            let Some(conn) = self.conn_at(index) else {
-                return;
-            };
-            if conn.is_open() {
-                conn.input.extend_from_slice(rest);
-            }
-        } else {
-            conn.input.extend_from_slice(new);
-            let input = conn.input.take();
-            let consumed = self
-                .call(index, |h, cx| h.on_data(cx, &input))
-                .unwrap_or(input.len())
-                .min(input.len());
-            let Some(conn) = self.conn_at(index) else {
-                return;
-            };
-            if conn.is_open() && consumed < input.len() {
-                let mut input = input;
-                input.drain(..consumed);
-                conn.input.set(input);
-            }
+            return;
         }
+        conn.input.extend_from_slice(new);
+        let input = conn.input.take();
+        let consumed = self
+            .call(index, |h, cx| h.on_data(cx, &input))
+            .unwrap_or(input.len())
+            .min(input.len());
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.is_open() && consumed < input.len() {
+            let mut input = input;
+            input.drain(..consumed);
+            conn.input.set(input);
+        }
+        self.after_delivery(index, swaps);
+    }
+
+    /// Keeps what the handler left of bytes offered straight from the read (an unfinished
+    /// frame's start), then does what follows every delivery.
+    fn keep_unconsumed(&mut self, index: usize, rest: &[u8], swaps: u64) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.is_open() {
+            conn.input.extend_from_slice(rest);
+        }
+        self.after_delivery(index, swaps);
+    }
+
+    /// After a delivery that left input kept: offers it to a handler that replaced the one
+    /// called (`swaps` is the count of replacements before the call), or closes the
+    /// connection if it is over the input limit.
+    fn after_delivery(&mut self, index: usize, swaps: u64) {
         let swapped = self.net.swaps() != swaps;
         let Some(conn) = self.conn_at(index) else {
             return;
