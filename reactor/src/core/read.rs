@@ -41,7 +41,9 @@ impl<App> Net<App> {
 impl<App> Core<App> {
     /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
     /// budget. `drain_all` forbids stopping at a short read (needed when no new edge will come:
-    /// ready-list service, or the peer's FIN already reported).
+    /// ready-list service, or the peer's FIN already reported). Inlined into its two callers
+    /// (the poller's events, the ready list): every message's path begins here.
+    #[inline(always)]
     pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
         for _ in 0..READS_PER_TURN {
             let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) else {

@@ -145,6 +145,7 @@ impl<App> Net<App> {
     /// there is nothing to decide: the connection is not writable, a write error killed it, or
     /// (nearly every flush) the queue is empty, no water mark or soft limit was crossed and no
     /// FIN waits.
+    #[inline(always)]
     fn write_out(&mut self, index: usize, undirty: bool) -> Option<AfterWrite> {
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return None;
@@ -264,6 +265,8 @@ impl<App> Core<App> {
         self.flush_as(index, true);
     }
 
+    /// Inlined into both: the end-of-turn flush is every message's path.
+    #[inline(always)]
     fn flush_as(&mut self, index: usize, undirty: bool) {
         let Some(after) = self.write_out(index, undirty) else {
             return;
