@@ -137,6 +137,7 @@ impl<'a, App> LoopCx<'a, App> {
     }
 
     /// Queues a copy of `data` on `conn`; see [`Conns::send_to`].
+    #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         self.conns().send_to(conn, data)
     }
@@ -379,6 +380,7 @@ impl<'a, App> Cx<'a, App> {
 
     /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
     /// takes writes (closing, half-closed, or gone).
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> bool {
         let id = self.id;
         self.lp.send_to(id, data)

@@ -11,6 +11,7 @@ use crate::{CloseReason, ConnId, ConnStats, Shared, TimerId};
 impl<'a, App> Conns<'a, App> {
     /// Queues a copy of `data` on `conn`. Returns `false` if it does not exist or no longer
     /// takes writes (closing, half-closed).
+    #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
         if data.len() >= WRITE_THROUGH_MIN {
