@@ -74,9 +74,20 @@ pub struct Stats {
     pub queued_bytes: u64,
     /// Timers armed in the wheel (as of the end of the last turn).
     pub timers_armed: u64,
-    /// Bytes received.
+    /// UDP sockets open now, those draining in a graceful shutdown included (S30). They are
+    /// not connections: never in `open`, `accepted` or `closed`.
+    pub udp_sockets: u64,
+    /// Datagrams received by every UDP socket, truncated ones included (the sum of their
+    /// [`UdpStats::received`](crate::UdpStats::received), closed sockets' included).
+    pub datagrams_in: u64,
+    /// Datagrams the kernel took for sending from every UDP socket.
+    pub datagrams_out: u64,
+    /// Datagrams handed to a UDP send and never sent: a full queue, the drop policy, a send
+    /// error, or still waiting when the socket closed (at the end of a shutdown's grace, say).
+    pub datagrams_dropped: u64,
+    /// Bytes received, on connections and UDP sockets.
     pub bytes_in: u64,
-    /// Bytes the kernel accepted for sending.
+    /// Bytes the kernel accepted for sending, on connections and UDP sockets.
     pub bytes_out: u64,
     /// Loop turns.
     pub turns: u64,

@@ -462,9 +462,9 @@ impl<App> Net<App> {
         self.shutting_down
     }
 
-    /// Whether `run` should return now.
+    /// Whether `run` should return now: a shutdown has ended every connection and UDP socket.
     pub(crate) fn is_finished(&self) -> bool {
-        self.stop_now || (self.shutting_down && self.stats.open == 0)
+        self.stop_now || (self.shutting_down && self.stats.open == 0 && self.stats.udp_sockets == 0)
     }
 
     /// Registers a new source at `index`.

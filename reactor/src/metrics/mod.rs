@@ -152,14 +152,35 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
         "Timers armed in the wheel at the end of the last loop turn.",
         n(stats.timers_armed),
     )?;
+    w.gauge(
+        "evdrive_udp_sockets_open",
+        "UDP sockets open now, those draining in a shutdown included.",
+        n(stats.udp_sockets),
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_received_total",
+        "Datagrams received by UDP sockets, truncated ones included.",
+        stats.datagrams_in,
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_sent_total",
+        "Datagrams the kernel took for sending from UDP sockets.",
+        stats.datagrams_out,
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_dropped_total",
+        "Datagrams handed to a UDP send and never sent: queue full, drop policy, send error, or \
+         still queued at the close.",
+        stats.datagrams_dropped,
+    )?;
     w.counter(
         "evdrive_received_bytes_total",
-        "Bytes received.",
+        "Bytes received, on connections and UDP sockets.",
         stats.bytes_in,
     )?;
     w.counter(
         "evdrive_sent_bytes_total",
-        "Bytes the kernel accepted for sending.",
+        "Bytes the kernel accepted for sending, on connections and UDP sockets.",
         stats.bytes_out,
     )?;
     w.counter("evdrive_loop_turns_total", "Loop turns.", stats.turns)?;
@@ -260,6 +281,10 @@ mod tests {
         let mut stats = Stats {
             accepted: 7,
             open: 2,
+            udp_sockets: 1,
+            datagrams_in: 11,
+            datagrams_out: 9,
+            datagrams_dropped: 2,
             bytes_in: 100,
             longest_turn: Duration::from_micros(1500),
             ..Stats::default()
@@ -285,6 +310,10 @@ mod tests {
         );
         assert_eq!(get("evdrive_accept_errors_total", "errno=\"EMFILE\""), 4.0);
         assert_eq!(get("evdrive_received_bytes_total", ""), 100.0);
+        assert_eq!(get("evdrive_udp_sockets_open", ""), 1.0);
+        assert_eq!(get("evdrive_udp_datagrams_received_total", ""), 11.0);
+        assert_eq!(get("evdrive_udp_datagrams_sent_total", ""), 9.0);
+        assert_eq!(get("evdrive_udp_datagrams_dropped_total", ""), 2.0);
         assert_eq!(get("evdrive_longest_turn_seconds", ""), 0.0015);
         assert_eq!(get("app_keys", ""), 5.0);
         let reasons = samples
