@@ -121,7 +121,10 @@ fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> 
     let status = child.wait()?;
     assert!(status.success(), "client process: {status}");
     server
-        .wait_for(WAIT, |r| (r.stats().open == 0).then_some(()))
+        .wait_for(WAIT, |r| {
+            let s = r.stats();
+            (s.open == 0 && s.rejecting == 0).then_some(())
+        })
         .expect("the clients' connections did not close");
     let mut client = connect(server.addr())?;
     client.write_all(b"back")?;

@@ -234,10 +234,11 @@ impl<App> Core<App> {
             .and_then(|x| x.reason.take())
             .unwrap_or(CloseReason::Local);
         self.net.queued_total -= conn.output.len();
-        self.net.stats.open -= 1;
+        // A rejected client's slot was never a connection (see `Stats::rejecting`).
         if conn.rejected {
-            self.net.rejecting -= 1;
+            self.net.stats.rejecting -= 1;
         } else {
+            self.net.stats.open -= 1;
             self.net.stats.closed[reason.kind() as usize] += 1;
         }
         self.connection_released();

@@ -92,8 +92,13 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
     )?;
     w.gauge(
         "evdrive_connections_open",
-        "Connection slots open now, outgoing attempts in progress included.",
+        "Connections open now, outgoing attempts in progress included (rejected clients not).",
         n(stats.open),
+    )?;
+    w.gauge(
+        "evdrive_rejecting_clients",
+        "Clients rejected at the connection limit whose goodbye is being sent now.",
+        n(stats.rejecting),
     )?;
     w.labeled_counter(
         "evdrive_connections_closed_total",
@@ -139,7 +144,8 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
     )?;
     w.counter(
         "evdrive_rejected_total",
-        "Clients accepted at the connection limit only to get a goodbye and be closed.",
+        "Clients accepted at the connection limit only to get a goodbye and be closed (never in \
+         the connection counters).",
         stats.rejected,
     )?;
     w.gauge(
@@ -281,6 +287,8 @@ mod tests {
         let mut stats = Stats {
             accepted: 7,
             open: 2,
+            rejected: 6,
+            rejecting: 3,
             udp_sockets: 1,
             datagrams_in: 11,
             datagrams_out: 9,
@@ -304,6 +312,8 @@ mod tests {
         };
         assert_eq!(get("evdrive_connections_accepted_total", ""), 7.0);
         assert_eq!(get("evdrive_connections_open", ""), 2.0);
+        assert_eq!(get("evdrive_rejecting_clients", ""), 3.0);
+        assert_eq!(get("evdrive_rejected_total", ""), 6.0);
         assert_eq!(
             get("evdrive_connections_closed_total", "reason=\"reset\""),
             3.0
