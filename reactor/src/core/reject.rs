@@ -57,7 +57,7 @@ impl<App> Protocol<App> for Rejected {
 impl<App> Core<App> {
     /// Tells a client accepted at the connection limit by listener `index` that it is not
     /// served: its goodbye, then a graceful close.
-    pub(super) fn reject(&mut self, index: usize, mut stream: Stream, peer: SocketAddr) {
+    pub(super) fn reject(&mut self, index: usize, mut stream: Stream, peer: Option<SocketAddr>) {
         let Some(l) = self.listener(index) else {
             return;
         };
@@ -65,7 +65,7 @@ impl<App> Core<App> {
             return;
         };
         let bytes = goodbye.render(peer);
-        let who = PeerName::of(peer, &l.local_addr);
+        let who = PeerName(peer);
         let config = Rc::clone(&l.reject_conn);
         self.stats.rejected += 1;
         log::debug!("rejecting {who}: at the connection limit");
