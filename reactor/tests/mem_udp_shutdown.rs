@@ -189,3 +189,22 @@ fn a_shutdown_from_the_handler_sends_the_gathered_replies() -> io::Result<()> {
     assert!(h.reactor().is_finished());
     Ok(())
 }
+
+/// A socket bound once the shutdown began (by a handler that outlives it) is opened, then
+/// drained and closed at once, so the loop does not wait for it until the grace ends.
+#[test]
+fn a_socket_bound_during_the_shutdown_closes_at_once() -> io::Result<()> {
+    let mut h = Harness::new(Log::default())?;
+    let (_first, _peer) = h.bind_udp(local(), None, UdpConfig::new(), Echo);
+    h.reactor().shutdown(GRACE);
+    h.settle()?;
+    assert_eq!(h.app().closed.len(), 1);
+    let (_late, late_peer) = h.bind_udp(client(), None, UdpConfig::new(), Echo);
+    late_peer.send(b"ignored", local());
+    h.settle()?;
+    assert_eq!(h.app().closed.len(), 2);
+    assert!(matches!(h.app().closed[1], CloseReason::Shutdown));
+    assert_eq!(h.app().datagrams, 0);
+    assert!(h.reactor().is_finished());
+    Ok(())
+}

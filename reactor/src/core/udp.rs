@@ -292,6 +292,11 @@ impl<App> Core<App> {
             }
         }
         self.call_udp(index, |h, cx| h.on_open(cx));
+        // Bound while the loop shuts down (by a closing handler, say): it drains at once, or
+        // `run` would wait for it until the grace ends.
+        if self.net.shutting_down {
+            self.net.drain_all_udp();
+        }
         Ok(id)
     }
 

@@ -6,7 +6,8 @@
 //! `# TYPE` line per metric family, then its samples. [`write_stats`] writes a [`Stats`] with
 //! it, and a program appends its own metrics to the same writer. [`connections_json`] writes
 //! the [`ConnSnapshot`](crate::ConnSnapshot)s of [`Reactor::connections`](crate::Reactor::connections) or
-//! `Cx::connections` (what SIGUSR1 prints in the samples) as a JSON array.
+//! `Cx::connections` (what SIGUSR1 prints in the samples) as a JSON array, and
+//! [`udp_sockets_json`] the UDP sockets of [`Reactor::udp_sockets`](crate::Reactor::udp_sockets).
 //!
 //! ```
 //! use evdrive_reactor::metrics::{self, MetricsWriter};
@@ -40,7 +41,7 @@
 mod json;
 mod writer;
 
-pub use json::connections_json;
+pub use json::{connections_json, udp_sockets_json};
 pub use writer::{MetricsError, MetricsWriter};
 
 use crate::{CloseKind, Stats};

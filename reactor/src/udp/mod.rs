@@ -33,7 +33,8 @@
 //! delivers nothing and takes no new send (`NotConnected`); the datagrams already queued go
 //! out as the kernel takes them, then the socket closes and its handler's `on_close` gets
 //! [`CloseReason::Shutdown`](crate::CloseReason::Shutdown), once. What is still queued when
-//! the grace ends is dropped and counted. The loop's `run` returns once every connection and
+//! the grace ends is dropped and counted; a socket bound once the shutdown began gets its
+//! `on_open`, then drains at once. The loop's `run` returns once every connection and
 //! every UDP socket has closed. [`Stats`](crate::Stats) counts the sockets open and the
 //! datagrams in, out and dropped across them; [`LoopCx::udp_sockets`](crate::LoopCx::udp_sockets)
 //! lists them.
