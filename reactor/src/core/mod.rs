@@ -158,8 +158,6 @@ pub(crate) struct Net<App> {
     /// Descriptors received with the bytes of one read (S29), handed on at once; reused so
     /// that a read costs no list of its own.
     fds_in: Vec<std::os::fd::OwnedFd>,
-    /// Rejected clients being told (counted in `stats.open`, not against the limit).
-    rejecting: usize,
 }
 
 impl<App> Deref for Core<App> {
@@ -216,7 +214,6 @@ impl<App> Core<App> {
                 replacement: None,
                 swaps: 0,
                 fds_in: Vec::new(),
-                rejecting: 0,
             },
         }
     }
@@ -469,9 +466,11 @@ impl<App> Net<App> {
         self.shutting_down
     }
 
-    /// Whether `run` should return now.
+    /// Whether `run` should return now: a shutdown has ended every connection, rejected
+    /// client's slot and UDP socket.
     pub(crate) fn is_finished(&self) -> bool {
-        self.stop_now || (self.shutting_down && self.stats.open == 0)
+        let s = &self.stats;
+        self.stop_now || (self.shutting_down && s.open + s.rejecting + s.udp_sockets == 0)
     }
 
     /// Registers a new source at `index`.
