@@ -299,6 +299,13 @@ impl<App> Conn<App> {
         }
     }
 
+    /// Whether queued output is above the high-water mark, so reading should wait for the
+    /// flush (S21). A linked connection's output is the other direction's (`core::link`).
+    #[inline]
+    pub(super) fn above_high_water(&self) -> bool {
+        self.output.len() > self.config.high_water && !self.linked
+    }
+
     /// Whether the handler may still queue output.
     pub(super) fn accepts_writes(&self) -> bool {
         matches!(

@@ -88,26 +88,41 @@ impl<App> Core<App> {
                 self.net.touched.push(index);
             }
             let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
+            // Backpressure as soon as this read's output passes the high-water mark, not only
+            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            // Checked after the delivery, with the slot at hand where there is one.
+            let above_high_water;
             if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
                 // Every message's path: what `deliver` does in its common case, with the slot
                 // this loop already holds.
-                if let Some(mut handler) = conn.handler.take() {
-                    let id = ConnId {
-                        index: index as u32,
-                        generation: conn.generation,
-                    };
-                    let swaps = self.net.swaps();
-                    let data = &scratch[..n];
-                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
-                    // Slots are only removed by `finalize`, never during a callback.
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.put_back(handler);
+                above_high_water = match conn.handler.take() {
+                    Some(mut handler) => {
+                        let id = ConnId {
+                            index: index as u32,
+                            generation: conn.generation,
+                        };
+                        let swaps = self.net.swaps();
+                        let data = &scratch[..n];
+                        let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                        // Slots are only removed by `finalize`, never during a callback.
+                        let mut above = false;
+                        if let Some(conn) = self.conn_at(index) {
+                            conn.put_back(handler);
+                            above = conn.above_high_water();
+                        }
+                        if self.net.replacement.is_some() || consumed < n {
+                            self.install_replacement(index, id);
+                            if consumed < n {
+                                self.keep_unconsumed(index, &data[consumed..], swaps);
+                            }
+                            above = self.conn_at(index).is_some_and(|c| c.above_high_water());
+                        }
+                        above
                     }
-                    self.install_replacement(index, id);
-                    if consumed < n {
-                        self.keep_unconsumed(index, &data[consumed..], swaps);
-                    }
-                }
+                    // Its callback is running (never the case from the loop): as in
+                    // `deliver`, the bytes are dropped.
+                    None => conn.above_high_water(),
+                };
             } else {
                 if first_byte {
                     self.end_phase_timer(index);
@@ -117,15 +132,11 @@ impl<App> Core<App> {
                     self.deliver_fds(index, fds);
                 }
                 self.deliver(index, &scratch[..n]);
+                above_high_water = self.conn_at(index).is_some_and(|c| c.above_high_water());
             }
-            // Backpressure as soon as this read's output passes the high-water mark, not only
-            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
-            // (A linked connection's output is the other direction's: see `core::link`.)
-            if let Some(conn) = self.conn_at(index) {
-                if conn.output.len() > conn.config.high_water && !conn.linked {
-                    self.mark_ready(index);
-                    return;
-                }
+            if above_high_water {
+                self.mark_ready(index);
+                return;
             }
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
