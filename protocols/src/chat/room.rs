@@ -42,8 +42,9 @@ pub struct ChatRoom {
     pub(super) members: HashMap<ConnId, Member>,
     /// Every nickname, lower-cased, with its owner: keeps nicknames unique ignoring case.
     nicks: HashMap<Box<str>, ConnId>,
-    /// The members of each room with at least one member, by lower-case name (`#lobby`).
-    rooms: HashMap<Box<str>, Vec<ConnId>>,
+    /// The members of each room with at least one member, by lower-case name (`#lobby`), each
+    /// with its wire form: a broadcast walks this list alone, without a lookup per member.
+    rooms: HashMap<Box<str>, Vec<(ConnId, Wire)>>,
     /// How many default nicknames (`guest1`, `guest2`…) this thread has tried.
     guests: u64,
     /// This thread's first default number (0 counts as 1).
@@ -128,9 +129,16 @@ impl ChatRoom {
         let remote = self.remote.values().filter(|m| &*m.room == room);
         sorted(
             ids.iter()
-                .filter_map(|id| self.nick(*id))
+                .filter_map(|&(id, _)| self.nick(id))
                 .chain(remote.map(|m| &*m.nick)),
         )
+    }
+
+    /// How many members `room` has, every thread's: [`nicks_in`](Self::nicks_in)`.len()`
+    /// without sorting (every arrival asks).
+    pub(super) fn count_in(&self, room: &str) -> usize {
+        let here = self.rooms.get(room).map_or(0, |v| v.len());
+        here + self.remote.values().filter(|m| &*m.room == room).count()
     }
 
     /// Every room with members on any thread, and how many, sorted by name.
@@ -201,7 +209,7 @@ impl ChatRoom {
                 missed: 0,
             },
         );
-        self.rooms.entry(LOBBY.into()).or_default().push(id);
+        self.rooms.entry(LOBBY.into()).or_default().push((id, wire));
         self.announce(id);
         nick
     }
@@ -221,8 +229,9 @@ impl ChatRoom {
     pub(super) fn move_to(&mut self, id: ConnId, room: &str) -> Option<Box<str>> {
         let member = self.members.get_mut(&id)?;
         let old = std::mem::replace(&mut member.room, room.into());
+        let wire = member.wire;
         self.unlist(id, &old);
-        self.rooms.entry(room.into()).or_default().push(id);
+        self.rooms.entry(room.into()).or_default().push((id, wire));
         self.announce(id);
         Some(old)
     }
@@ -230,7 +239,7 @@ impl ChatRoom {
     /// Takes `id` off `room`'s list, dropping the room once empty.
     fn unlist(&mut self, id: ConnId, room: &str) {
         if let Some(ids) = self.rooms.get_mut(room) {
-            ids.retain(|&other| other != id);
+            ids.retain(|&(other, _)| other != id);
             if ids.is_empty() {
                 self.rooms.remove(room);
             }
@@ -380,9 +389,8 @@ pub(super) fn broadcast_local(
     let Some(ids) = chat.rooms.get(room) else {
         return;
     };
-    for &id in ids {
+    for &(id, wire) in ids {
         if Some(id) != except {
-            let wire = chat.members.get(&id).map_or(Wire::Lines, |m| m.wire);
             conns.send_shared_to(id, out.form(wire));
         }
     }
@@ -486,7 +494,7 @@ pub(super) fn depart(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, why: &str) {
 pub(super) fn welcome(cx: &mut Cx<'_, ChatRoom>, wire: Wire) {
     let id = cx.id();
     let nick = cx.app().join(id, wire);
-    let others = cx.app().nicks_in(LOBBY).len() - 1;
+    let others = cx.app().count_in(LOBBY).saturating_sub(1);
     let welcome = format!(
         "* welcome to evdrive chat, you are {nick}; {others} other{} here in {LOBBY}; \
          /help lists the commands",
