@@ -155,6 +155,9 @@ fn a_websocket_member_and_an_nc_member_share_the_lobby() -> io::Result<()> {
     let port = server.port().to_string();
     let mut terminal = Tool::spawn("nc", &["127.0.0.1", &port])?;
     terminal.wait_for("you are guest1;");
+    // A first line, so that the others know of the terminal.
+    terminal.send("/who\n");
+    terminal.wait_for("* 1 here: guest1 (you)\r\n");
 
     // The request and two messages in one write: the messages reach the chat handler.
     let mut browser = WsClient::open(&server, &["/nick web", "hello from the browser"])?;
