@@ -106,7 +106,8 @@ impl ChatRoom {
         }
     }
 
-    /// The number of members, all rooms together.
+    /// The number of members, all rooms together, quiet ones (not yet announced, see
+    /// [`is_listed`](Self::is_listed)) included.
     pub fn len(&self) -> usize {
         self.members.len()
     }
