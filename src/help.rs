@@ -20,7 +20,10 @@ pub(crate) const CHAT_HELP: &str =
     the same port serves a page that joins over WebSocket, and browsers and terminals share \
     the rooms (a terminal whose first line starts with `GET ` is taken for a browser).\n\n\
     A member joins #lobby as guestN and is told so; the others see `* guestN joined` and, \
-    later, `* guestN left`. A line not starting with / is a message: the others in the room \
+    later, `* guestN left`. A terminal greeted after staying silent sees the room at once but \
+    is announced (and listed by /who) only at its first line or after 30 seconds, so that a \
+    browser's spare silent connection never shows; if that first line is an HTTP request \
+    line, it is answered as HTTP. A line not starting with / is a message: the others in the room \
     receive `<nick> text`, in the order the server received the lines. Commands:\n\
     \x20 /nick NAME   change nickname (1-20 of A-Z a-z 0-9 _ -, unique ignoring case)\n\
     \x20 /join #ROOM  go to another room; /part goes back to #lobby\n\
