@@ -91,11 +91,15 @@ impl<App> Core<App> {
             // Backpressure as soon as this read's output passes the high-water mark, not only
             // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
             // Checked after the delivery, with the slot at hand where there is one.
-            let above_high_water;
-            if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
+            let above_high_water = if !first_byte
+                && !with_fds
+                && conn.is_open()
+                && !conn.linked
+                && conn.input.is_empty()
+            {
                 // Every message's path: what `deliver` does in its common case, with the slot
                 // this loop already holds.
-                above_high_water = match conn.handler.take() {
+                match conn.handler.take() {
                     Some(mut handler) => {
                         let id = ConnId {
                             index: index as u32,
@@ -122,7 +126,7 @@ impl<App> Core<App> {
                     // Its callback is running (never the case from the loop): as in
                     // `deliver`, the bytes are dropped.
                     None => conn.above_high_water(),
-                };
+                }
             } else {
                 if first_byte {
                     self.end_phase_timer(index);
@@ -132,8 +136,8 @@ impl<App> Core<App> {
                     self.deliver_fds(index, fds);
                 }
                 self.deliver(index, &scratch[..n]);
-                above_high_water = self.conn_at(index).is_some_and(|c| c.above_high_water());
-            }
+                self.conn_at(index).is_some_and(|c| c.above_high_water())
+            };
             if above_high_water {
                 self.mark_ready(index);
                 return;
