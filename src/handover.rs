@@ -154,7 +154,10 @@ impl Restarter {
             io::ErrorKind::TimedOut => format!(
                 "successor pid {pid} did not confirm within {CONFIRM_TIMEOUT:?}: killed ({status})"
             ),
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => {
+            // A successor that exits with messages unread resets the channel.
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset => {
                 format!("successor pid {pid} ended before confirming ({status})")
             }
             _ => format!("successor pid {pid}: {e} (killed: {status})"),
