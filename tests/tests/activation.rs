@@ -2,7 +2,7 @@
 //! it binds (named with `--fdname`) are served without `--listen`, a client that connected
 //! before the server started is served, `LISTEN_PID` naming another process is ignored, a
 //! socket of the wrong kind is refused with a clear error, and the variables are not passed on
-//! to the process a restart starts.
+//! to the process a restart starts. `udp-echo` serves an activated datagram socket.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -183,5 +183,34 @@ fn a_socket_of_the_wrong_kind_is_refused_clearly() -> io::Result<()> {
         WAIT,
     )?;
     assert!(!server.wait_exit(WAIT)?.success());
+    Ok(())
+}
+
+/// `udp-echo` under `systemd-socket-activate --datagram`: the datagram that made the parent
+/// start the server is waiting in the socket and is echoed, and so is the next.
+#[test]
+fn udp_echo_serves_an_activated_datagram_socket() -> io::Result<()> {
+    require(ACTIVATE);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut cmd = Command::new(ACTIVATE);
+    cmd.args(["--datagram", "-l", &format!("127.0.0.1:{port}")])
+        .arg(evdrive_binary())
+        .arg("udp-echo");
+    let mut server = Running::start(cmd)?;
+    server.wait_line("Listening on", WAIT)?;
+    let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    client.set_read_timeout(Some(WAIT))?;
+    client.connect(("127.0.0.1", port))?;
+    client.send(b"wake up")?;
+    let mut buf = [0u8; 64];
+    let n = client.recv(&mut buf)?;
+    assert_eq!(&buf[..n], b"wake up");
+    let line = server.wait_line("listening on", WAIT)?;
+    assert!(line.ends_with(&format!("127.0.0.1:{port}")), "{line}");
+    client.send(b"again")?;
+    let n = client.recv(&mut buf)?;
+    assert_eq!(&buf[..n], b"again");
     Ok(())
 }
