@@ -1,7 +1,8 @@
 //! SIGUSR2 restarts a sample without refusing, resetting or cutting a connection: the
 //! listening sockets are handed to a successor (S29), the old process drains and exits 0
 //! (S14: its connections end on their own, every echo delivered). A successor that fails
-//! leaves the old process serving, with the reason in its log.
+//! leaves the old process serving, with the reason in its log. A Unix socket's file is kept
+//! for the successor.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -30,6 +31,10 @@ const PHASE_LEAST: Duration = Duration::from_millis(1500);
 
 /// The most connections one phase waits for.
 const PHASE_MOST: u64 = 1500;
+
+/// Each client starts at most one connection per this interval: the load is steady and goes
+/// on for seconds without piling thousands of client sockets into TIME-WAIT.
+const PACE: Duration = Duration::from_millis(5);
 
 /// The longest a whole phase of the load may take before the test fails.
 const PHASE: Duration = Duration::from_secs(30);
@@ -117,7 +122,11 @@ impl Load {
                 let (stop, started, errors, tx) =
                     (stop.clone(), started.clone(), errors.clone(), tx.clone());
                 std::thread::spawn(move || {
+                    let mut next = Instant::now();
                     while !stop.load(Ordering::SeqCst) {
+                        // Pacing of the load, not a wait for an event.
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                        next += PACE;
                         let n = started.fetch_add(1, Ordering::SeqCst);
                         match one_connection(addr, &format!("client {t} connection {n}")) {
                             Ok(()) => {
@@ -211,6 +220,7 @@ fn restart_under_load(threads: usize) -> io::Result<Outcome> {
     load.wait_completed(0, PER_PHASE);
 
     old.signal("USR2")?;
+    let signalled = Instant::now();
     let took = old.wait_line("took over the listeners", PHASE)?;
     let pid = number_after(&took, "pid") as u32;
     let successor = Guard(pid);
@@ -226,6 +236,7 @@ fn restart_under_load(threads: usize) -> io::Result<Outcome> {
     let status = old.wait_exit(PHASE)?;
     assert!(status.success(), "old process: {status}; {:#?}", old.seen());
     let old_gone = began.elapsed();
+    let exited_after = signalled.elapsed();
     // Connections that start from now on can only be the successor's.
     let after_exit = load.started.load(Ordering::SeqCst);
     load.wait_completed(after_exit, PER_PHASE);
@@ -244,10 +255,9 @@ fn restart_under_load(threads: usize) -> io::Result<Outcome> {
         "the old process accepted {old_accepted}, the successor {new_accepted}"
     );
     eprintln!(
-        "{threads} threads: hand-over confirmed after {handover_ms} ms, old process gone \
-         {:?} into the test; {connections} connections: {old_accepted} by the old process, \
-         {new_accepted} by the successor",
-        old_gone
+        "{threads} threads: hand-over confirmed after {handover_ms} ms, old process exited \
+         {exited_after:?} after SIGUSR2 ({old_gone:?} into the load); {connections} \
+         connections: {old_accepted} by the old process, {new_accepted} by the successor"
     );
     drop(successor);
     Ok(Outcome {
@@ -327,6 +337,50 @@ fn a_failed_successor_leaves_the_old_process_serving() -> io::Result<()> {
     let successor = Guard(number_after(&took, "pid") as u32);
     assert!(old.wait_exit(WAIT)?.success(), "{:#?}", old.seen());
     echo_once(addr, "served by the successor")?;
+    drop(successor);
+    Ok(())
+}
+
+/// `--listen unix:PATH`: the successor serves the socket file the old process created, which
+/// neither replaces nor removes it (the old one exits after the hand-over without unlinking).
+#[test]
+fn a_unix_socket_file_survives_the_hand_over() -> io::Result<()> {
+    let dir = TempDir::new("restart-unix")?;
+    let path = dir.join("echo.sock");
+    let mut cmd = Command::new(evdrive_binary());
+    cmd.args(["echo", "--shutdown-grace", "2", "--listen"])
+        .arg(format!("unix:{}", path.display()));
+    let mut old = Running::start(cmd)?;
+    old.wait_line("listening on unix:", WAIT)?;
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path)?);
+    let unix_echo = |what: &[u8]| -> io::Result<()> {
+        let mut c = std::os::unix::net::UnixStream::connect(&path)?;
+        c.set_read_timeout(Some(WAIT))?;
+        c.write_all(what)?;
+        let mut back = vec![0; what.len()];
+        c.read_exact(&mut back)?;
+        assert_eq!(back, what);
+        Ok(())
+    };
+    // A client in the middle of its conversation across the hand-over.
+    let mut open = std::os::unix::net::UnixStream::connect(&path)?;
+    open.set_read_timeout(Some(WAIT))?;
+    unix_echo(b"before\n")?;
+    old.signal("USR2")?;
+    let took = old.wait_line("took over the listeners", WAIT)?;
+    let successor = Guard(number_after(&took, "pid") as u32);
+    old.wait_line("draining", WAIT)?;
+    for line in [&b"still talking\n"[..], b"to the old process\n"] {
+        open.write_all(line)?;
+        let mut back = vec![0; line.len()];
+        open.read_exact(&mut back)?;
+        assert_eq!(back, line);
+    }
+    drop(open);
+    assert!(old.wait_exit(WAIT)?.success(), "{:#?}", old.seen());
+    let after = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path)?);
+    assert_eq!(after, inode, "the same socket file");
+    unix_echo(b"served by the successor\n")?;
     drop(successor);
     Ok(())
 }
