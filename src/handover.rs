@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reactor::restart::{spawn_successor, Exported};
-use reactor::{ListenAddr, LoopCx};
+use reactor::{Handle, ListenAddr, LoopCx};
 
 use crate::inherit::{ADMIN_NAME, HANDOVER_VAR, LISTEN_NAME};
 
@@ -68,8 +68,62 @@ impl Restarter {
         self.admin = Some(addr);
     }
 
+    /// `SIGUSR2` with one reactor, reached as `cx`: its listeners are exported, and once the
+    /// successor confirms, the reactor drains (posted through `handle`).
+    pub(crate) fn hand_over_reactor<App: 'static>(
+        &self,
+        cx: &mut LoopCx<'_, App>,
+        handle: &Handle<App>,
+        grace: Duration,
+    ) {
+        if !self.claim() {
+            return;
+        }
+        match cx.export_listeners() {
+            Ok(exported) => {
+                let handle = handle.clone();
+                self.start(exported, move || {
+                    let _ = handle.post(move |cx| drain(cx, grace));
+                });
+            }
+            Err(e) => self.unclaim(&e),
+        }
+    }
+
+    /// `SIGUSR2` with several threads, on the thread that relays signals: every reactor
+    /// exports its listeners (thread 0's admin endpoint's too), one hand-over sends them all,
+    /// and once the successor confirms, every reactor drains.
+    pub(crate) fn hand_over_threads<App: 'static>(&self, handles: &[Handle<App>], grace: Duration) {
+        if !self.claim() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        for handle in handles {
+            let tx = tx.clone();
+            let _ = handle.post(move |cx| {
+                let _ = tx.send(cx.export_listeners());
+            });
+        }
+        drop(tx);
+        let mut exported = Vec::new();
+        for _ in handles {
+            // A reactor answers within a turn; one that does not is stopping.
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(Ok(mut some)) => exported.append(&mut some),
+                Ok(Err(e)) => return self.unclaim(&e),
+                Err(_) => return self.unclaim(&io::Error::other("a reactor did not answer")),
+            }
+        }
+        let handles = handles.to_vec();
+        self.start(exported, move || {
+            for handle in &handles {
+                let _ = handle.post(move |cx| drain(cx, grace));
+            }
+        });
+    }
+
     /// Claims the hand-over; `false` (logged) if one is already under way or done.
-    pub(crate) fn claim(&self) -> bool {
+    fn claim(&self) -> bool {
         if self.busy.swap(true, Ordering::SeqCst) {
             log::warn!("SIGUSR2 ignored: a hand-over is already under way (or done)");
             return false;
@@ -78,14 +132,14 @@ impl Restarter {
     }
 
     /// Gives up a claim whose export failed.
-    pub(crate) fn unclaim(&self, why: &io::Error) {
+    fn unclaim(&self, why: &io::Error) {
         log::error!("hand-over not started, still serving: exporting the listeners: {why}");
         self.busy.store(false, Ordering::SeqCst);
     }
 
     /// Starts the successor on a thread of its own with the `exported` listeners and, once it
     /// confirms, runs `confirmed` (which makes the reactors release and drain). Never blocks.
-    pub(crate) fn start(&self, exported: Vec<Exported>, confirmed: impl FnOnce() + Send + 'static) {
+    fn start(&self, exported: Vec<Exported>, confirmed: impl FnOnce() + Send + 'static) {
         let this = self.clone();
         let spawned = std::thread::Builder::new()
             .name("handover".into())
@@ -174,7 +228,7 @@ impl Restarter {
 /// Closing connections at once, as a plain graceful shutdown does, would cut clients in the
 /// middle of a conversation (an echo client between two messages); waiting for each to end,
 /// within the grace period, is what nginx and HAProxy do on a reload.
-pub(crate) fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration) {
+fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration) {
     for id in cx.listeners() {
         cx.release_listener(id);
     }

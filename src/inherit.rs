@@ -69,6 +69,22 @@ impl Given {
         Ok(given)
     }
 
+    /// In a successor, tells the predecessor this process serves (it then stops accepting),
+    /// after announcing it with its pid.
+    ///
+    /// # Errors
+    /// The predecessor is gone (it gave up waiting and killed this process, or was killed).
+    pub(crate) fn confirm(self, sample: &str) -> io::Result<()> {
+        let Some(channel) = self.channel else {
+            return Ok(());
+        };
+        eprintln!(
+            "evdrive {sample} pid {} took over the listeners",
+            std::process::id()
+        );
+        channel.confirm_serving()
+    }
+
     /// The sample's sockets for `threads` threads: one each, or none (bind as usual).
     ///
     /// # Errors

@@ -13,7 +13,7 @@ use reactor::{
     Group, Handle, Limits, ListenAddr, ListenOptions, Protocol, Reactor, UnixListenOptions,
 };
 
-use crate::handover::{drain, Restarter};
+use crate::handover::Restarter;
 use crate::inherit::{self, Given};
 
 /// Adds the admin endpoint (`--admin`) to `reactor` on `addr`, or on the `inherited` socket
@@ -126,19 +126,11 @@ where
             Some(grace),
             Some(Box::new(move |cx, sig| match sig {
                 SIGUSR1 => print_snapshot(cx),
-                SIGUSR2 if restarter.claim() => match cx.export_listeners() {
-                    Ok(exported) => {
-                        let handle = handle.clone();
-                        restarter.start(exported, move || {
-                            let _ = handle.post(move |cx| drain(cx, grace));
-                        });
-                    }
-                    Err(e) => restarter.unclaim(&e),
-                },
+                SIGUSR2 => restarter.hand_over_reactor(cx, &handle, grace),
                 _ => {}
             })),
         )?;
-        confirm(sample, given)?;
+        given.confirm(sample)?;
         eprintln!("evdrive {sample} listening on {bound}");
         return reactor.run();
     }
@@ -217,10 +209,7 @@ where
                 return;
             }
             if sig == SIGUSR2 {
-                if restarter.claim() {
-                    hand_over_threads(&restarter, &handles, grace);
-                }
-                return;
+                return restarter.hand_over_threads(&handles, grace);
             }
             *cx.app() += 1;
             for handle in &handles {
@@ -232,57 +221,12 @@ where
             }
         })),
     )?;
-    confirm(sample, given)?;
+    given.confirm(sample)?;
     eprintln!("evdrive {sample} listening on {bound} ({threads} threads)");
     while !group.is_finished() {
         signals.turn(Some(Duration::from_millis(100)))?;
     }
     group.join()
-}
-
-/// In a successor, tells the predecessor this process serves (it then stops accepting).
-fn confirm(sample: &str, given: Given) -> io::Result<()> {
-    let Some(channel) = given.channel else {
-        return Ok(());
-    };
-    eprintln!(
-        "evdrive {sample} pid {} took over the listeners",
-        std::process::id()
-    );
-    channel.confirm_serving()
-}
-
-/// `SIGUSR2` with several threads: every reactor exports its listeners (thread 0's admin
-/// endpoint's too), then one hand-over sends them all; once the successor confirms, every
-/// reactor drains.
-fn hand_over_threads<App: 'static>(
-    restarter: &Restarter,
-    handles: &[Handle<App>],
-    grace: Duration,
-) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    for handle in handles {
-        let tx = tx.clone();
-        let _ = handle.post(move |cx| {
-            let _ = tx.send(cx.export_listeners());
-        });
-    }
-    drop(tx);
-    let mut exported = Vec::new();
-    for _ in handles {
-        // A reactor answers within a turn; one that does not is stopping.
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(mut some)) => exported.append(&mut some),
-            Ok(Err(e)) => return restarter.unclaim(&e),
-            Err(_) => return restarter.unclaim(&io::Error::other("a reactor did not answer")),
-        }
-    }
-    let handles = handles.to_vec();
-    restarter.start(exported, move || {
-        for handle in &handles {
-            let _ = handle.post(move |cx| drain(cx, grace));
-        }
-    });
 }
 
 /// Makes the chat of every thread one chat: each learns the others' handles, and this returns
