@@ -130,7 +130,7 @@ where
                 _ => {}
             })),
         )?;
-        given.confirm(sample)?;
+        given.confirm(sample);
         eprintln!("evdrive {sample} listening on {bound}");
         return reactor.run();
     }
@@ -221,7 +221,7 @@ where
             }
         })),
     )?;
-    given.confirm(sample)?;
+    given.confirm(sample);
     eprintln!("evdrive {sample} listening on {bound} ({threads} threads)");
     while !group.is_finished() {
         signals.turn(Some(Duration::from_millis(100)))?;
