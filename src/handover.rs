@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reactor::restart::{spawn_successor, Exported};
-use reactor::{Handle, ListenAddr, LoopCx};
+use reactor::{CloseReason, Handle, ListenAddr, LoopCx};
 
 use crate::inherit::{ADMIN_NAME, HANDOVER_VAR, LISTEN_NAME};
 
@@ -47,6 +47,8 @@ pub(crate) struct Restarter {
     busy: Arc<AtomicBool>,
     /// The admin endpoint's address, to name its listener `admin` for the successor.
     admin: Option<ListenAddr>,
+    /// The drain closes connections between two requests (see [`drain`]).
+    close_idle: bool,
 }
 
 impl Restarter {
@@ -60,7 +62,15 @@ impl Restarter {
             args: std::env::args_os().skip(1).collect(),
             busy: Arc::new(AtomicBool::new(false)),
             admin: None,
+            close_idle: false,
         }
+    }
+
+    /// Makes the drain close connections with nothing in flight (HTTP keep-alive connections
+    /// between requests), as well as waiting for the others to end.
+    pub(crate) fn closing_idle(mut self, on: bool) -> Restarter {
+        self.close_idle = on;
+        self
     }
 
     /// Names the admin endpoint's listener (bound at `addr`) for the successor.
@@ -82,8 +92,9 @@ impl Restarter {
         match cx.export_listeners() {
             Ok(exported) => {
                 let handle = handle.clone();
+                let close_idle = self.close_idle;
                 self.start(exported, move || {
-                    let _ = handle.post(move |cx| drain(cx, grace));
+                    let _ = handle.post(move |cx| drain(cx, grace, close_idle));
                 });
             }
             Err(e) => self.unclaim(&e),
@@ -114,10 +125,10 @@ impl Restarter {
                 Err(_) => return self.unclaim(&io::Error::other("a reactor did not answer")),
             }
         }
-        let handles = handles.to_vec();
+        let (handles, close_idle) = (handles.to_vec(), self.close_idle);
         self.start(exported, move || {
             for handle in &handles {
-                let _ = handle.post(move |cx| drain(cx, grace));
+                let _ = handle.post(move |cx| drain(cx, grace, close_idle));
             }
         });
     }
@@ -227,8 +238,12 @@ impl Restarter {
 ///
 /// Closing connections at once, as a plain graceful shutdown does, would cut clients in the
 /// middle of a conversation (an echo client between two messages); waiting for each to end,
-/// within the grace period, is what nginx and HAProxy do on a reload.
-fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration) {
+/// within the grace period, is what nginx and HAProxy do on a reload. With `close_idle` (HTTP),
+/// a connection with nothing in flight (no partial request read, no response queued) is
+/// closed gracefully at each check, as nginx closes idle keep-alive connections on a reload:
+/// between two requests is HTTP's natural end, and a client whose next request meets the
+/// close retries it on a new connection, served by the successor.
+fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration, close_idle: bool) {
     for id in cx.listeners() {
         cx.release_listener(id);
     }
@@ -242,6 +257,9 @@ fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration) {
         cx.stats().accepted
     );
     let check = move |cx: &mut LoopCx<'_, App>| {
+        if close_idle {
+            close_idle_connections(cx);
+        }
         if cx.stats().open == 0 {
             cx.shutdown_reactor(Duration::ZERO);
             return false;
@@ -257,4 +275,17 @@ fn drain<App>(cx: &mut LoopCx<'_, App>, grace: Duration) {
         true
     };
     cx.every(DRAIN_CHECK, check);
+}
+
+/// Closes gracefully every open connection with nothing in flight.
+fn close_idle_connections<App>(cx: &mut LoopCx<'_, App>) {
+    let idle: Vec<_> = cx
+        .connections()
+        .into_iter()
+        .filter(|c| c.state == "open" && c.queued == 0 && c.buffered == 0)
+        .map(|c| c.id)
+        .collect();
+    for id in idle {
+        cx.close_conn(id, CloseReason::Shutdown);
+    }
 }

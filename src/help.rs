@@ -9,8 +9,9 @@ pub(crate) const RUNTIME_HELP: &str =
     the binary at the path this process started from is started with the same arguments and \
     handed every listening socket (the --admin one too, one per thread with --threads) over \
     the channel named by EVDRIVE_HANDOVER_FD; once it says it serves, this process stops \
-    accepting, lets its connections end on their own for four fifths of --shutdown-grace, \
-    closes what is left gracefully and exits 0. A successor that fails to start or to confirm \
+    accepting, lets its connections end on their own for four fifths of --shutdown-grace (http \
+    closes a keep-alive connection between two requests), closes what is left gracefully and \
+    exits 0. A successor that fails to start or to confirm \
     within 10 s is killed, this process serves on, and the log says why; a second SIGUSR2 \
     during a hand-over is ignored.\n\n\
     Socket activation: started by systemd (a .socket unit) or systemd-socket-activate, the \

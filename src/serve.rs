@@ -95,7 +95,9 @@ where
         Duration::try_from_secs_f64(grace.max(0.0)).unwrap_or(Duration::from_secs(365 * 24 * 3600));
     // Sockets given by a predecessor or a service manager, taken before any thread starts.
     let mut given = Given::take()?;
-    let mut restarter = Restarter::new();
+    // HTTP connections between two requests end there in a drain; other protocols' idle
+    // clients may be in the middle of a conversation.
+    let mut restarter = Restarter::new().closing_idle(sample == "http");
     if threads <= 1 {
         let mut reactor = Reactor::new(make_app())?;
         reactor.set_limits(limits);

@@ -2,7 +2,7 @@
 //! listening sockets are handed to a successor (S29), the old process drains and exits 0
 //! (S14: its connections end on their own, every echo delivered). A successor that fails
 //! leaves the old process serving, with the reason in its log. A Unix socket's file is kept
-//! for the successor.
+//! for the successor; HTTP connections end between two requests.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -381,6 +381,75 @@ fn a_unix_socket_file_survives_the_hand_over() -> io::Result<()> {
     let after = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path)?);
     assert_eq!(after, inode, "the same socket file");
     unix_echo(b"served by the successor\n")?;
+    drop(successor);
+    Ok(())
+}
+
+/// Reads one HTTP response (head and `Content-Length` body) from `c`, and returns it.
+fn read_response(c: &mut TcpStream) -> io::Result<String> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        if c.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "in a response head",
+            ));
+        }
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    c.read_exact(&mut body)?;
+    Ok(head + &String::from_utf8_lossy(&body))
+}
+
+/// HTTP's natural end in a drain: a keep-alive connection idle between requests is closed at
+/// once, a request half sent when the hand-over comes is answered in full and its connection
+/// closed after the response, and the old process exits long before its 30 s grace.
+#[test]
+fn http_connections_end_between_requests_in_a_drain() -> io::Result<()> {
+    let mut cmd = Command::new(evdrive_binary());
+    cmd.args(["http", "--listen", "127.0.0.1:0", "--shutdown-grace", "30"]);
+    let mut old = Running::start(cmd)?;
+    let addr = listening_addr(&old.wait_line("listening on", WAIT)?);
+    let open = |addr| -> io::Result<TcpStream> {
+        let c = TcpStream::connect(addr)?;
+        c.set_read_timeout(Some(WAIT))?;
+        Ok(c)
+    };
+    let (mut idle, mut half) = (open(addr)?, open(addr)?);
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x")?;
+    // The half request is read before the idle connection's response is written: its bytes
+    // were waiting before the request was sent, and a turn reads before it flushes.
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    assert!(read_response(&mut idle)?.starts_with("HTTP/1.1 200"));
+
+    old.signal("USR2")?;
+    let took = old.wait_line("took over the listeners", WAIT)?;
+    let successor = Guard(number_after(&took, "pid") as u32);
+    old.wait_line("draining", WAIT)?;
+    let mut rest = [0u8; 1];
+    assert_eq!(idle.read(&mut rest)?, 0, "the idle connection is closed");
+    half.write_all(b"\r\n\r\n")?;
+    let response = read_response(&mut half)?;
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("ok\n"),
+        "{response}"
+    );
+    assert_eq!(half.read(&mut rest)?, 0, "closed after its response");
+    // The server's graceful close waits for the clients' FIN (S14).
+    drop((idle, half));
+    assert!(old.wait_exit(WAIT)?.success(), "{:#?}", old.seen());
+
+    let mut fresh = open(addr)?;
+    fresh.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    assert!(read_response(&mut fresh)?.starts_with("HTTP/1.1 200"));
     drop(successor);
     Ok(())
 }
