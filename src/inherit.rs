@@ -14,7 +14,6 @@
 //! log says which address was not bound.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use reactor::activation::{self, Inherited, SocketKind};
@@ -139,15 +138,4 @@ where
         factory(app)
     })?;
     Ok(cx.listener_addr(id)?.to_string())
-}
-
-/// The address an inherited admin socket is bound to (TCP only: the admin endpoint speaks
-/// HTTP on a TCP port).
-///
-/// # Errors
-/// A socket that is not a listening TCP socket.
-pub(crate) fn admin_listener(socket: Inherited) -> io::Result<(std::net::TcpListener, SocketAddr)> {
-    let listener = socket.into_tcp_listener()?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
 }

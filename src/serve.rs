@@ -29,8 +29,11 @@ pub(crate) fn listen_admin<App: AppMetrics + 'static>(
     let mut opts = ListenOptions::default();
     opts.conn.idle_timeout = Some(Duration::from_secs(60));
     let id = match (inherited, addr) {
-        (Some(socket), _) => {
-            let (listener, _) = inherit::admin_listener(socket)?;
+        (Some(socket), addr) => {
+            if let Some(addr) = addr {
+                log::info!("serving the admin socket given to this process, not {addr}");
+            }
+            let listener = socket.into_tcp_listener()?;
             reactor.adopt_listener(listener, opts, |_, _| AdminServer::new())?
         }
         (None, Some(addr)) => reactor.listen(addr, opts, |_, _| AdminServer::new())?,
