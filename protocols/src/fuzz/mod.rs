@@ -39,6 +39,7 @@
 //! ```
 
 mod chat;
+mod chat_script;
 mod codecs;
 mod echo;
 mod http;
