@@ -94,12 +94,17 @@ use std::time::Duration;
 
 use reactor::ConnConfig;
 
+mod bus;
 mod commands;
 mod line;
 mod room;
 mod threads;
 mod web;
 
+pub use bus::{
+    start_bus, BusConfig, BACKOFF_FIRST, BACKOFF_MAX, BEAT, BUS_BACK, BUS_DOWN, CHANNEL,
+    CLAIM_REFRESH, CLAIM_TTL, NODE_EXPIRY,
+};
 pub use line::{ChatConn, SNIFF_GRACE};
 pub use room::{ChatRoom, LOBBY};
 pub use web::{WebConn, WsMember, PAGE};
