@@ -100,8 +100,14 @@ struct Chat {
 
 impl Chat {
     fn start(bus: &str) -> io::Result<Chat> {
+        Chat::start_threads(bus, 1)
+    }
+
+    /// With `threads` threads, each a node of the bus.
+    fn start_threads(bus: &str, threads: usize) -> io::Result<Chat> {
         let mut child = Command::new(evdrive_binary())
             .args(["chat", "--listen", "127.0.0.1:0", "--bus", bus])
+            .args(["--threads", &threads.to_string()])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -116,7 +122,9 @@ impl Chat {
             .next()
             .and_then(|a| a.parse().ok())
             .expect("an address after the marker");
-        wait_line(&log, "chat bus: connected", "evdrive chat")?;
+        for _ in 0..threads {
+            wait_line(&log, "chat bus: connected", "evdrive chat")?;
+        }
         Ok(Chat { child, addr, log })
     }
 }
@@ -280,5 +288,46 @@ fn a_bus_restart_is_told_and_survived() -> io::Result<()> {
     bob.wait_for("* you are now robert\r\n")?;
     alice.wait_for("* bob is now known as robert\r\n")?;
     carol.wait_for("* bob is now known as robert\r\n")?;
+    Ok(())
+}
+
+#[test]
+fn threads_on_the_bus_deliver_every_line_once() -> io::Result<()> {
+    let redis = Redis::start()?;
+    let a_chat = Chat::start_threads(&redis.url(), 2)?;
+    let b_chat = Chat::start(&redis.url())?;
+    // Four members on A, spread over its two threads by the kernel (each thread is a node of
+    // the bus, and the threads also relay to each other through their handles).
+    let mut here = Vec::new();
+    for i in 0..4 {
+        here.push(Member::join(a_chat.addr, &format!("a{i}"))?);
+    }
+    let mut bob = Member::join(b_chat.addr, "bob")?;
+    for m in &mut here {
+        m.wait_for(" is now known as bob\r\n")?;
+    }
+
+    // Bob's lines reach each member of A once, in order.
+    bob.send("one\ntwo\n")?;
+    for m in &mut here {
+        let seen = m.wait_for("<bob> two\r\n")?;
+        assert_eq!(
+            seen.matches("<bob> one\r\n").count(),
+            1,
+            "{}: {seen}",
+            m.name
+        );
+    }
+    // A line from A reaches bob once, and the other members of A once.
+    here[0].send("x1\nx2\n")?;
+    let seen = bob.wait_for("<a0> x2\r\n")?;
+    assert_eq!(seen.matches("<a0> x1\r\n").count(), 1, "bob: {seen}");
+    for m in &mut here[1..] {
+        let seen = m.wait_for("<a0> x2\r\n")?;
+        assert_eq!(seen.matches("<a0> x1\r\n").count(), 1, "{}: {seen}", m.name);
+    }
+    // Everyone is listed once, whichever thread or process.
+    let who = bob.ask("/who\n", "* 5 here:")?;
+    assert_eq!(who, "* 5 here: a0, a1, a2, a3, bob (you)");
     Ok(())
 }

@@ -43,6 +43,16 @@
 //! first and a terminal user waits to be greeted, a new connection is greeted only after
 //! [`SNIFF_GRACE`] of silence (or its first line).
 //!
+//! # One chat across processes
+//!
+//! With a bus ([`start_bus`], `evdrive chat --bus redis://HOST:PORT`), chat processes on one
+//! Redis server form one chat through its pub/sub, the reactor itself being the Redis client:
+//! lines, `/me`, joins, parts, renames and private messages cross it, `/who` and `/rooms`
+//! count every process's members, nicknames are claimed in Redis, and a bus that goes away is
+//! said to the members (`* the bus is down: only this server's members see you`, then
+//! `* the bus is back`) while the local chat goes on. What holds and what races remain: the
+//! `bus` module's documentation (`bus/mod.rs`).
+//!
 //! # Limits and misbehaving members
 //!
 //! - A line is at most 16 KiB ([`MAX_LINE`], the [`lines`](crate::codec::lines) codec's
@@ -89,12 +99,13 @@
 //! | `line.rs` | the first look at a connection, and the chat over lines |
 //! | `web.rs` | the page, the upgrade, and the chat over WebSocket |
 //! | `threads.rs` | one chat across threads: the events relayed to the other threads |
+//! | `bus/` | one chat across processes: the Redis connections, the bus messages, the other nodes' members, nickname claims |
 
 use std::time::Duration;
 
 use reactor::ConnConfig;
 
-mod bus;
+pub(crate) mod bus;
 mod commands;
 mod line;
 mod room;

@@ -135,10 +135,15 @@ pub(crate) fn encode(node: &str, msg: &Msg<'_>, out: &mut Vec<u8>) {
 /// [`BadMessage`] if `payload` is not a well-formed message of this version.
 pub(crate) fn decode(payload: &[u8]) -> Result<(&str, Msg<'_>), BadMessage> {
     let mut rest = payload;
+    // Whether the last field ended the payload (rather than a space): one form per message.
+    let mut at_end = false;
     let mut next = |name: &'static str| -> Result<&[u8], BadMessage> {
         let (field, after) = match rest.iter().position(|&b| b == b' ') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &[][..]),
+            None => {
+                at_end = true;
+                (rest, &[][..])
+            }
         };
         rest = after;
         if field.is_empty() {
@@ -189,7 +194,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<(&str, Msg<'_>), BadMessage> {
             to,
             text: text(rest)?,
         },
-        other if rest.is_empty() => other,
+        other if at_end => other,
         _ => return Err(BadMessage::BadField("trailing fields")),
     };
     Ok((node, msg))

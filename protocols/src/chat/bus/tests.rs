@@ -85,6 +85,14 @@ fn malformed_messages_are_refused() {
         (b"evchat1 n.0 line #lobby", BadMessage::BadField("text")),
         (b"evchat1 n.0 msg n.1 bob", BadMessage::BadField("text")),
         (b"evchat1 n.0  beat", BadMessage::BadField("kind")),
+        (
+            b"evchat1 n.0 beat ",
+            BadMessage::BadField("trailing fields"),
+        ),
+        (
+            b"evchat1 n.0 gone #1.1 ",
+            BadMessage::BadField("trailing fields"),
+        ),
     ];
     for (payload, err) in cases {
         assert_eq!(
