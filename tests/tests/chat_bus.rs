@@ -108,7 +108,8 @@ impl Chat {
         let mut child = Command::new(evdrive_binary())
             .args(["chat", "--listen", "127.0.0.1:0", "--bus", bus])
             .args(["--threads", &threads.to_string()])
-            .env("RUST_LOG", "info")
+            // The bus's debug lines count its reconnection attempts.
+            .env("RUST_LOG", "info,evdrive_protocols::chat::bus=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -255,6 +256,7 @@ fn a_bus_restart_is_told_and_survived() -> io::Result<()> {
     // Redis goes away: every member is told, once.
     drop(redis);
     alice.wait_for(DOWN)?;
+    let down_at = Instant::now();
     bob.wait_for(DOWN)?;
     wait_line(&a_chat.log, "chat bus down", "chat A")?;
 
@@ -262,6 +264,19 @@ fn a_bus_restart_is_told_and_survived() -> io::Result<()> {
     let mut carol = Member::join(a_chat.addr, "carol")?;
     alice.send("only here\n")?;
     carol.wait_for("<alice> only here\r\n")?;
+
+    // A retries with growing delays, never spinning: its 4th failed retry comes after at least
+    // the four shortest delays the back-off allows (50 + 100 + 200 + 400 ms: each delay is at
+    // least half of 100 ms doubled per attempt).
+    for _ in 0..4 {
+        wait_line(&a_chat.log, "chat bus: still down", "chat A")?;
+    }
+    let retrying = down_at.elapsed();
+    eprintln!("A failed 4 retries in {retrying:?}");
+    assert!(
+        retrying >= Duration::from_millis(750),
+        "4 retries in {retrying:?}: not backing off"
+    );
 
     // Redis comes back on the same port: both processes reconnect and say so.
     let restarted = Instant::now();
