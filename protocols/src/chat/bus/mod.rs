@@ -44,7 +44,8 @@
 //!   back` once, and re-announces its members. Events while the bus is down are not queued:
 //!   the members were told they are not seen. A Redis server that stops answering without
 //!   closing (a dead host) is noticed by the node's own beats not coming back within
-//!   [`NODE_EXPIRY`], and handled as a close.
+//!   [`NODE_EXPIRY`], and handled as a close; so is one that never confirms the subscription,
+//!   or refuses it.
 //!
 //! # Why it is shaped so
 //! The bus is part of the chat's state ([`ChatRoom`]), reached from every handler without a
@@ -204,6 +205,8 @@ pub(crate) struct Bus {
     pub(crate) pending: VecDeque<Pending>,
     /// When this node last heard its own beat come back through the subscription.
     pub(crate) heard_self: Instant,
+    /// When the current pair of connections was opened.
+    opened: Instant,
     /// Roster news not yet published (see the module documentation).
     outbox: Vec<Vec<u8>>,
     pub(crate) roster: Roster,
@@ -298,6 +301,7 @@ impl Bus {
             beats: 0,
             pending: VecDeque::new(),
             heard_self: now,
+            opened: now,
             outbox: Vec::new(),
             roster: Roster::default(),
         }
@@ -329,9 +333,11 @@ fn connect(cx: &mut LoopCx<'_, ChatRoom>) {
         stop(cx);
         return;
     }
+    let now = cx.now();
     let Some(bus) = bus_mut(cx) else { return };
     bus.retry = None;
     bus.epoch += 1;
+    bus.opened = now;
     let (epoch, addr) = (bus.epoch, bus.config.addr);
     let config = ConnConfig::new().with_connect_timeout(BACKOFF_MAX);
     let sub = cx.connect(addr, redis::Subscriber::new(epoch), config.clone());
@@ -501,6 +507,11 @@ fn beat(cx: &mut LoopCx<'_, ChatRoom>) -> bool {
     bus.beats += 1;
     let refresh = bus.beats % (CLAIM_REFRESH.as_secs() / BEAT.as_secs()).max(1) == 0;
     if !bus.is_up() {
+        // A server that accepts connections but never confirms the subscription.
+        let stuck = bus.sub.is_some() && now.saturating_duration_since(bus.opened) > NODE_EXPIRY;
+        if stuck {
+            lost(cx, "no answer to SUBSCRIBE");
+        }
         return true;
     }
     let dropped = bus.roster.expire(now, NODE_EXPIRY);

@@ -97,7 +97,17 @@ impl Protocol<ChatRoom> for Subscriber {
                     }
                     _ => log::debug!("chat bus: unexpected push {items:?}"),
                 },
-                other => log::warn!("chat bus: unexpected reply to SUBSCRIBE: {other:?}"),
+                // Refused (a server wanting AUTH, say): retried with back-off like a loss, and
+                // logged with it (once per change, not per attempt).
+                other => {
+                    let why = match other {
+                        Reply::Error(e) => String::from_utf8_lossy(e).into_owned(),
+                        other => format!("{other:?}"),
+                    };
+                    let why = format!("SUBSCRIBE refused: {why}");
+                    log::debug!("chat bus: {why}");
+                    cx.close_with(CloseReason::protocol(why.as_str()));
+                }
             }
         });
         match result {
