@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use evdrive_tests::evdrive_binary;
-use samples_util::{connect, read_until, require, WAIT};
+use samples_util::{connect, read_until, require, run, WAIT};
 
 /// The line members get when the bus goes away, and when it is back.
 const DOWN: &str = "* the bus is down: only this server's members see you\r\n";
@@ -221,6 +221,21 @@ fn two_processes_on_one_bus_are_one_chat() -> io::Result<()> {
     let expected: String = (0..200).map(|i| format!("<bob> b says {i}\r\n")).collect();
     let seen = alice.wait_for("<bob> b says 199\r\n")?;
     assert!(seen.contains(&expected), "lost or reordered: {seen}");
+
+    // Anyone on the Redis server can publish: a malformed message is dropped, and a line's
+    // control characters are defused as any member's are (S11).
+    require("redis-cli");
+    let port = redis.port.to_string();
+    let publish = |payload: &str| {
+        run(
+            "redis-cli",
+            &["-p", &port, "PUBLISH", "evdrive:chat", payload],
+        )
+    };
+    publish("garbage")?;
+    publish("evchat1 zz.0 line #lobby <mallory> \u{1b}[31mred")?;
+    alice.wait_for("<mallory> ?[31mred\r\n")?;
+    bob.wait_for("<mallory> ?[31mred\r\n")?;
 
     // /who on B lists A's members; /me and private messages cross; rooms are counted.
     let who = bob.ask("/who\n", "* 2 here:")?;

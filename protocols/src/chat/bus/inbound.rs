@@ -12,10 +12,17 @@ pub(crate) fn on_message(cx: &mut LoopCx<'_, ChatRoom>, payload: &[u8]) {
     let (node, msg) = match decode(payload) {
         Ok(decoded) => decoded,
         Err(e) => {
-            log::warn!(
-                "chat bus: dropped a malformed message ({e}): {:?}",
-                String::from_utf8_lossy(&payload[..payload.len().min(80)])
-            );
+            // Logged at warn the 1st, 2nd, 4th, 8th… time, so a flood cannot flood the log.
+            let count = bus_mut(cx).map_or(0, |bus| {
+                bus.malformed += 1;
+                bus.malformed
+            });
+            let text = String::from_utf8_lossy(&payload[..payload.len().min(80)]);
+            if count.is_power_of_two() {
+                log::warn!("chat bus: dropped a malformed message ({e}), {count} so far: {text:?}");
+            } else {
+                log::debug!("chat bus: dropped a malformed message ({e}): {text:?}");
+            }
             return;
         }
     };

@@ -207,6 +207,8 @@ pub(crate) struct Bus {
     pub(crate) heard_self: Instant,
     /// When the current pair of connections was opened.
     opened: Instant,
+    /// Malformed messages dropped so far.
+    pub(crate) malformed: u64,
     /// Roster news not yet published (see the module documentation).
     outbox: Vec<Vec<u8>>,
     pub(crate) roster: Roster,
@@ -302,6 +304,7 @@ impl Bus {
             pending: VecDeque::new(),
             heard_self: now,
             opened: now,
+            malformed: 0,
             outbox: Vec::new(),
             roster: Roster::default(),
         }
@@ -339,7 +342,12 @@ fn connect(cx: &mut LoopCx<'_, ChatRoom>) {
     bus.epoch += 1;
     bus.opened = now;
     let (epoch, addr) = (bus.epoch, bus.config.addr);
-    let config = ConnConfig::new().with_connect_timeout(BACKOFF_MAX);
+    // Room for any reply the decoder accepts (a bulk string of up to 1 MiB), so a message too
+    // big for the chat is dropped by the bus's own check, with a log line, rather than taking
+    // the connection down.
+    let config = ConnConfig::new()
+        .with_connect_timeout(BACKOFF_MAX)
+        .with_max_input(2 * crate::codec::resp::DEFAULT_MAX_BULK_LENGTH);
     let sub = cx.connect(addr, redis::Subscriber::new(epoch), config.clone());
     let cmd = cx.connect(addr, redis::Commander::new(epoch), config);
     let (sub, cmd) = match (sub, cmd) {
