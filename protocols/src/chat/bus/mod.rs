@@ -56,7 +56,9 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | the bus state, connecting, up and down, publishing, the beat |
+//! | `mod.rs` | the bus state, starting it, sending commands and publishing |
+//! | `life.rs` | connecting, up and down, back-off, stopping, the beat |
+//! | `config.rs` | where the bus is, the nodes' ids |
 //! | `redis.rs` | the two Redis connections' handlers |
 //! | `inbound.rs` | acting on what the other nodes publish |
 //! | `claims.rs` | nickname claims in Redis |
@@ -65,17 +67,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use reactor::{ConnConfig, ConnId, LoopCx, TaskId};
+use reactor::{ConnId, LoopCx, TaskId};
 
 use crate::codec::resp::encode_command;
 
-use super::room::{broadcast_local_all, ChatRoom};
+use super::room::ChatRoom;
 
 mod claims;
+mod config;
 mod inbound;
+mod life;
 pub(crate) mod message;
 mod redis;
 pub(crate) mod roster;
@@ -83,7 +86,11 @@ pub(crate) mod roster;
 mod tests;
 
 pub(crate) use claims::{claim_nick, release, Pending};
+use config::seed;
+pub use config::BusConfig;
 pub(crate) use inbound::tag;
+use life::{beat, connect};
+pub(crate) use life::{check_up, lost, stop};
 use message::Msg;
 use roster::Roster;
 
@@ -113,59 +120,6 @@ pub const BUS_DOWN: &str = "* the bus is down: only this server's members see yo
 
 /// The line members get when the bus is back.
 pub const BUS_BACK: &str = "* the bus is back";
-
-/// Where the bus is, and this process's share of the node ids.
-#[derive(Debug, Clone)]
-pub struct BusConfig {
-    addr: SocketAddr,
-    process: String,
-}
-
-impl BusConfig {
-    /// The bus at `url`, `redis://HOST:PORT` (the port defaults to 6379), for this process:
-    /// the process gets a fresh random id, shared by its threads.
-    ///
-    /// # Errors
-    /// A message saying what is wrong if `url` is not of that form or `HOST` does not resolve.
-    pub fn from_url(url: &str) -> Result<BusConfig, String> {
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| format!("{url}: expected redis://HOST:PORT"))?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.is_empty() || rest.contains(['/', '@', '?']) {
-            return Err(format!(
-                "{url}: expected redis://HOST:PORT (no user, database or options)"
-            ));
-        }
-        let with_port = if rest
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            rest.to_string()
-        } else {
-            format!("{rest}:6379")
-        };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("{url}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{url}: no address"))?;
-        Ok(BusConfig::new(addr))
-    }
-
-    /// The bus at `addr`, for this process (a fresh random process id).
-    pub fn new(addr: SocketAddr) -> BusConfig {
-        BusConfig {
-            addr,
-            process: format!("{:012x}", seed() & 0xffff_ffff_ffff),
-        }
-    }
-
-    /// The Redis server's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
 
 /// Where the bus stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,18 +176,6 @@ impl fmt::Debug for Bus {
             .field("remote members", &self.roster.len())
             .finish_non_exhaustive()
     }
-}
-
-/// A seed for ids and jitter: the standard library's per-process random hash keys, mixed with
-/// the time and process id.
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u128(t.as_nanos());
-    }
-    h.finish()
 }
 
 impl Bus {
@@ -330,124 +272,6 @@ pub(crate) fn bus_mut<'a>(cx: &'a mut LoopCx<'_, ChatRoom>) -> Option<&'a mut Bu
     cx.app().bus.as_deref_mut()
 }
 
-/// Opens a fresh pair of connections.
-fn connect(cx: &mut LoopCx<'_, ChatRoom>) {
-    if cx.is_shutting_down() {
-        stop(cx);
-        return;
-    }
-    let now = cx.now();
-    let Some(bus) = bus_mut(cx) else { return };
-    bus.retry = None;
-    bus.epoch += 1;
-    bus.opened = now;
-    let (epoch, addr) = (bus.epoch, bus.config.addr);
-    // Room for any reply the decoder accepts (a bulk string of up to 1 MiB), so a message too
-    // big for the chat is dropped by the bus's own check, with a log line, rather than taking
-    // the connection down.
-    let config = ConnConfig::new()
-        .with_connect_timeout(BACKOFF_MAX)
-        .with_max_input(2 * crate::codec::resp::DEFAULT_MAX_BULK_LENGTH);
-    let sub = cx.connect(addr, redis::Subscriber::new(epoch), config.clone());
-    let cmd = cx.connect(addr, redis::Commander::new(epoch), config);
-    let (sub, cmd) = match (sub, cmd) {
-        (Ok(sub), Ok(cmd)) => (sub, cmd),
-        (sub, cmd) => {
-            let err = [&sub, &cmd]
-                .iter()
-                .find_map(|r| r.as_ref().err().map(|e| e.to_string()))
-                .unwrap_or_default();
-            for id in [sub, cmd].into_iter().flatten() {
-                cx.abort_conn(id, reactor::CloseReason::Local);
-            }
-            lost(cx, &format!("cannot open a connection: {err}"));
-            return;
-        }
-    };
-    if let Some(bus) = bus_mut(cx) {
-        bus.sub = Some(sub);
-        bus.cmd = Some(cmd);
-    }
-}
-
-/// Both connections are ready: the bus is up. Tells the members if they were told it was
-/// down, says `hello`, re-announces every member and renews their claims.
-pub(crate) fn check_up(cx: &mut LoopCx<'_, ChatRoom>) {
-    let now = cx.now();
-    let Some(bus) = bus_mut(cx) else { return };
-    if !(bus.subscribed && bus.cmd_open) || bus.state == State::Up {
-        return;
-    }
-    bus.state = State::Up;
-    bus.attempts = 0;
-    bus.heard_self = now;
-    let told = std::mem::take(&mut bus.told_down);
-    log::info!("chat bus: connected to {} as {}", bus.config.addr, bus.node);
-    if told {
-        broadcast_local_all(cx, BUS_BACK);
-    }
-    publish(cx, &Msg::Hello);
-    inbound::announce_all(cx);
-    claims::hold_all(cx);
-}
-
-/// The current connections failed (`why`): close what is left, forget the roster, tell the
-/// members once, and retry after a back-off.
-pub(crate) fn lost(cx: &mut LoopCx<'_, ChatRoom>, why: &str) {
-    let Some(bus) = bus_mut(cx) else { return };
-    if bus.state == State::Stopped {
-        return;
-    }
-    let was = bus.state;
-    bus.state = State::Down;
-    bus.subscribed = false;
-    bus.cmd_open = false;
-    bus.outbox.clear();
-    bus.roster.clear();
-    // A new epoch: callbacks of the connections being closed are ignored from now on.
-    bus.epoch += 1;
-    let conns = [bus.sub.take(), bus.cmd.take()];
-    let pending = std::mem::take(&mut bus.pending);
-    let tell = !bus.told_down;
-    bus.told_down = true;
-    let delay = bus.next_delay();
-    for id in conns.into_iter().flatten() {
-        cx.close_conn(id, reactor::CloseReason::Local);
-    }
-    if was != State::Down {
-        log::warn!("chat bus down ({why}); retrying with back-off");
-    } else {
-        log::debug!("chat bus: still down ({why}); next try in {delay:?}");
-    }
-    if tell {
-        broadcast_local_all(cx, BUS_DOWN);
-    }
-    claims::abandon(cx, pending);
-    if cx.is_shutting_down() {
-        stop(cx);
-        return;
-    }
-    let retry = cx.schedule(delay, connect);
-    if let Some(bus) = bus_mut(cx) {
-        bus.retry = Some(retry);
-    }
-}
-
-/// The reactor is shutting down: no more retries, no more beats.
-pub(crate) fn stop(cx: &mut LoopCx<'_, ChatRoom>) {
-    let Some(bus) = bus_mut(cx) else { return };
-    bus.state = State::Stopped;
-    bus.epoch += 1;
-    let tasks = [bus.retry.take(), bus.beat.take()];
-    let conns = [bus.sub.take(), bus.cmd.take()];
-    for task in tasks.into_iter().flatten() {
-        cx.cancel(task);
-    }
-    for id in conns.into_iter().flatten() {
-        cx.close_conn(id, reactor::CloseReason::Local);
-    }
-}
-
 /// Sends `args` on the command connection, expecting a reply that `pending` says what to do
 /// with. Returns whether it was sent (the bus is up).
 pub(crate) fn command(cx: &mut LoopCx<'_, ChatRoom>, args: &[&[u8]], pending: Pending) -> bool {
@@ -502,39 +326,4 @@ pub(crate) fn publish_private(cx: &mut LoopCx<'_, ChatRoom>, node: &str, to: &st
             text,
         },
     );
-}
-
-/// The beat: say this node is alive, drop the nodes that are not, renew claims now and then,
-/// and notice a Redis server that stopped answering.
-fn beat(cx: &mut LoopCx<'_, ChatRoom>) -> bool {
-    let now = cx.now();
-    let Some(bus) = bus_mut(cx) else { return false };
-    if bus.state == State::Stopped {
-        return false;
-    }
-    bus.beats += 1;
-    let refresh = bus.beats % (CLAIM_REFRESH.as_secs() / BEAT.as_secs()).max(1) == 0;
-    if !bus.is_up() {
-        // A server that accepts connections but never confirms the subscription.
-        let stuck = bus.sub.is_some() && now.saturating_duration_since(bus.opened) > NODE_EXPIRY;
-        if stuck {
-            lost(cx, "no answer to SUBSCRIBE");
-        }
-        return true;
-    }
-    let dropped = bus.roster.expire(now, NODE_EXPIRY);
-    if dropped > 0 {
-        log::info!(
-            "chat bus: {dropped} node(s) silent for {NODE_EXPIRY:?}: their members are gone"
-        );
-    }
-    if now.saturating_duration_since(bus.heard_self) > NODE_EXPIRY {
-        lost(cx, "Redis stopped answering");
-        return true;
-    }
-    publish(cx, &Msg::Beat);
-    if refresh {
-        claims::hold_all(cx);
-    }
-    true
 }
