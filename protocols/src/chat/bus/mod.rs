@@ -25,17 +25,20 @@
 //!   say `hello` too. Every node publishes a `beat` every [`BEAT`]; a node not heard for
 //!   [`NODE_EXPIRY`] is dropped with its members, so a vanished process's members disappear
 //!   from the others' lists within about [`NODE_EXPIRY`] plus a beat.
-//! - **Nicknames, best effort.** Unique ignoring case across the chat as far as any node can
-//!   tell: a `/nick` is checked against this process's members and the roster, then claimed in
-//!   Redis (`SET evdrive:chat:nick:NAME NODE/TAG NX PX 30000`), and granted only if the claim
-//!   succeeds; a member's claim is renewed every [`CLAIM_REFRESH`] while it is here and
-//!   released when it leaves or renames. Default nicknames (`guest7`) are claimed after the
-//!   fact: if another node holds one, the member is renamed to the next free number and told.
-//!   What remains: while the bus is down, nicknames are checked locally only, and when it
-//!   comes back a claim held elsewhere is only logged, so two members may share a name until
-//!   one of them leaves or renames; a node that vanishes holds its members' names for up to
-//!   [`CLAIM_TTL`]; a Redis server restarted empty forgets every claim until the nodes renew
-//!   theirs on reconnecting.
+//! - **Nicknames, best effort.** With the bus up, a `/nick` is checked against this
+//!   process's members and the roster, then claimed in Redis
+//!   (`SET evdrive:chat:nick:NAME NODE/TAG NX PX 30000`) and granted only if the claim
+//!   succeeds: `SET NX` is atomic, so of two members on two nodes taking the same free name at
+//!   the same moment, exactly one gets it. The rename takes a Redis round trip, and lines the
+//!   member sends meanwhile still carry the old name. A member's claim is renewed every
+//!   [`CLAIM_REFRESH`] while it is here, and released when it leaves or renames. Default
+//!   nicknames (`guest7`) are claimed after the fact: if another node holds one, the member is
+//!   renamed to the next free number and told. What remains: while the bus is down, names
+//!   are checked locally only, and when it comes back a claim held elsewhere is only logged,
+//!   so two members may share a name until one of them leaves or renames (the rosters then
+//!   list the name once, for whichever node spoke last); a node that vanishes holds its
+//!   members' names for up to [`CLAIM_TTL`]; a Redis server restarted empty forgets every
+//!   claim until the nodes renew theirs on reconnecting.
 //! - **The bus going away** does not stop the local chat. The node tells its members once
 //!   (`* the bus is down: only this server's members see you`), logs it once, forgets the
 //!   roster, and reconnects with bounded exponential back-off and jitter on the reactor's
