@@ -19,6 +19,10 @@
 //!   order it handles them, and Redis delivers one connection's publications in order, so
 //!   every member sees another member's lines in the order they were sent. Lines of members
 //!   on different nodes may interleave differently on each node.
+//! - **Private messages** go on the one channel like everything else, addressed to a node and
+//!   nickname; only that node delivers them. The bus is not private: the Redis server, and
+//!   anyone who can subscribe to it, reads every line, private or not (run it where only the
+//!   chat's processes reach it).
 //! - **Rosters converge.** `/who` and `/rooms` count the other nodes' members, from their
 //!   `member` and `gone` events. A node that (re)connects says `hello`, and every node answers
 //!   by announcing all its members again; a node not yet known that speaks makes the listener
