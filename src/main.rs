@@ -85,7 +85,8 @@ enum Command {
     #[command(long_about = PROXY_HELP, after_long_help = RUNTIME_HELP)]
     Proxy(ProxyArgs),
     /// UDP echo: every datagram is sent back (default 127.0.0.1:7007). Try `nc -u 127.0.0.1
-    /// 7007`.
+    /// 7007`. SIGINT/SIGTERM send the echoes still queued (within a second), close the socket
+    /// and exit; SIGUSR1 prints the socket and its counters.
     UdpEcho(udp::UdpEchoArgs),
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use protocols::udp_echo::UdpEcho;
+use reactor::sys::SIGUSR1;
 use reactor::{Reactor, SendPolicy, UdpConfig};
 
 /// The default port, shared with the TCP echo (a UDP and a TCP port are distinct).
@@ -30,7 +31,8 @@ pub(crate) struct UdpEchoArgs {
     drop_when_full: bool,
 }
 
-/// Serves UDP echo until SIGINT or SIGTERM.
+/// Serves UDP echo until SIGINT or SIGTERM (a graceful shutdown: the echoes still queued go
+/// out within a second, then the socket closes); SIGUSR1 prints the socket and its counters.
 pub(crate) fn run(args: &UdpEchoArgs) -> io::Result<()> {
     let addr = args.listen.unwrap_or(SocketAddr::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -52,17 +54,27 @@ pub(crate) fn run(args: &UdpEchoArgs) -> io::Result<()> {
         .cx()
         .udp_local_addr(id)
         .ok_or_else(|| io::Error::other("the bound socket has no address"))?;
-    reactor.catch_signals(&[], Some(Duration::from_secs(1)), None)?;
+    reactor.catch_signals(
+        &[SIGUSR1],
+        Some(Duration::from_secs(1)),
+        Some(Box::new(|cx, sig| {
+            if sig == SIGUSR1 {
+                for socket in cx.udp_sockets() {
+                    eprintln!("{socket}");
+                }
+            }
+        })),
+    )?;
     eprintln!("evdrive udp-echo listening on {bound}");
     reactor.run()?;
-    if let Some(stats) = reactor.cx().udp_stats(id) {
-        log::info!(
-            "udp-echo: received {}, sent {}, dropped {}, truncated {}",
-            stats.received,
-            stats.sent,
-            stats.dropped,
-            stats.truncated
-        );
-    }
+    // The shutdown closed the socket: the reactor's counters outlive it.
+    let stats = reactor.stats();
+    log::info!(
+        "udp-echo: {} sockets open, received {}, sent {}, dropped {}",
+        stats.udp_sockets,
+        stats.datagrams_in,
+        stats.datagrams_out,
+        stats.datagrams_dropped
+    );
     Ok(())
 }

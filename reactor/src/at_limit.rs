@@ -52,7 +52,7 @@ enum Kind {
     #[default]
     Nothing,
     Bytes(Arc<[u8]>),
-    With(Arc<dyn Fn(SocketAddr) -> Vec<u8> + Send + Sync>),
+    With(Arc<dyn Fn(Option<SocketAddr>) -> Vec<u8> + Send + Sync>),
 }
 
 impl Goodbye {
@@ -66,14 +66,25 @@ impl Goodbye {
         Goodbye(Kind::Bytes(bytes.as_ref().into()))
     }
 
-    /// Bytes made for each rejected client from its address (called on the reactor's thread;
-    /// it must not block).
-    pub fn with(make: impl Fn(SocketAddr) -> Vec<u8> + Send + Sync + 'static) -> Self {
+    /// Bytes made for each rejected client from its address: `Some` for a TCP client, `None`
+    /// for a Unix-domain one, which has no address (as its connection's
+    /// [`Cx::peer_addr`](crate::Cx::peer_addr) would say). Called on the reactor's thread; it
+    /// must not block.
+    ///
+    /// ```
+    /// use evdrive_reactor::Goodbye;
+    /// let goodbye = Goodbye::with(|peer| match peer {
+    ///     Some(addr) => format!("-ERR full, {addr}\r\n").into_bytes(),
+    ///     None => b"-ERR full\r\n".to_vec(),
+    /// });
+    /// # let _ = goodbye;
+    /// ```
+    pub fn with(make: impl Fn(Option<SocketAddr>) -> Vec<u8> + Send + Sync + 'static) -> Self {
         Goodbye(Kind::With(Arc::new(make)))
     }
 
-    /// The bytes for `peer` (empty: none).
-    pub(crate) fn render(&self, peer: SocketAddr) -> Vec<u8> {
+    /// The bytes for a client from `peer` (`None`: a Unix-domain client); empty: none.
+    pub(crate) fn render(&self, peer: Option<SocketAddr>) -> Vec<u8> {
         match &self.0 {
             Kind::Nothing => Vec::new(),
             Kind::Bytes(b) => b.to_vec(),
@@ -98,11 +109,15 @@ mod tests {
 
     #[test]
     fn goodbyes_render_per_peer() {
-        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let peer: Option<SocketAddr> = Some("127.0.0.1:9".parse().unwrap());
         assert!(Goodbye::none().render(peer).is_empty());
         assert_eq!(Goodbye::bytes("full\n").render(peer), b"full\n");
-        let made = Goodbye::with(|p| format!("bye {}\n", p.port()).into_bytes());
+        let made = Goodbye::with(|p| match p {
+            Some(p) => format!("bye {}\n", p.port()).into_bytes(),
+            None => b"bye, unix client\n".to_vec(),
+        });
         assert_eq!(made.render(peer), b"bye 9\n");
+        assert_eq!(made.render(None), b"bye, unix client\n");
         assert_eq!(format!("{made:?}"), "Goodbye::with(..)");
     }
 }

@@ -76,5 +76,5 @@ pub use source::{PostAction, SourceEvent, SourceId};
 pub use stats::{AcceptErrors, Stats};
 pub use sys::{Keepalive, PeerCredentials};
 pub use timer::TimerId;
-pub use udp::{Datagrams, SendPolicy, Sent, UdpConfig, UdpCx, UdpId, UdpStats};
+pub use udp::{Datagrams, SendPolicy, Sent, UdpConfig, UdpCx, UdpId, UdpSnapshot, UdpStats};
 pub use unix_addr::{UnixAddr, UnixListenOptions};

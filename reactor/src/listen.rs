@@ -75,7 +75,7 @@ impl<App> LoopCx<'_, App> {
         &mut self,
         socket: mio::net::TcpListener,
         opts: ListenOptions,
-        mut factory: F,
+        factory: F,
     ) -> io::Result<ListenerId>
     where
         P: Protocol<App> + 'static,
@@ -83,7 +83,7 @@ impl<App> LoopCx<'_, App> {
     {
         self.core_mut().add_listener(
             Box::new(socket),
-            Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
+            crate::core::listener::Factory::addressed(factory),
             &opts,
         )
     }

@@ -170,6 +170,12 @@ impl<App: 'static> Reactor<App> {
         self.core.snapshot()
     }
 
+    /// Every UDP socket as it stands (they are not connections, so not in
+    /// [`connections`](Self::connections)).
+    pub fn udp_sockets(&self) -> Vec<crate::UdpSnapshot> {
+        self.core.udp_snapshot()
+    }
+
     /// Timers armed in the wheel (reactor timeouts and handler timers).
     pub fn timers_armed(&self) -> usize {
         self.core.timers_armed()

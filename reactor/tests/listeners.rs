@@ -2,61 +2,17 @@
 //! `std` listener adopted from elsewhere; over real sockets, and on the in-memory transport
 //! for the counters that need injected faults.
 
-use std::io::{self, Read, Write};
+mod common;
+
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
+use common::{accepted_by, echo_through, turn_until, Echo};
 use evdrive_reactor::testing::Harness;
-use evdrive_reactor::{Cx, Limits, ListenOptions, ListenerId, Protocol, Reactor};
-
-/// Echoes.
-struct Echo;
-
-impl<App> Protocol<App> for Echo {
-    fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
-        cx.write(data);
-        data.len()
-    }
-}
+use evdrive_reactor::{Limits, ListenOptions, Reactor};
 
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
-}
-
-/// Turns until `done` holds (bounded: a reactor that never gets there fails the test).
-fn turn_until(
-    r: &mut Reactor<()>,
-    mut done: impl FnMut(&mut Reactor<()>) -> bool,
-) -> io::Result<()> {
-    for _ in 0..1000 {
-        if done(r) {
-            return Ok(());
-        }
-        r.turn(Some(Duration::from_secs(5)))?;
-    }
-    panic!("never got there");
-}
-
-fn accepted_by(r: &mut Reactor<()>, id: ListenerId) -> u64 {
-    r.cx()
-        .listener_stats(id)
-        .expect("the listener exists")
-        .accepted
-}
-
-/// Sends `msg` and turns the reactor until its echo is back.
-fn echo_through(r: &mut Reactor<()>, c: &mut TcpStream, msg: &[u8]) -> io::Result<Vec<u8>> {
-    c.write_all(msg)?;
-    c.set_nonblocking(true)?;
-    let mut got = Vec::new();
-    turn_until(r, |_| {
-        let mut buf = [0u8; 64];
-        if let Ok(n) = c.read(&mut buf) {
-            got.extend_from_slice(&buf[..n]);
-        }
-        got.len() >= msg.len()
-    })?;
-    Ok(got)
 }
 
 #[test]

@@ -2,24 +2,14 @@
 //! bound to, and a `std` Unix listener bound elsewhere can be adopted, its socket file left to
 //! whoever made it.
 
-use std::io::{self, Read, Write};
+mod common;
+
+use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use evdrive_reactor::{
-    Cx, ListenAddr, ListenOptions, ListenerId, Protocol, Reactor, UnixAddr, UnixListenOptions,
-};
-
-/// Echoes.
-struct Echo;
-
-impl<App> Protocol<App> for Echo {
-    fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
-        cx.write(data);
-        data.len()
-    }
-}
+use common::{accepted_by, echo_through, turn_until, Echo};
+use evdrive_reactor::{ListenAddr, ListenOptions, Reactor, UnixAddr, UnixListenOptions};
 
 /// A directory of its own for this test's socket files, removed at the end.
 struct TempDir(PathBuf);
@@ -37,42 +27,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Turns until `done` holds (bounded: a reactor that never gets there fails the test).
-fn turn_until(
-    r: &mut Reactor<()>,
-    mut done: impl FnMut(&mut Reactor<()>) -> bool,
-) -> io::Result<()> {
-    for _ in 0..1000 {
-        if done(r) {
-            return Ok(());
-        }
-        r.turn(Some(Duration::from_secs(5)))?;
-    }
-    panic!("never got there");
-}
-
-fn accepted_by(r: &mut Reactor<()>, id: ListenerId) -> u64 {
-    r.cx()
-        .listener_stats(id)
-        .expect("the listener exists")
-        .accepted
-}
-
-/// Sends `msg` and turns the reactor until its echo is back.
-fn echo_through(r: &mut Reactor<()>, c: &mut UnixStream, msg: &[u8]) -> io::Result<Vec<u8>> {
-    c.write_all(msg)?;
-    c.set_nonblocking(true)?;
-    let mut got = Vec::new();
-    turn_until(r, |_| {
-        let mut buf = [0u8; 64];
-        if let Ok(n) = c.read(&mut buf) {
-            got.extend_from_slice(&buf[..n]);
-        }
-        got.len() >= msg.len()
-    })?;
-    Ok(got)
 }
 
 #[test]

@@ -30,7 +30,8 @@
 //! The helpers are grouped by subject: the reactor on its thread (`server`), the observation of
 //! handlers (`observe`), blocking clients and raw sockets (`client`), tests run in a child
 //! process (`child`) and the `evdrive` binary (`binary`). Everything is re-exported here, so a
-//! test names it `evdrive_tests::NAME`.
+//! test names it `evdrive_tests::NAME`; the set-up of the tests under a low descriptor limit is
+//! named by its module, `evdrive_tests::low_fds::NAME`.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 mod binary;
 mod child;
 mod client;
+pub mod low_fds;
 mod observe;
 mod server;
 

@@ -104,7 +104,10 @@ fn clients_past_the_limit_get_their_goodbye_and_new_ones_are_served_after_a_clos
 
     // 2. The told clients closed: their slots go, and the loop did not race meanwhile.
     server
-        .wait_for(WAIT, |r| (r.stats().open == LIMIT as u64).then_some(()))
+        .wait_for(WAIT, |r| {
+            let s = r.stats();
+            (s.open == LIMIT as u64 && s.rejecting == 0).then_some(())
+        })
         .expect("the rejected clients' slots were not released");
     let stats = server.stats();
     let turns = stats.turns - turns_before;

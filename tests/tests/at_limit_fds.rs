@@ -4,24 +4,20 @@
 //! end of stream, or a reset) within a second, none left hanging, and the loop must not spin.
 //!
 //! `RLIMIT_NOFILE` is process-wide, so this file is its own test process and holds one real
-//! test; the clients run in a child process (the test binary started again with `--ignored
-//! --exact at_limit_fds_client`), as in `overload_fds.rs`, so they do not use up the
-//! descriptors under test.
+//! test; the clients run in a child process (the test binary started again for
+//! `at_limit_fds_client`), as in `overload_fds.rs`, so they do not use up the descriptors under
+//! test (the set-up both share is `evdrive_tests::low_fds`).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use evdrive_tests::low_fds::{self, field, ClientProcess, LoweredLimit};
 use evdrive_tests::{connect, is_reset, localhost, Server, WAIT};
 use protocols::echo::Echo;
 use reactor::{AtLimit, Goodbye, Limits, ListenOptions};
 
-/// The environment variable that turns the test binary into the client process.
-const CLIENT_ENV: &str = "EVDRIVE_AT_LIMIT_FDS_ADDR";
-/// What the client prefixes its report with.
-const MARK: &str = "at-limit-client:";
 /// Descriptors the server may open beyond those the process holds when the test starts.
 const HEADROOM: u64 = 48;
 /// Connections served at once: half the headroom, so rejected clients run out of descriptors.
@@ -35,19 +31,6 @@ const TOLD_WITHIN: Duration = Duration::from_secs(1);
 /// The most loop turns the burst may cost per client.
 const TURNS_PER_CLIENT: u64 = 6;
 
-/// Descriptors this process holds now.
-fn open_descriptors() -> io::Result<u64> {
-    Ok(std::fs::read_dir("/proc/self/fd")?.count() as u64)
-}
-
-/// Parses `name=N` from the report line.
-fn field(line: &str, name: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-}
-
 /// S23, S27: with the soft descriptor limit at what the process holds plus 48, a connection
 /// limit of 24 and `AtLimit::Reject`, 72 clients connect at once: 24 are served, and every other
 /// one is told (goodbye and end of stream, or end of stream or reset from the spare descriptor)
@@ -56,8 +39,7 @@ fn field(line: &str, name: &str) -> u64 {
 #[test]
 fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> io::Result<()> {
     evdrive_tests::init_log();
-    let (soft_before, _) = reactor::sys::nofile_limit()?;
-    reactor::sys::set_nofile_limit(open_descriptors()? + HEADROOM)?;
+    let limit = LoweredLimit::to_headroom(HEADROOM)?;
 
     let opts = ListenOptions::default()
         .with_backoff_min(Duration::from_millis(20))
@@ -73,36 +55,15 @@ fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> 
     )?;
     let turns_before = server.stats().turns;
 
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "at_limit_fds_client",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CLIENT_ENV, server.addr().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut to_child = child.stdin.take().expect("piped");
-    let mut from_child = BufReader::new(child.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok);
-    let report = from_child
-        .by_ref()
-        .find_map(|line| {
-            line.find(MARK)
-                .map(|at| line[at + MARK.len()..].to_string())
-        })
-        .expect("no report from the client process");
+    let child = ClientProcess::spawn("at_limit_fds_client", server.addr())?;
+    let report = child.report(Duration::from_secs(20));
     let turns = server.stats().turns - turns_before;
     eprintln!("{report}; {turns} turns");
     let (served, told, hanging, slowest_ms) = (
-        field(&report, "served="),
-        field(&report, "told="),
-        field(&report, "hanging="),
-        field(&report, "slowest_ms="),
+        field(&report, "served"),
+        field(&report, "told"),
+        field(&report, "hanging"),
+        field(&report, "slowest_ms"),
     );
     assert_eq!(hanging, 0, "clients left hanging: {report}");
     assert_eq!((served, told), (LIMIT as u64, (CLIENTS - LIMIT) as u64));
@@ -116,12 +77,13 @@ fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> 
     );
 
     // The clients leave; a new one is served.
-    writeln!(to_child, "close")?;
-    from_child.for_each(drop);
-    let status = child.wait()?;
+    let status = child.finish("close", WAIT)?;
     assert!(status.success(), "client process: {status}");
     server
-        .wait_for(WAIT, |r| (r.stats().open == 0).then_some(()))
+        .wait_for(WAIT, |r| {
+            let s = r.stats();
+            (s.open == 0 && s.rejecting == 0).then_some(())
+        })
         .expect("the clients' connections did not close");
     let mut client = connect(server.addr())?;
     client.write_all(b"back")?;
@@ -136,19 +98,16 @@ fn rejecting_past_the_descriptor_limit_tells_every_client_without_spinning() -> 
     );
     drop(client);
     server.shutdown(Duration::from_secs(1))?;
-    reactor::sys::set_nofile_limit(soft_before)
+    limit.restore()
 }
 
 /// The client process of the test above; does nothing unless started by it.
 #[test]
 #[ignore = "the client half of the rejection test under a descriptor limit, started by it"]
 fn at_limit_fds_client() -> io::Result<()> {
-    let Ok(addr) = std::env::var(CLIENT_ENV) else {
+    let Some(addr) = low_fds::client_server_addr()? else {
         return Ok(());
     };
-    let addr: SocketAddr = addr.parse().expect("an address");
-    let (_, hard) = reactor::sys::nofile_limit()?;
-    reactor::sys::set_nofile_limit(hard)?;
 
     // Every client connects and sends a byte, its connect time noted.
     let mut clients: Vec<(TcpStream, Instant)> = Vec::new();
@@ -213,15 +172,13 @@ fn at_limit_fds_client() -> io::Result<()> {
         }
         pending = still;
     }
-    println!(
-        "{MARK} served={} told={told} hanging={} slowest_ms={}",
+    low_fds::print_report(&format!(
+        "served={} told={told} hanging={} slowest_ms={}",
         served.len(),
         pending.len(),
         slowest.as_millis()
-    );
-    io::stdout().flush()?;
-    let mut line = String::new();
-    io::stdin().read_line(&mut line)?;
+    ))?;
+    low_fds::await_command("close")?;
     drop(clients);
     Ok(())
 }

@@ -4,28 +4,24 @@
 //! by itself once descriptors free up.
 //!
 //! `RLIMIT_NOFILE` is process-wide, so this file is its own test process and holds one real
-//! test. The clients run in a child process, the test binary itself started again with
-//! `--ignored --exact fd_exhaustion_client` and the server's address in its environment: in
-//! this process they would use up the very descriptors under test, and the count of clients
-//! served would depend on how many the clients hold. The child raises its own limit back to the
-//! hard limit (a lowered soft limit is inherited across `exec`), and reports over its standard
-//! output; the parent steps it through its phases over its standard input.
+//! test. The clients run in a child process, the test binary itself started again for
+//! `fd_exhaustion_client` with the server's address in its environment: in this process they
+//! would use up the very descriptors under test, and the count of clients served would depend
+//! on how many the clients hold. The child raises its own limit back to the hard limit (a
+//! lowered soft limit is inherited across `exec`), and reports over its standard output; the
+//! parent steps it through its phases over its standard input (`evdrive_tests::low_fds`, the
+//! set-up shared with `at_limit_fds.rs`).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use evdrive_tests::low_fds::{self, field, ClientProcess, LoweredLimit};
 use evdrive_tests::{connect, is_reset, localhost, Server, WAIT};
 use protocols::echo::Echo;
 use reactor::{Limits, ListenOptions};
 
-/// The environment variable that turns the test binary into the client process.
-const CLIENT_ENV: &str = "EVDRIVE_FDS_CLIENT_ADDR";
-/// What the client prefixes its reports with (the test harness prints lines of its own).
-const MARK: &str = "fd-client:";
 /// Descriptors the server may open beyond those the process holds when the test starts.
 const HEADROOM: u64 = 64;
 /// Clients connecting at once in phase 1: more than fit.
@@ -35,20 +31,10 @@ const TRICKLE: usize = 10;
 /// The most loop turns per second the exhausted reactor may make.
 const MAX_TURNS_PER_SEC: f64 = 200.0;
 
-/// Descriptors this process holds now.
-fn open_descriptors() -> io::Result<u64> {
-    Ok(std::fs::read_dir("/proc/self/fd")?.count() as u64)
-}
-
 /// Parses `served=S shed=D hanging=H` from a report line.
 fn parse_report(line: &str) -> (usize, usize, usize) {
-    let field = |name: &str| -> usize {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-    };
-    (field("served="), field("shed="), field("hanging="))
+    let field = |name| field(line, name) as usize;
+    (field("served"), field("shed"), field("hanging"))
 }
 
 /// S27, S23: with the soft descriptor limit lowered to what the process holds plus 64 and a
@@ -61,9 +47,7 @@ fn parse_report(line: &str) -> (usize, usize, usize) {
 #[test]
 fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Result<()> {
     evdrive_tests::init_log();
-    let (soft_before, _) = reactor::sys::nofile_limit()?;
-    let limit = open_descriptors()? + HEADROOM;
-    reactor::sys::set_nofile_limit(limit)?;
+    let limit = LoweredLimit::to_headroom(HEADROOM)?;
 
     // 1. The server, built under the lowered limit, with a connection limit that never bites.
     let opts = ListenOptions::default()
@@ -78,39 +62,16 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
         },
     )?;
 
-    // 2. The client process, and a thread turning its reports into events.
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "fd_exhaustion_client",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CLIENT_ENV, server.addr().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut to_child = child.stdin.take().expect("piped");
-    let from_child = child.stdout.take().expect("piped");
-    let (tx, reports) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from_child).lines().map_while(Result::ok) {
-            if let Some(at) = line.find(MARK) {
-                let _ = tx.send(line[at + MARK.len()..].trim().to_string());
-            }
-        }
-    });
-    let report = |phase: &str| -> String {
-        let line = reports
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no {phase} report from the client process"));
+    // 2. The client process, whose reports come in phases.
+    let mut child = ClientProcess::spawn("fd_exhaustion_client", server.addr())?;
+    let report = |child: &ClientProcess, phase: &str| -> String {
+        let line = child.report(Duration::from_secs(20));
         assert!(line.starts_with(phase), "expected {phase}, got {line:?}");
         line
     };
 
     // 3. Phase 1: the burst. Served or shed, never hanging.
-    let (served, shed, hanging) = parse_report(&report("burst"));
+    let (served, shed, hanging) = parse_report(&report(&child, "burst"));
     assert_eq!(hanging, 0, "clients left hanging");
     assert_eq!(served + shed, BURST);
     assert!(served > 0 && (served as u64) < HEADROOM, "served {served}");
@@ -119,8 +80,8 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
     // 4. Phase 2: still exhausted, clients trickle in; count the turns meanwhile.
     let turns_before = server.stats().turns;
     let started = Instant::now();
-    writeln!(to_child, "trickle")?;
-    let (t_served, t_shed, t_hanging) = parse_report(&report("trickle"));
+    child.send("trickle")?;
+    let (t_served, t_shed, t_hanging) = parse_report(&report(&child, "trickle"));
     let elapsed = started.elapsed();
     let turns = server.stats().turns - turns_before;
     let rate = turns as f64 / elapsed.as_secs_f64();
@@ -135,15 +96,7 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
     );
 
     // 5. The clients leave; the reactor serves again by itself.
-    writeln!(to_child, "close")?;
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the client process did not exit");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = child.finish("close", WAIT)?;
     assert!(status.success(), "client process: {status}");
     server
         .wait_for(WAIT, |r| (r.stats().open == 0).then_some(()))
@@ -160,7 +113,7 @@ fn descriptor_exhaustion_sheds_clients_without_spinning_and_recovers() -> io::Re
     assert_eq!(stats.accepted, served as u64 + 1, "{stats:?}");
     drop(client);
     server.shutdown(Duration::from_secs(1))?;
-    reactor::sys::set_nofile_limit(soft_before)
+    limit.restore()
 }
 
 /// What became of one client.
@@ -222,35 +175,30 @@ fn ping_client(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// Prints a phase's report for the parent.
-fn print_report(phase: &str, verdicts: &[Option<Verdict>]) {
+fn print_report(phase: &str, verdicts: &[Option<Verdict>]) -> io::Result<()> {
     let count = |v| verdicts.iter().filter(|&&x| x == v).count();
-    println!(
-        "{MARK} {phase} served={} shed={} hanging={}",
+    low_fds::print_report(&format!(
+        "{phase} served={} shed={} hanging={}",
         count(Some(Verdict::Served)),
         count(Some(Verdict::Shed)),
         count(None)
-    );
-    let _ = io::stdout().flush();
+    ))
 }
 
 /// The client process of the test above; does nothing unless started by it.
 #[test]
 #[ignore = "the client half of the descriptor exhaustion test, started by it in a child process"]
 fn fd_exhaustion_client() -> io::Result<()> {
-    let Ok(addr) = std::env::var(CLIENT_ENV) else {
+    let Some(addr) = low_fds::client_server_addr()? else {
         return Ok(());
     };
-    let addr: SocketAddr = addr.parse().expect("an address");
-    let (_, hard) = reactor::sys::nofile_limit()?;
-    reactor::sys::set_nofile_limit(hard)?;
-    let mut commands = io::stdin().lines();
 
     // Phase 1: the burst.
     let burst = (0..BURST)
         .map(|_| ping_client(addr))
         .collect::<io::Result<Vec<_>>>()?;
     let verdicts = resolve(&burst, Duration::from_secs(5));
-    print_report("burst", &verdicts);
+    print_report("burst", &verdicts)?;
     // Keep the served ones open: they hold the server's descriptors.
     let served: Vec<TcpStream> = burst
         .into_iter()
@@ -260,7 +208,7 @@ fn fd_exhaustion_client() -> io::Result<()> {
         .collect();
 
     // Phase 2: one client every 25 ms, each resolved before the next.
-    assert_eq!(commands.next().transpose()?.as_deref(), Some("trickle"));
+    low_fds::await_command("trickle")?;
     let mut verdicts = Vec::new();
     for _ in 0..TRICKLE {
         let client = ping_client(addr)?;
@@ -270,9 +218,9 @@ fn fd_exhaustion_client() -> io::Result<()> {
         ));
         std::thread::sleep(Duration::from_millis(25));
     }
-    print_report("trickle", &verdicts);
+    print_report("trickle", &verdicts)?;
 
-    assert_eq!(commands.next().transpose()?.as_deref(), Some("close"));
+    low_fds::await_command("close")?;
     drop(served);
     Ok(())
 }

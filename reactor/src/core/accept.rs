@@ -264,13 +264,21 @@ impl<App> Core<App> {
     }
 
     /// Gives an accepted socket its handler and slot, then calls `on_open`.
-    fn open_accepted(&mut self, index: usize, stream: Stream, peer: SocketAddr) {
+    fn open_accepted(&mut self, index: usize, stream: Stream, peer: Option<SocketAddr>) {
         let (app, net) = self.split();
         let Some(l) = net.listener(index) else {
             return;
         };
-        let from = PeerName::of(peer, &l.local_addr);
-        let handler = (l.factory)(app, peer);
+        let from = PeerName(peer);
+        let Some(handler) = l.factory.make(app, peer) else {
+            // Dropping the stream closes it: a client with no address for a factory that
+            // needs one is not served rather than given a made-up address.
+            log::warn!(
+                "listener {}: a client with no address, closed",
+                l.local_addr
+            );
+            return;
+        };
         let config = Rc::clone(&l.conn);
         apply_conn_options(&stream, &config);
         let phase = Phase::Open {

@@ -159,17 +159,19 @@ impl<App> Net<App> {
         }
     }
 
-    /// Aborts every connection and makes `run` return at the end of this turn.
+    /// Aborts every connection, closes every UDP socket, and makes `run` return at the end of
+    /// this turn.
     pub(crate) fn stop_now(&mut self) {
         for index in self.all_conns() {
             self.abort(index, CloseReason::Shutdown);
         }
+        self.end_all_udp();
         self.shutting_down = true;
         self.stop_now = true;
     }
 
-    /// Begins a graceful shutdown: stop accepting, close every connection gracefully, and abort
-    /// what is left after `grace`.
+    /// Begins a graceful shutdown: stop accepting, close every connection gracefully, drain
+    /// every UDP socket (`core/udp.rs`), and abort or close what is left after `grace`.
     pub(crate) fn begin_shutdown(&mut self, grace: Duration) {
         if self.shutting_down {
             return;
@@ -192,11 +194,14 @@ impl<App> Net<App> {
         for index in conns {
             self.close(index, CloseReason::Shutdown);
         }
+        self.drain_all_udp();
         self.arm(grace, TimerEntry::ShutdownDeadline);
     }
 
-    /// The shutdown's grace period is over: abort what is left.
+    /// The shutdown's grace period is over: abort what is left, close the UDP sockets still
+    /// draining.
     pub(crate) fn shutdown_deadline(&mut self) {
+        self.end_all_udp();
         let open = self.all_conns();
         if !open.is_empty() {
             log::warn!(
@@ -229,10 +234,11 @@ impl<App> Core<App> {
             .and_then(|x| x.reason.take())
             .unwrap_or(CloseReason::Local);
         self.net.queued_total -= conn.output.len();
-        self.net.stats.open -= 1;
+        // A rejected client's slot was never a connection (see `Stats::rejecting`).
         if conn.rejected {
-            self.net.rejecting -= 1;
+            self.net.stats.rejecting -= 1;
         } else {
+            self.net.stats.open -= 1;
             self.net.stats.closed[reason.kind() as usize] += 1;
         }
         self.connection_released();

@@ -103,9 +103,10 @@ impl<App> Net<App> {
         true
     }
 
-    /// Whether the connection limit is reached (rejected clients being told do not count).
+    /// Whether the connection limit is reached (rejected clients being told are not in
+    /// `open`, so they do not count).
     pub(crate) fn at_connection_limit(&self) -> bool {
-        self.stats.open as usize - self.rejecting >= self.limits.max_connections
+        self.stats.open as usize >= self.limits.max_connections
     }
 
     /// Whether another connection may be opened now; at the limit, with `shed_idle`, sheds the

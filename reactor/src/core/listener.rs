@@ -119,17 +119,10 @@ impl std::str::FromStr for ListenAddr {
 }
 
 /// How log lines name an accepted client: its address, or, for a Unix-domain listener's client
-/// (which has none: the accept loop gets a placeholder), words saying so rather than a made-up
+/// (which has none: the accept loop gets `None`), words saying so rather than a made-up
 /// `0.0.0.0:0`.
 #[derive(Clone, Copy)]
 pub(crate) struct PeerName(pub(crate) Option<SocketAddr>);
-
-impl PeerName {
-    /// Names `peer`, accepted by a listener bound to `on`.
-    pub(crate) fn of(peer: SocketAddr, on: &ListenAddr) -> Self {
-        PeerName(on.tcp().map(|_| peer))
-    }
-}
 
 impl fmt::Display for PeerName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,8 +150,59 @@ pub struct ListenerStats {
     pub paused: bool,
 }
 
-/// Makes the handler of each accepted connection.
-pub(crate) type Factory<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
+/// Makes the handler of each accepted connection: from the client's address (a TCP
+/// listener's), or from nothing (a Unix-domain listener's: its clients have no address, and
+/// none is made up for them).
+pub(crate) enum Factory<App> {
+    /// A TCP listener's (or the in-memory one's): its clients always have an address.
+    Addressed(MakeFrom<App>),
+    /// A Unix-domain listener's.
+    Anonymous(Make<App>),
+}
+
+/// Makes a handler from the client's address.
+type MakeFrom<App> = Box<dyn FnMut(&mut App, SocketAddr) -> Box<dyn Protocol<App>>>;
+
+/// Makes a handler from nothing.
+type Make<App> = Box<dyn FnMut(&mut App) -> Box<dyn Protocol<App>>>;
+
+impl<App> Factory<App> {
+    /// Wraps a factory that takes the client's address.
+    pub(crate) fn addressed<P, F>(mut factory: F) -> Self
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App, SocketAddr) -> P + 'static,
+    {
+        Factory::Addressed(Box::new(move |app: &mut App, peer| {
+            Box::new(factory(app, peer)) as Box<_>
+        }))
+    }
+
+    /// Wraps a factory that takes no address.
+    pub(crate) fn anonymous<P, F>(mut factory: F) -> Self
+    where
+        P: Protocol<App> + 'static,
+        F: FnMut(&mut App) -> P + 'static,
+    {
+        Factory::Anonymous(Box::new(move |app: &mut App| {
+            Box::new(factory(app)) as Box<_>
+        }))
+    }
+
+    /// The handler for a client from `peer`; `None` if this factory needs an address and the
+    /// client has none (no transport accepts so: TCP clients always have one).
+    pub(crate) fn make(
+        &mut self,
+        app: &mut App,
+        peer: Option<SocketAddr>,
+    ) -> Option<Box<dyn Protocol<App>>> {
+        match (self, peer) {
+            (Factory::Addressed(make), Some(peer)) => Some(make(app, peer)),
+            (Factory::Addressed(_), None) => None,
+            (Factory::Anonymous(make), _) => Some(make(app)),
+        }
+    }
+}
 
 /// A listening socket's slot.
 pub(crate) struct Listener<App> {

@@ -154,8 +154,6 @@ pub(crate) struct Net<App> {
     replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
     /// Handlers replaced so far (`replace.rs`).
     swaps: u64,
-    /// Rejected clients being told (counted in `stats.open`, not against the limit).
-    rejecting: usize,
 }
 
 impl<App> Deref for Core<App> {
@@ -211,7 +209,6 @@ impl<App> Core<App> {
                 listeners_at_limit: false,
                 replacement: None,
                 swaps: 0,
-                rejecting: 0,
             },
         }
     }
@@ -462,9 +459,11 @@ impl<App> Net<App> {
         self.shutting_down
     }
 
-    /// Whether `run` should return now.
+    /// Whether `run` should return now: a shutdown has ended every connection, rejected
+    /// client's slot and UDP socket.
     pub(crate) fn is_finished(&self) -> bool {
-        self.stop_now || (self.shutting_down && self.stats.open == 0)
+        let s = &self.stats;
+        self.stop_now || (self.shutting_down && s.open + s.rejecting + s.udp_sockets == 0)
     }
 
     /// Registers a new source at `index`.

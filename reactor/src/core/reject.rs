@@ -7,8 +7,11 @@
 //! FIN after the goodbye, input read and discarded until the client's end of stream (closing
 //! with unread input would send RST and could destroy the goodbye before the client reads it),
 //! bounded by a linger of at most [`REJECT_LINGER`], so a client that never closes cannot hold
-//! the descriptor. These slots count in `Stats::open` (they are descriptors in use) but not
-//! against the connection limit, never as `accepted` and never in `closed`.
+//! the descriptor. These slots are not connections to an operator: they count in
+//! `Stats::rejected` when the client is accepted and in the gauge `Stats::rejecting` while the
+//! goodbye drains, never in `open`, `accepted` or `closed` (as Redis keeps its
+//! `rejected_connections` apart from the clients it served), and not against the limit, so
+//! `accepted = closed + open` holds through a rejection burst.
 //!
 //! Rejecting cannot spin: each rejection is one accept of the listener's per-turn budget, and a
 //! flood is held to [`MAX_REJECTING`] slots at once; past that a client is told at once (one
@@ -54,7 +57,7 @@ impl<App> Protocol<App> for Rejected {
 impl<App> Core<App> {
     /// Tells a client accepted at the connection limit by listener `index` that it is not
     /// served: its goodbye, then a graceful close.
-    pub(super) fn reject(&mut self, index: usize, mut stream: Stream, peer: SocketAddr) {
+    pub(super) fn reject(&mut self, index: usize, mut stream: Stream, peer: Option<SocketAddr>) {
         let Some(l) = self.listener(index) else {
             return;
         };
@@ -62,11 +65,11 @@ impl<App> Core<App> {
             return;
         };
         let bytes = goodbye.render(peer);
-        let who = PeerName::of(peer, &l.local_addr);
+        let who = PeerName(peer);
         let config = Rc::clone(&l.reject_conn);
         self.stats.rejected += 1;
         log::debug!("rejecting {who}: at the connection limit");
-        if self.rejecting >= MAX_REJECTING {
+        if self.stats.rejecting >= MAX_REJECTING as u64 {
             // Too many being told already: one write (a socket's empty send buffer takes a
             // goodbye whole), FIN, and the descriptor closes now.
             if !bytes.is_empty() {
@@ -85,7 +88,9 @@ impl<App> Core<App> {
                 if let Some(conn) = self.conn_at(slot) {
                     conn.rejected = true;
                 }
-                self.rejecting += 1;
+                // `insert_conn` counted the slot as open: it is a rejected client's instead.
+                self.stats.open -= 1;
+                self.stats.rejecting += 1;
                 if !bytes.is_empty() {
                     let _ = self.queue(id, bytes, Vec::len, |q, sp, b, now| q.push_vec(b, sp, now));
                 }

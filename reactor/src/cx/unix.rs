@@ -31,7 +31,7 @@ impl<App> LoopCx<'_, App> {
         &mut self,
         addr: &UnixAddr,
         opts: UnixListenOptions,
-        mut factory: F,
+        factory: F,
     ) -> io::Result<ListenerId>
     where
         P: Protocol<App> + 'static,
@@ -40,7 +40,7 @@ impl<App> LoopCx<'_, App> {
         let socket = crate::transport::unix::listen(addr, &opts)?;
         let id = self.core.add_listener(
             Box::new(socket),
-            Box::new(move |app: &mut App, _| Box::new(factory(app)) as Box<_>),
+            crate::core::listener::Factory::anonymous(factory),
             &opts.listen,
         )?;
         log::info!("listening on unix:{addr}");
@@ -67,7 +67,7 @@ impl<App> LoopCx<'_, App> {
         &mut self,
         listener: std::os::unix::net::UnixListener,
         opts: ListenOptions,
-        mut factory: F,
+        factory: F,
     ) -> io::Result<ListenerId>
     where
         P: Protocol<App> + 'static,
@@ -76,7 +76,7 @@ impl<App> LoopCx<'_, App> {
         let socket = crate::transport::unix::adopt(listener)?;
         let id = self.core.add_listener(
             Box::new(socket),
-            Box::new(move |app: &mut App, _| Box::new(factory(app)) as Box<_>),
+            crate::core::listener::Factory::anonymous(factory),
             &opts,
         )?;
         if let Some(stats) = self.listener_stats(id) {

@@ -1,8 +1,9 @@
-//! The connection snapshot as JSON.
+//! The connection and UDP socket snapshots as JSON.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
-use crate::ConnSnapshot;
+use crate::{ConnSnapshot, UdpSnapshot};
 
 /// The connections as a JSON array, one object per connection with the fields of
 /// [`ConnSnapshot`]: `id` (a string, `"#index.generation"`), `peer` (a string, or `null`),
@@ -46,6 +47,53 @@ pub fn connections_json(conns: &[ConnSnapshot]) -> String {
             c.timers,
             c.bytes_in,
             c.bytes_out
+        )
+        .expect("writing to a String cannot fail");
+    }
+    out.push(']');
+    out
+}
+
+/// The UDP sockets as a JSON array, one object per socket with the fields of
+/// [`UdpSnapshot`]: `id` (a string, `"udp#index.generation"`), `local` and `peer` (strings, or
+/// `null`), `state` (a string), `timers`, and its counters `received`, `sent`, `dropped`,
+/// `truncated`, `queued` (numbers).
+///
+/// ```
+/// use evdrive_reactor::{metrics, Reactor};
+///
+/// let reactor = Reactor::new(())?;
+/// assert_eq!(metrics::udp_sockets_json(&reactor.udp_sockets()), "[]");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn udp_sockets_json(sockets: &[UdpSnapshot]) -> String {
+    let addr = |out: &mut String, a: Option<SocketAddr>| match a {
+        Some(a) => json_string(out, &a.to_string()),
+        None => out.push_str("null"),
+    };
+    let mut out = String::from("[");
+    for (i, u) in sockets.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"id\":");
+        json_string(&mut out, &format!("{:?}", u.id));
+        out.push_str(",\"local\":");
+        addr(&mut out, u.local);
+        out.push_str(",\"peer\":");
+        addr(&mut out, u.peer);
+        out.push_str(",\"state\":");
+        json_string(&mut out, u.state);
+        write!(
+            out,
+            ",\"timers\":{},\"received\":{},\"sent\":{},\"dropped\":{},\"truncated\":{},\
+             \"queued\":{}}}",
+            u.timers,
+            u.stats.received,
+            u.stats.sent,
+            u.stats.dropped,
+            u.stats.truncated,
+            u.stats.queued
         )
         .expect("writing to a String cannot fail");
     }
@@ -118,6 +166,35 @@ mod tests {
              {\"id\":\"#3.1\",\"peer\":null,\"state\":\"connecting\",\"age\":1.5,\
              \"idle\":0,\"queued\":10,\"buffered\":2,\"paused\":true,\"timers\":1,\
              \"bytes_in\":5,\"bytes_out\":6}]"
+        );
+    }
+
+    #[test]
+    fn udp_sockets_render_as_a_json_array() {
+        let stats = crate::UdpStats {
+            received: 4,
+            sent: 3,
+            dropped: 1,
+            queued: 2,
+            ..Default::default()
+        };
+        let socket = UdpSnapshot {
+            id: crate::UdpId {
+                index: 2,
+                generation: 7,
+            },
+            local: Some("127.0.0.1:7007".parse().unwrap()),
+            peer: None,
+            state: "draining",
+            timers: 0,
+            stats,
+        };
+        assert_eq!(udp_sockets_json(&[]), "[]");
+        assert_eq!(
+            udp_sockets_json(&[socket]),
+            "[{\"id\":\"udp#2.7\",\"local\":\"127.0.0.1:7007\",\"peer\":null,\
+             \"state\":\"draining\",\"timers\":0,\"received\":4,\"sent\":3,\"dropped\":1,\
+             \"truncated\":0,\"queued\":2}]"
         );
     }
 }

@@ -6,7 +6,8 @@
 //! `# TYPE` line per metric family, then its samples. [`write_stats`] writes a [`Stats`] with
 //! it, and a program appends its own metrics to the same writer. [`connections_json`] writes
 //! the [`ConnSnapshot`](crate::ConnSnapshot)s of [`Reactor::connections`](crate::Reactor::connections) or
-//! `Cx::connections` (what SIGUSR1 prints in the samples) as a JSON array.
+//! `Cx::connections` (what SIGUSR1 prints in the samples) as a JSON array, and
+//! [`udp_sockets_json`] the UDP sockets of [`Reactor::udp_sockets`](crate::Reactor::udp_sockets).
 //!
 //! ```
 //! use evdrive_reactor::metrics::{self, MetricsWriter};
@@ -40,7 +41,7 @@
 mod json;
 mod writer;
 
-pub use json::connections_json;
+pub use json::{connections_json, udp_sockets_json};
 pub use writer::{MetricsError, MetricsWriter};
 
 use crate::{CloseKind, Stats};
@@ -92,8 +93,13 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
     )?;
     w.gauge(
         "evdrive_connections_open",
-        "Connection slots open now, outgoing attempts in progress included.",
+        "Connections open now, outgoing attempts in progress included (rejected clients not).",
         n(stats.open),
+    )?;
+    w.gauge(
+        "evdrive_rejecting_clients",
+        "Clients rejected at the connection limit whose goodbye is being sent now.",
+        n(stats.rejecting),
     )?;
     w.labeled_counter(
         "evdrive_connections_closed_total",
@@ -139,7 +145,8 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
     )?;
     w.counter(
         "evdrive_rejected_total",
-        "Clients accepted at the connection limit only to get a goodbye and be closed.",
+        "Clients accepted at the connection limit only to get a goodbye and be closed (never in \
+         the connection counters).",
         stats.rejected,
     )?;
     w.gauge(
@@ -152,14 +159,35 @@ pub fn write_stats(w: &mut MetricsWriter, stats: &Stats) -> Result<(), MetricsEr
         "Timers armed in the wheel at the end of the last loop turn.",
         n(stats.timers_armed),
     )?;
+    w.gauge(
+        "evdrive_udp_sockets_open",
+        "UDP sockets open now, those draining in a shutdown included.",
+        n(stats.udp_sockets),
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_received_total",
+        "Datagrams received by UDP sockets, truncated ones included.",
+        stats.datagrams_in,
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_sent_total",
+        "Datagrams the kernel took for sending from UDP sockets.",
+        stats.datagrams_out,
+    )?;
+    w.counter(
+        "evdrive_udp_datagrams_dropped_total",
+        "Datagrams handed to a UDP send and never sent: queue full, drop policy, send error, or \
+         still queued at the close.",
+        stats.datagrams_dropped,
+    )?;
     w.counter(
         "evdrive_received_bytes_total",
-        "Bytes received.",
+        "Bytes received, on connections and UDP sockets.",
         stats.bytes_in,
     )?;
     w.counter(
         "evdrive_sent_bytes_total",
-        "Bytes the kernel accepted for sending.",
+        "Bytes the kernel accepted for sending, on connections and UDP sockets.",
         stats.bytes_out,
     )?;
     w.counter("evdrive_loop_turns_total", "Loop turns.", stats.turns)?;
@@ -260,6 +288,12 @@ mod tests {
         let mut stats = Stats {
             accepted: 7,
             open: 2,
+            rejected: 6,
+            rejecting: 3,
+            udp_sockets: 1,
+            datagrams_in: 11,
+            datagrams_out: 9,
+            datagrams_dropped: 2,
             bytes_in: 100,
             longest_turn: Duration::from_micros(1500),
             ..Stats::default()
@@ -279,12 +313,18 @@ mod tests {
         };
         assert_eq!(get("evdrive_connections_accepted_total", ""), 7.0);
         assert_eq!(get("evdrive_connections_open", ""), 2.0);
+        assert_eq!(get("evdrive_rejecting_clients", ""), 3.0);
+        assert_eq!(get("evdrive_rejected_total", ""), 6.0);
         assert_eq!(
             get("evdrive_connections_closed_total", "reason=\"reset\""),
             3.0
         );
         assert_eq!(get("evdrive_accept_errors_total", "errno=\"EMFILE\""), 4.0);
         assert_eq!(get("evdrive_received_bytes_total", ""), 100.0);
+        assert_eq!(get("evdrive_udp_sockets_open", ""), 1.0);
+        assert_eq!(get("evdrive_udp_datagrams_received_total", ""), 11.0);
+        assert_eq!(get("evdrive_udp_datagrams_sent_total", ""), 9.0);
+        assert_eq!(get("evdrive_udp_datagrams_dropped_total", ""), 2.0);
         assert_eq!(get("evdrive_longest_turn_seconds", ""), 0.0015);
         assert_eq!(get("app_keys", ""), 5.0);
         let reasons = samples

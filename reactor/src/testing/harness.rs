@@ -36,7 +36,7 @@ impl<App: 'static> Harness<App> {
 
     /// An in-memory listener whose connections are served by handlers from `factory`, with the
     /// reactor's real accept loop.
-    pub fn listen<P, F>(&mut self, opts: ListenOptions, mut factory: F) -> MemListener
+    pub fn listen<P, F>(&mut self, opts: ListenOptions, factory: F) -> MemListener
     where
         P: Protocol<App> + 'static,
         F: FnMut(&mut App, SocketAddr) -> P + 'static,
@@ -47,7 +47,7 @@ impl<App: 'static> Harness<App> {
             .core
             .add_listener(
                 Box::new(backlog),
-                Box::new(move |app: &mut App, peer| Box::new(factory(app, peer)) as Box<_>),
+                crate::core::listener::Factory::addressed(factory),
                 &opts,
             )
             .expect("an in-memory listener cannot fail");

@@ -515,7 +515,7 @@ impl Acceptor for MemBacklog {
         std::mem::take(&mut b.edge)
     }
 
-    fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {
+    fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
         let mut b = self.backlog.borrow_mut();
         if let Some(e) = b.errors.pop_front() {
             return Err(errno(e));
@@ -527,7 +527,7 @@ impl Acceptor for MemBacklog {
         let port = pipe.borrow().port;
         Ok((
             Box::new(MemStream { pipe }) as Stream,
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))),
         ))
     }
 }

@@ -183,8 +183,9 @@ pub(crate) type Stream = Box<dyn Transport>;
 pub(crate) trait Acceptor: fmt::Debug {
     /// Starts delivering readiness for `at.token` (edge-triggered, reading).
     fn register(&mut self, at: Registration<'_>) -> io::Result<()>;
-    /// Accepts one pending connection.
-    fn accept(&mut self) -> io::Result<(Stream, SocketAddr)>;
+    /// Accepts one pending connection, with the client's address (`None`: it has none, as a
+    /// Unix-domain client).
+    fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)>;
     /// Whether a client waits in the backlog, without accepting it.
     fn has_pending(&self) -> bool;
     /// The bound address.

@@ -117,8 +117,8 @@ impl Acceptor for mio::net::TcpListener {
         at.registry.register(self, at.token, Interest::READABLE)
     }
 
-    fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {
-        mio::net::TcpListener::accept(self).map(|(s, a)| (Box::new(s) as Stream, a))
+    fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
+        mio::net::TcpListener::accept(self).map(|(s, a)| (Box::new(s) as Stream, Some(a)))
     }
 
     fn has_pending(&self) -> bool {

@@ -13,13 +13,13 @@
 //! it keeps its socket. An adopted listener's file was made by someone else, and is theirs to
 //! remove.
 //!
-//! A Unix connection has no IP address: `peer_addr` and `local_addr` fail, and the reactor's
-//! accept loop, which passes an address to a listener's factory, gets a placeholder the Unix
-//! listener's factory wrapper never hands on (see [`UNIX_PEER`]). The listener itself reports
+//! A Unix connection has no IP address: `peer_addr` and `local_addr` fail, the accept loop gets
+//! `None` for the client's address (the Unix listener's factory takes none, and a rejected
+//! client's [`Goodbye`](crate::Goodbye) is made from `None`), and the listener itself reports
 //! its real path or abstract name ([`ListenAddr::Unix`]).
 
 use std::io::{self, IoSlice};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -29,11 +29,6 @@ use mio::Interest;
 
 use super::{Acceptor, Registration, Stream, Transport};
 use crate::{sys, ConnConfig, ListenAddr, UnixAddr, UnixListenOptions};
-
-/// The address the accept loop is given for a Unix peer. Not an address: it stands in for the
-/// parameter a TCP listener's factory takes, and the Unix listener's factory does not take one.
-pub(crate) const UNIX_PEER: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 fn no_ip() -> io::Error {
     io::Error::new(
@@ -285,10 +280,10 @@ impl Acceptor for UnixAcceptor {
             .register(&mut self.socket, at.token, Interest::READABLE)
     }
 
-    fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {
+    fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
         self.socket
             .accept()
-            .map(|(s, _)| (Box::new(UnixConn(s)) as Stream, UNIX_PEER))
+            .map(|(s, _)| (Box::new(UnixConn(s)) as Stream, None))
     }
 
     fn has_pending(&self) -> bool {

@@ -139,7 +139,7 @@ impl<App> LoopCx<'_, App> {
     /// bound say.
     ///
     /// # Errors
-    /// `NotConnected` if the socket is closed; any send error but `EAGAIN` (e.g. `EMSGSIZE`),
+    /// `NotConnected` if the socket is closed or draining in a graceful shutdown; any send error but `EAGAIN` (e.g. `EMSGSIZE`),
     /// the datagram then counted as dropped. On a connected socket an ICMP error
     /// (`ECONNREFUSED`) also closes the socket.
     pub fn udp_send_to(&mut self, id: UdpId, data: &[u8], to: SocketAddr) -> io::Result<Sent> {
@@ -172,5 +172,11 @@ impl<App> LoopCx<'_, App> {
     /// Socket `id`'s connected peer.
     pub fn udp_peer_addr(&self, id: UdpId) -> Option<SocketAddr> {
         self.core_ref().udp_peer_addr(id)
+    }
+
+    /// Every UDP socket as it stands, for operators (what the `udp-echo` sample prints on
+    /// SIGUSR1; connections are in [`connections`](Self::connections)).
+    pub fn udp_sockets(&self) -> Vec<super::UdpSnapshot> {
+        self.core_ref().udp_snapshot()
     }
 }

@@ -26,6 +26,18 @@
 //! is writable again; past the bound, or always with [`SendPolicy::Drop`], it is dropped and
 //! counted ([`UdpStats::dropped`]). Every datagram handed to a send is either sent whole, in
 //! order, or counted as dropped.
+//!
+//! # Shutdown
+//! A graceful shutdown ([`Reactor::shutdown`](crate::Reactor::shutdown), SIGINT or SIGTERM
+//! with a grace) ends UDP sockets as it ends connections: from its start a socket reads and
+//! delivers nothing and takes no new send (`NotConnected`); the datagrams already queued go
+//! out as the kernel takes them, then the socket closes and its handler's `on_close` gets
+//! [`CloseReason::Shutdown`](crate::CloseReason::Shutdown), once. What is still queued when
+//! the grace ends is dropped and counted; a socket bound once the shutdown began gets its
+//! `on_open`, then drains at once. The loop's `run` returns once every connection and
+//! every UDP socket has closed. [`Stats`](crate::Stats) counts the sockets open and the
+//! datagrams in, out and dropped across them; [`LoopCx::udp_sockets`](crate::LoopCx::udp_sockets)
+//! lists them.
 
 use std::fmt;
 use std::io;
@@ -36,9 +48,11 @@ use crate::{CloseReason, TimerId};
 
 mod cx;
 pub(crate) mod queue;
+mod snapshot;
 pub(crate) mod socket;
 
 pub use cx::UdpCx;
+pub use snapshot::UdpSnapshot;
 
 /// Names a UDP socket of one reactor; like [`ConnId`](crate::ConnId) it carries a generation,
 /// so a stale id never reaches a later socket in the same slot.
@@ -236,8 +250,9 @@ pub trait Datagrams<App> {
     }
 
     /// The socket was closed: by the handler ([`CloseReason::Local`]), by the peer's ICMP error
-    /// on a connected socket ([`CloseReason::Refused`], [`CloseReason::Unreachable`]), or by
-    /// the idle timeout.
+    /// on a connected socket ([`CloseReason::Refused`], [`CloseReason::Unreachable`]), by
+    /// the idle timeout, or by the reactor's shutdown ([`CloseReason::Shutdown`]: a graceful
+    /// one sends what was queued within its grace first; no other callback runs once it began).
     fn on_close(&mut self, app: &mut App, reason: CloseReason) {
         let _ = (app, reason);
     }
