@@ -115,17 +115,28 @@ impl Chat {
             .stderr(Stdio::piped())
             .spawn()?;
         let log = stderr_lines(&mut child);
+        // The address, and every thread connected to the bus, in whatever order they come
+        // (with threads, a node may connect before the address is announced).
         let marker = "evdrive chat listening on ";
-        let line = wait_line(&log, marker, "evdrive chat")?;
-        let at = line.find(marker).expect("found") + marker.len();
-        let addr = line[at..]
-            .split_whitespace()
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("an address after the marker");
-        for _ in 0..threads {
-            wait_line(&log, "chat bus: connected", "evdrive chat")?;
+        let (mut addr, mut connected) = (None, 0);
+        let deadline = Instant::now() + WAIT;
+        while addr.is_none() || connected < threads {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "evdrive chat: address {addr:?}, {connected} of {threads} nodes connected"
+                )));
+            }
+            let line = wait_line(&log, "", "evdrive chat")?;
+            connected += usize::from(line.contains("chat bus: connected"));
+            if let Some(at) = line.find(marker) {
+                addr = line[at + marker.len()..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.parse().ok());
+                assert!(addr.is_some(), "no address after the marker: {line}");
+            }
         }
+        let addr = addr.expect("the loop ends with an address");
         Ok(Chat { child, addr, log })
     }
 }
