@@ -5,7 +5,20 @@ pub(crate) const RUNTIME_HELP: &str =
     "Logging: RUST_LOG=error|warn|info|debug (default info). Signals: \
     SIGINT or SIGTERM shut down gracefully (queued output is flushed, connections get \
     --shutdown-grace seconds to finish; a second signal stops at once); SIGUSR1 prints every \
-    connection to standard error.";
+    connection to standard error; SIGUSR2 restarts without refusing or cutting a connection: \
+    the binary at the path this process started from is started with the same arguments and \
+    handed every listening socket (the --admin one too, one per thread with --threads) over \
+    the channel named by EVDRIVE_HANDOVER_FD; once it says it serves, this process stops \
+    accepting, lets its connections end on their own for four fifths of --shutdown-grace (http \
+    closes a keep-alive connection between two requests), closes what is left gracefully and \
+    exits 0. A successor that fails to start or to confirm \
+    within 10 s is killed, this process serves on, and the log says why; a second SIGUSR2 \
+    during a hand-over is ignored.\n\n\
+    Socket activation: started by systemd (a .socket unit) or systemd-socket-activate, the \
+    sample serves the sockets passed in LISTEN_FDS (LISTEN_PID must be its own) instead of \
+    binding --listen; a socket named admin (LISTEN_FDNAMES, FileDescriptorName=admin) serves \
+    the admin endpoint instead of --admin. With --threads N, one passed socket is shared by \
+    every thread (each has its own descriptor of it).";
 
 pub(crate) const ECHO_HELP: &str = "TCP echo: every byte received is sent back, in order.\n\n\
     Listens on 127.0.0.1:7007 unless --listen says otherwise. Try: nc 127.0.0.1 7007\n\n\
@@ -20,7 +33,10 @@ pub(crate) const CHAT_HELP: &str =
     the same port serves a page that joins over WebSocket, and browsers and terminals share \
     the rooms (a terminal whose first line starts with `GET ` is taken for a browser).\n\n\
     A member joins #lobby as guestN and is told so; the others see `* guestN joined` and, \
-    later, `* guestN left`. A line not starting with / is a message: the others in the room \
+    later, `* guestN left`. A terminal greeted after staying silent sees the room at once but \
+    is announced (and listed by /who) only at its first line or after 30 seconds, so that a \
+    browser's spare silent connection never shows; if that first line is an HTTP request \
+    line, it is answered as HTTP. A line not starting with / is a message: the others in the room \
     receive `<nick> text`, in the order the server received the lines. Commands:\n\
     \x20 /nick NAME   change nickname (1-20 of A-Z a-z 0-9 _ -, unique ignoring case)\n\
     \x20 /join #ROOM  go to another room; /part goes back to #lobby\n\

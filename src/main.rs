@@ -12,13 +12,17 @@
 //! `--listen unix:PATH` serves on a Unix-domain socket instead (`unix:@NAME`: a Linux abstract
 //! name; `--unix-mode 660` sets the socket file's mode), e.g. `nc -U PATH` (S28).
 //! Logging goes through `RUST_LOG` (e.g. `RUST_LOG=debug`). SIGINT or SIGTERM shuts down
-//! gracefully (a second one stops at once); SIGUSR1 prints every connection. `--admin ADDR`
+//! gracefully (a second one stops at once); SIGUSR1 prints every connection; SIGUSR2 restarts
+//! without dropping a connection (the listeners are handed to a successor). `--admin ADDR`
 //! serves `GET /metrics` (Prometheus) and `GET /connections` (JSON) from the same reactor.
+//! Started by socket activation (`LISTEN_FDS`), a sample serves the sockets it is given.
 //!
 //! Every subcommand is a call to [`serve()`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
 
+mod handover;
 mod help;
+mod inherit;
 mod options;
 mod serve;
 mod udp;
@@ -60,7 +64,8 @@ const PROXY_PORT: u16 = 7100;
         Log level through RUST_LOG (error, warn, info, debug). SIGINT/SIGTERM shut down \
         gracefully: listeners close, queued output is flushed, every connection is half-closed \
         and given the grace period to finish; a second signal stops at once. SIGUSR1 prints a \
-        snapshot of every connection to standard error."
+        snapshot of every connection to standard error. SIGUSR2 hands the listening sockets \
+        to a new process of the same binary and drains this one (see `evdrive help echo`)."
 )]
 struct Cli {
     #[command(subcommand)]

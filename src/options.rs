@@ -22,7 +22,8 @@ pub(crate) struct Common {
     /// Address to listen on: HOST:PORT (default 127.0.0.1 and the sample's port; port 0 picks
     /// a free port, and the bound address is printed), or unix:PATH for a Unix-domain socket
     /// (a stale socket file is replaced, a live server's never; the file is removed on
-    /// shutdown), or unix:@NAME for a Linux abstract name.
+    /// shutdown), or unix:@NAME for a Linux abstract name. Sockets passed by socket activation
+    /// (LISTEN_FDS) or by a restart's predecessor are served instead.
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<ListenAddr>,
     /// Permission bits of the unix:PATH socket file, in octal (e.g. 660); default: the umask's.

@@ -16,7 +16,7 @@ const UDP_ECHO_PORT: u16 = 7007;
 #[derive(Args, Debug)]
 pub(crate) struct UdpEchoArgs {
     /// Address to bind; default 127.0.0.1:7007 (port 0 picks a free port; the bound address
-    /// is printed).
+    /// is printed). A UDP socket passed by socket activation (LISTEN_FDS) is served instead.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Datagrams read per system call (recvmmsg); 1 reads with one recvmsg per datagram.
@@ -48,8 +48,24 @@ pub(crate) fn run(args: &UdpEchoArgs) -> io::Result<()> {
         .with_batch_sends(args.batch > 1)
         .with_max_datagram(args.max_datagram)
         .with_policy(policy);
+    // A socket passed by socket activation is served instead of binding --listen.
+    let mut given = reactor::activation::listen_fds()?;
+    if given.len() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} sockets passed: udp-echo serves one", given.len()),
+        ));
+    }
     let mut reactor = Reactor::new(())?;
-    let id = reactor.cx().bind_udp(addr, config, UdpEcho)?;
+    let id = match given.pop() {
+        Some(socket) => {
+            log::info!("serving the socket given to this process, not {addr}");
+            reactor
+                .cx()
+                .adopt_udp(socket.into_udp_socket()?, config, UdpEcho)?
+        }
+        None => reactor.cx().bind_udp(addr, config, UdpEcho)?,
+    };
     let bound = reactor
         .cx()
         .udp_local_addr(id)

@@ -6,6 +6,7 @@
 //! on scheduling: on a two-core machine it competes with the server it measures.
 //!
 //! - [`echo`]: ping-pong, pipelined and streaming echo load with latency percentiles;
+//! - [`fanout`]: one sender, many chat members, every line checked: a chat's broadcast cost;
 //! - [`idle`]: many idle connections, held open to measure a server's memory per connection;
 //! - [`report`]: the results, as a table or as JSON;
 //! - [`pattern`]: the bytes sent, so that echoes are checked with one `memcmp`;
@@ -46,6 +47,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod echo;
+pub mod fanout;
 pub mod idle;
 pub mod pattern;
 pub mod report;

@@ -166,6 +166,16 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`;
+/// 100 on Linux when the call fails, as it never does).
+pub fn clock_ticks_per_sec() -> u64 {
+    syscall!(sysconf(libc::_SC_CLK_TCK))
+        .ok()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
 /// Creates a non-blocking monotonic timer descriptor (`timerfd_create`).
 ///
 /// The event loop needs it because epoll's own timeout counts whole milliseconds: a rate

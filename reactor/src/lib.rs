@@ -32,6 +32,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod activation;
 mod at_limit;
 mod config;
 mod core;
@@ -44,6 +45,7 @@ pub mod metrics;
 mod outbuf;
 mod protocol;
 mod reactor;
+pub mod restart;
 mod socket;
 mod source;
 mod stats;

@@ -44,12 +44,14 @@ mod child;
 mod client;
 pub mod low_fds;
 mod observe;
+mod process;
 mod server;
 
 pub use binary::evdrive_binary;
 pub use child::{is_child, run_in_child, spawn_child, TempDir};
 pub use client::*;
 pub use observe::{observe, Event, Observed, Observer, Watch};
+pub use process::Running;
 pub use server::Server;
 
 /// The longest any single wait of a test may take before the test fails.

@@ -27,25 +27,26 @@ fn nc_and_socat_members_chat() -> io::Result<()> {
     let port = server.port().to_string();
     let socat_addr = format!("TCP:127.0.0.1:{port}");
 
-    // Two members join; each is welcomed, the first hears of the second.
+    // Two members join; each is welcomed, and known to the others from its first line.
     let mut a = Tool::spawn("nc", &["127.0.0.1", &port])?;
     a.wait_for("you are guest1;");
+    a.send("/who\n");
+    a.wait_for("* 1 here: guest1 (you)\r\n");
     let mut b = Tool::spawn("socat", &["-", &socat_addr])?;
     let welcome = b.wait_for("/help");
     assert!(
         welcome.contains("you are guest2; 1 other is here"),
         "{welcome}"
     );
-    a.wait_for("* guest2 joined\r\n");
 
-    // Messages reach the other member, not the sender.
+    // Messages reach the other member (one who has not spoken yet too), not the sender.
     a.send("hello from a\n");
     b.wait_for("<guest1> hello from a\r\n");
 
     // Nicknames, /who, /me.
     b.send("/nick bob\n");
     b.wait_for("* you are now bob\r\n");
-    a.wait_for("* guest2 is now known as bob\r\n");
+    a.wait_for("* guest2 joined\r\n* guest2 is now known as bob\r\n");
     a.send("/nick BOB\n");
     a.wait_for("! nickname BOB is taken\r\n");
     a.send("/who\n");
@@ -63,6 +64,7 @@ fn nc_and_socat_members_chat() -> io::Result<()> {
     // A third member; a burst from one member arrives complete and in order at both others.
     let mut c = Tool::spawn("nc", &["127.0.0.1", &port])?;
     c.wait_for("you are guest3; 2 others are here");
+    c.send("hi\n");
     a.wait_for("* guest3 joined\r\n");
     b.wait_for("* guest3 joined\r\n");
     let burst: String = (0..300).map(|i| format!("line {i}\n")).collect();
@@ -101,6 +103,11 @@ fn slow_consumer_is_dropped_while_others_keep_receiving() -> io::Result<()> {
         .stderr(Stdio::null())
         .spawn()?;
     server.wait_until("the slow member joined", |cx| cx.app().len() == 1);
+    // One line, so that the others know of it (and hear of its going).
+    slow.stdin.as_mut().expect("piped").write_all(b"here\n")?;
+    server.wait_until("the slow member spoke", |cx| {
+        cx.app().nicks_in(chat::LOBBY).len() == 1
+    });
 
     // A reader that checks every message arrives, in order.
     let mut reader = connect(server.addr())?;

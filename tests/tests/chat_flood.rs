@@ -37,6 +37,11 @@ fn a_reader_within_a_megabyte_keeps_its_place_and_a_stopped_member_is_dropped() 
     let stopped =
         evdrive_tests::connect_with(server.addr(), |fd| evdrive_tests::set_recv_buffer(fd, 4096))?;
     server.wait_until("the stopped member joined", |cx| cx.app().len() == 1);
+    // One line, so that the others know of it (and hear of its going).
+    (&stopped).write_all(b"here\n")?;
+    server.wait_until("the stopped member spoke", |cx| {
+        cx.app().nicks_in(chat::LOBBY).len() == 1
+    });
 
     // 2. The reader (guest2), on its own thread: checks every flood line arrives in order.
     let mut reader = connect(server.addr())?;

@@ -69,6 +69,9 @@ fn a_broadcast_is_one_chunk_shared_by_every_member() -> io::Result<()> {
     // Accepted, then greeted once the grace for a browser's request has passed.
     h.settle()?;
     h.advance(SNIFF_GRACE)?;
+    // A first line makes the sender known to the others (`* guest1 joined`).
+    members[0].send(b"here\n");
+    h.settle()?;
     for m in &members {
         m.take_received();
         // The kernel takes nothing: what is relayed stays in the reactor's queues.

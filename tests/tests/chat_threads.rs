@@ -69,11 +69,14 @@ struct Member {
 }
 
 impl Member {
-    /// Connects and reads the welcome line, which names the member.
+    /// Connects and reads the welcome line, which names the member; then says a first line,
+    /// so that the others know of it.
     fn join(addr: SocketAddr) -> io::Result<Member> {
         let mut stream = connect(addr)?;
         let mut got = Vec::new();
         read_until(&mut stream, &mut got, b"/help lists the commands\r\n")?;
+        stream.write_all(b"/who\n")?;
+        read_until(&mut stream, &mut got, b" (you)")?;
         let text = String::from_utf8_lossy(&got).into_owned();
         let at = text.find("you are guest").expect("a welcome") + "you are guest".len();
         let number = text[at..]

@@ -2,7 +2,8 @@
 //! upgrade turns the connection into a member who shares the rooms with `nc` members. The
 //! WebSocket client here is a few lines over a plain socket: it sends its upgrade request and
 //! its first frame in one write, so the server must hand the bytes after the request to the
-//! handler it switched to (`Cx::replace_handler`).
+//! handler it switched to (`Cx::replace_handler`). A client that sends its request only after
+//! being greeted as a terminal is answered as HTTP too, and never seen by the members.
 
 mod samples_util;
 
@@ -155,6 +156,9 @@ fn a_websocket_member_and_an_nc_member_share_the_lobby() -> io::Result<()> {
     let port = server.port().to_string();
     let mut terminal = Tool::spawn("nc", &["127.0.0.1", &port])?;
     terminal.wait_for("you are guest1;");
+    // A first line, so that the others know of the terminal.
+    terminal.send("/who\n");
+    terminal.wait_for("* 1 here: guest1 (you)\r\n");
 
     // The request and two messages in one write: the messages reach the chat handler.
     let mut browser = WsClient::open(&server, &["/nick web", "hello from the browser"])?;
@@ -219,5 +223,34 @@ fn an_unmasked_frame_is_refused_with_close_code_1002() -> io::Result<()> {
     let said = browser.wait_for("closing")?;
     assert!(said.starts_with("! "), "{said}");
     assert_eq!(browser.frame()?, (0x8, 1002u16.to_be_bytes().to_vec()));
+    Ok(())
+}
+
+/// A client that connects, stays silent past the greeting grace and then sends an HTTP
+/// request (here `nc`, typing it after the welcome) is answered as HTTP, behind the welcome
+/// line it already has; the members never see it, neither as a member nor as a message.
+#[test]
+fn a_request_after_the_greeting_is_answered_not_said() -> io::Result<()> {
+    require("nc");
+    let server = chat_server()?;
+    let port = server.port().to_string();
+    let mut member = Tool::spawn("nc", &["127.0.0.1", &port])?;
+    member.wait_for("you are guest1;");
+    member.send("/who\n");
+    member.wait_for("* 1 here: guest1 (you)\r\n");
+
+    let mut late = Tool::spawn("nc", &["127.0.0.1", &port])?;
+    late.wait_for("you are guest2; 1 other is here");
+    late.send("GET / HTTP/1.1\r\nHost: chat\r\nConnection: close\r\n\r\n");
+    let answer = late.wait_for("</html>");
+    let http = answer.find("HTTP/1.1 200 OK\r\n").expect("an HTTP answer");
+    assert!(answer[..http].starts_with("* welcome"), "{answer}");
+    assert!(answer.contains(PAGE), "{answer}");
+
+    // The member's next answer comes after anything the request could have caused, and
+    // follows the first one directly.
+    member.send("/who\n");
+    let seen = member.wait_for("* 1 here: guest1 (you)\r\n* 1 here: guest1 (you)\r\n");
+    assert!(!seen.contains("guest2") && !seen.contains("GET"), "{seen}");
     Ok(())
 }

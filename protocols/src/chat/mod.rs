@@ -8,7 +8,8 @@
 //! # What a member sees and types
 //!
 //! On connect, a welcome line with the nickname assigned (`guest1`, `guest2`…) and a hint about
-//! `/help`; everyone starts in [`LOBBY`], whose members see `* guest1 joined`. A line that does
+//! `/help`; everyone starts in [`LOBBY`], whose members see `* guest1 joined` (for a terminal,
+//! at its first line: see *Silent connections* below). A line that does
 //! not start with `/` is a message to the member's room: the others there receive
 //! `<nick> text`, in the order the server received the lines, and the sender gets no echo (its
 //! terminal already shows what it typed). Commands:
@@ -42,6 +43,19 @@
 //! browser and gets an HTTP error: an accepted edge of sharing the port. Since a browser speaks
 //! first and a terminal user waits to be greeted, a new connection is greeted only after
 //! [`SNIFF_GRACE`] of silence (or its first line).
+//!
+//! # Silent connections
+//!
+//! A browser may open a spare connection ahead of need and leave it silent; after the grace
+//! it looks exactly like a person at `nc` who has not typed yet. Such a member is greeted and
+//! gets the room's lines at once, but stays *quiet*: the others are told of it (`* guestN
+//! joined`, `/who`, `/rooms`, [`ChatRoom::is_listed`]) only at its first line, or once it has
+//! stayed [`ANNOUNCE_AFTER`] (30 s) without one, longer than a browser keeps a spare
+//! connection that received bytes. A quiet member that goes leaves no notice. A quiet
+//! member's first line that is an HTTP request line (`GET / HTTP/1.1`) is answered as HTTP,
+//! not said to the room (the client has the welcome line already: see `line.rs`). Someone
+//! who types before the grace ends, a browser's WebSocket, and every member on a lines-only
+//! port ([`ChatConn::lines_only`]) are announced at once.
 //!
 //! # One chat across processes
 //!
@@ -96,7 +110,7 @@
 //! |---|---|
 //! | `room.rs` | the members, rooms and nicknames; reply, broadcast, departure, heartbeat |
 //! | `commands.rs` | what a line does: a message or a `/command` |
-//! | `line.rs` | the first look at a connection, and the chat over lines |
+//! | `line.rs` | the first look at a connection, quiet members, and the chat over lines |
 //! | `web.rs` | the page, the upgrade, and the chat over WebSocket |
 //! | `threads.rs` | one chat across threads: the events relayed to the other threads |
 //! | `bus/` | one chat across processes: the Redis connections, the bus messages, the other nodes' members, nickname claims |
@@ -116,7 +130,10 @@ pub use bus::{
     start_bus, BusConfig, BACKOFF_FIRST, BACKOFF_MAX, BEAT, BUS_BACK, BUS_DOWN, CHANNEL,
     CLAIM_REFRESH, CLAIM_TTL, NODE_EXPIRY,
 };
-pub use line::{ChatConn, SNIFF_GRACE};
+// The fuzz target's model tells request lines apart as the server does.
+#[cfg(feature = "fuzz")]
+pub(crate) use line::is_request_line;
+pub use line::{ChatConn, ANNOUNCE_AFTER, SNIFF_GRACE};
 pub use room::{ChatRoom, LOBBY};
 pub use web::{WebConn, WsMember, PAGE};
 
@@ -164,5 +181,7 @@ pub fn is_valid_nick(nick: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+#[cfg(test)]
+mod quiet_tests;
 #[cfg(test)]
 mod tests;

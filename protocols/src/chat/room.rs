@@ -43,8 +43,9 @@ pub struct ChatRoom {
     pub(super) members: HashMap<ConnId, Member>,
     /// Every nickname, lower-cased, with its owner: keeps nicknames unique ignoring case.
     nicks: HashMap<Box<str>, ConnId>,
-    /// The members of each room with at least one member, by lower-case name (`#lobby`).
-    rooms: HashMap<Box<str>, Vec<ConnId>>,
+    /// The members of each room with at least one member, by lower-case name (`#lobby`), each
+    /// with its wire form: a broadcast walks this list alone, without a lookup per member.
+    rooms: HashMap<Box<str>, Vec<(ConnId, Wire)>>,
     /// How many default nicknames (`guest1`, `guest2`…) this thread has tried.
     guests: u64,
     /// This thread's first default number (0 counts as 1).
@@ -85,6 +86,10 @@ pub(super) struct Member {
     pub(super) wire: Wire,
     /// Whether the member sent a line since the last heartbeat.
     pub(super) heard: bool,
+    /// Whether the others know of the member: announced (`* nick joined`), listed by `/who`
+    /// and `/rooms`, told to the other threads. A line member greeted after silence is not,
+    /// until it speaks or stays ([`ANNOUNCE_AFTER`](super::ANNOUNCE_AFTER)).
+    pub(super) listed: bool,
     /// Heartbeats in a row the member stayed silent through.
     missed: u32,
 }
@@ -104,7 +109,8 @@ impl ChatRoom {
         }
     }
 
-    /// The number of members, all rooms together.
+    /// The number of members, all rooms together, quiet ones (not yet announced, see
+    /// [`is_listed`](Self::is_listed)) included.
     pub fn len(&self) -> usize {
         self.members.len()
     }
@@ -132,10 +138,19 @@ impl ChatRoom {
         let on_bus = self.bus_members().filter(|m| &*m.room == room);
         sorted(
             ids.iter()
-                .filter_map(|id| self.nick(*id))
+                .filter_map(|(id, _)| self.members.get(id).filter(|m| m.listed))
+                .map(|m| &*m.nick)
                 .chain(remote.map(|m| &*m.nick))
                 .chain(on_bus.map(|m| &*m.nick)),
         )
+    }
+
+    /// How many members `room` has, every thread's and every bus node's:
+    /// [`nicks_in`](Self::nicks_in)`.len()` without sorting (every arrival asks).
+    pub(super) fn count_in(&self, room: &str) -> usize {
+        let here = self.rooms.get(room).map_or(0, |v| self.listed_in(v));
+        let on_bus = self.bus_members().filter(|m| &*m.room == room).count();
+        here + self.remote.values().filter(|m| &*m.room == room).count() + on_bus
     }
 
     /// The other bus nodes' members.
@@ -153,15 +168,24 @@ impl ChatRoom {
         self.find_remote(nick).is_some() || self.find_on_bus(nick).is_some()
     }
 
+    /// How many of `ids` are listed.
+    fn listed_in(&self, ids: &[(ConnId, Wire)]) -> usize {
+        ids.iter()
+            .filter(|(id, _)| self.members.get(id).is_some_and(|m| m.listed))
+            .count()
+    }
+
     /// Every room with members on any thread, and how many, sorted by name.
     pub fn rooms(&self) -> Vec<(&str, usize)> {
-        let mut counts: HashMap<&str, usize> =
-            self.rooms.iter().map(|(k, v)| (&**k, v.len())).collect();
-        for m in self.remote.values() {
-            *counts.entry(&*m.room).or_default() += 1;
-        }
-        for m in self.bus_members() {
-            *counts.entry(&*m.room).or_default() += 1;
+        let mut counts: HashMap<&str, usize> = self
+            .rooms
+            .iter()
+            .map(|(k, v)| (&**k, self.listed_in(v)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        let remote = self.remote.values().map(|m| &*m.room);
+        for room in remote.chain(self.bus_members().map(|m| &*m.room)) {
+            *counts.entry(room).or_default() += 1;
         }
         let mut rooms: Vec<(&str, usize)> = counts.into_iter().collect();
         rooms.sort_unstable();
@@ -188,9 +212,10 @@ impl ChatRoom {
         self.guest_step = step;
     }
 
-    /// Tells the other threads and bus nodes where the member on `id` is and under which name.
+    /// Tells the other threads and bus nodes where the member on `id` is and under which
+    /// name, if it is listed.
     fn announce(&mut self, id: ConnId) {
-        if let Some(m) = self.members.get(&id) {
+        if let Some(m) = self.members.get(&id).filter(|m| m.listed) {
             self.relay(Event::Member {
                 who: (self.me(), id),
                 nick: m.nick.clone(),
@@ -222,9 +247,9 @@ impl ChatRoom {
         }
     }
 
-    /// Adds the member on `id` to the lobby under a fresh default nickname, and returns the
-    /// nickname.
-    pub(super) fn join(&mut self, id: ConnId, wire: Wire) -> Box<str> {
+    /// Adds the member on `id` to the lobby under a fresh default nickname, listed or not, and
+    /// returns the nickname.
+    pub(super) fn join(&mut self, id: ConnId, wire: Wire, listed: bool) -> Box<str> {
         let nick = self.next_guest();
         self.nicks.insert(nick.clone(), id);
         self.members.insert(
@@ -234,19 +259,24 @@ impl ChatRoom {
                 room: LOBBY.into(),
                 wire,
                 heard: false,
+                listed,
                 missed: 0,
             },
         );
-        self.rooms.entry(LOBBY.into()).or_default().push(id);
+        self.rooms.entry(LOBBY.into()).or_default().push((id, wire));
         self.announce(id);
         nick
     }
 
-    /// Removes the member on `id`; returns its nickname and room if it was a member.
+    /// Removes the member on `id`; returns its nickname and room if it was a listed member
+    /// (one the others knew of).
     pub(super) fn leave(&mut self, id: ConnId) -> Option<(Box<str>, Box<str>)> {
         let member = self.members.remove(&id)?;
         self.nicks.remove(&*member.nick.to_ascii_lowercase());
         self.unlist(id, &member.room);
+        if !member.listed {
+            return None;
+        }
         self.relay(Event::Gone {
             who: (self.me(), id),
         });
@@ -256,12 +286,29 @@ impl ChatRoom {
         Some((member.nick, member.room))
     }
 
+    /// Lists the member on `id` if it is not yet; returns its nickname and room if it was not.
+    fn list(&mut self, id: ConnId) -> Option<(Box<str>, Box<str>)> {
+        let member = self.members.get_mut(&id).filter(|m| !m.listed)?;
+        member.listed = true;
+        let found = (member.nick.clone(), member.room.clone());
+        self.announce(id);
+        Some(found)
+    }
+
+    /// Whether the member on connection `id` is known to the others: announced, listed by
+    /// `/who` and `/rooms`. A line member greeted after silence is not, until its first line
+    /// or [`ANNOUNCE_AFTER`](super::ANNOUNCE_AFTER).
+    pub fn is_listed(&self, id: ConnId) -> bool {
+        self.members.get(&id).is_some_and(|m| m.listed)
+    }
+
     /// Moves the member on `id` to `room` (lower case); returns the room it left.
     pub(super) fn move_to(&mut self, id: ConnId, room: &str) -> Option<Box<str>> {
         let member = self.members.get_mut(&id)?;
         let old = std::mem::replace(&mut member.room, room.into());
+        let wire = member.wire;
         self.unlist(id, &old);
-        self.rooms.entry(room.into()).or_default().push(id);
+        self.rooms.entry(room.into()).or_default().push((id, wire));
         self.announce(id);
         Some(old)
     }
@@ -269,7 +316,7 @@ impl ChatRoom {
     /// Takes `id` off `room`'s list, dropping the room once empty.
     fn unlist(&mut self, id: ConnId, room: &str) {
         if let Some(ids) = self.rooms.get_mut(room) {
-            ids.retain(|&other| other != id);
+            ids.retain(|&(other, _)| other != id);
             if ids.is_empty() {
                 self.rooms.remove(room);
             }
@@ -439,9 +486,8 @@ pub(super) fn broadcast_local(
     let Some(ids) = chat.rooms.get(room) else {
         return;
     };
-    for &id in ids {
+    for &(id, wire) in ids {
         if Some(id) != except {
-            let wire = chat.members.get(&id).map_or(Wire::Lines, |m| m.wire);
             conns.send_shared_to(id, out.form(wire));
         }
     }
@@ -522,18 +568,21 @@ pub(super) fn heard(chat: &mut ChatRoom, id: ConnId) {
     }
 }
 
-/// Takes the member on `id` out of the chat and tells its room, adding `why` to the notice.
+/// Takes the member on `id` out of the chat and tells its room, adding `why` to the notice (a
+/// member the others never knew of leaves without a notice).
 ///
 /// Called as soon as the server decides a member goes (`/quit`, a protocol error, the
 /// heartbeat), not when the connection is finally gone: a graceful close waits for the peer's
 /// end of stream, which a misbehaving peer may never send.
 pub(super) fn depart(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, why: &str) {
-    let Some((nick, room)) = cx.app().leave(id) else {
-        return;
-    };
-    bus::release(cx, id, &nick);
-    let mut out = Out::new(&[b"* ", nick.as_bytes(), b" left", why.as_bytes()]);
-    broadcast(cx, &room, Some(id), &mut out);
+    // Quiet or not, a member holds its name's claim on the bus.
+    if let Some(nick) = cx.app().nick(id).map(Box::<str>::from) {
+        bus::release(cx, id, &nick);
+    }
+    if let Some((nick, room)) = cx.app().leave(id) {
+        let mut out = Out::new(&[b"* ", nick.as_bytes(), b" left", why.as_bytes()]);
+        broadcast(cx, &room, Some(id), &mut out);
+    }
     if cx.app().is_empty() {
         if let Some(task) = cx.app().heartbeat_task.take() {
             cx.cancel(task);
@@ -542,19 +591,36 @@ pub(super) fn depart(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, why: &str) {
 }
 
 /// Adds the member on `id` (just connected, speaking `wire`) to the lobby: its welcome line,
-/// the lobby's notice, the heartbeat.
-pub(super) fn welcome(cx: &mut Cx<'_, ChatRoom>, wire: Wire) {
+/// the lobby's notice if `listed` (else [`introduce`] tells the others later), the heartbeat.
+pub(super) fn welcome(cx: &mut Cx<'_, ChatRoom>, wire: Wire, listed: bool) {
     let id = cx.id();
-    let nick = cx.app().join(id, wire);
-    let others = cx.app().nicks_in(LOBBY).len() - 1;
+    let nick = cx.app().join(id, wire, listed);
+    // Everyone listed in the lobby but this member.
+    let others = cx.app().count_in(LOBBY).saturating_sub(usize::from(listed));
     let welcome = format!(
         "* welcome to evdrive chat, you are {nick}; {others} other{} here in {LOBBY}; \
          /help lists the commands",
         if others == 1 { " is" } else { "s are" }
     );
     reply(cx, &[welcome.as_bytes()]);
-    let mut news = Out::new(&[b"* ", nick.as_bytes(), b" joined"]);
-    broadcast(cx, LOBBY, Some(id), &mut news);
+    if listed {
+        let mut news = Out::new(&[b"* ", nick.as_bytes(), b" joined"]);
+        broadcast(cx, LOBBY, Some(id), &mut news);
+    }
     bus::claim_nick(cx, id, &nick, true);
     start_heartbeat(cx);
+}
+
+/// Makes the member on `id` known to the others, if it is not yet: its room sees
+/// `* nick joined`, `/who` and `/rooms` count it, the other threads learn of it.
+pub(super) fn introduce(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId) {
+    let Some((nick, room)) = cx.app().list(id) else {
+        return;
+    };
+    let mut news = if &*room == LOBBY {
+        Out::new(&[b"* ", nick.as_bytes(), b" joined"])
+    } else {
+        Out::new(&[b"* ", nick.as_bytes(), b" joined ", room.as_bytes()])
+    };
+    broadcast(cx, &room, Some(id), &mut news);
 }

@@ -220,7 +220,10 @@ fn heartbeat_pings_then_drops_silent_members() {
     h.advance(SNIFF_GRACE).unwrap();
     let text = |got: &[u8]| String::from_utf8_lossy(got).into_owned();
     let got = text(&quiet.take_received());
-    assert!(got.contains("joined"), "{got:?}");
+    assert!(got.contains("you are guest1"), "{got:?}");
+    // One line makes `quiet` known to the others (greeted after silence, it was not yet).
+    quiet.send(b"hello\n");
+    h.settle().unwrap();
     chatty.take_received();
     let (mut quiet_got, mut chatty_got) = (Vec::new(), Vec::new());
     let start = h.now();
@@ -234,6 +237,7 @@ fn heartbeat_pings_then_drops_silent_members() {
     }
     assert!(h.now() - start >= interval * MAX_MISSED_HEARTBEATS);
     let quiet_text = text(&quiet_got);
+    assert!(quiet_text.starts_with("* guest2 joined\r\n<guest2> still here\r\n"));
     assert_eq!(quiet_text.matches("* ping\r\n").count(), 2, "{quiet_text}");
     assert!(quiet_text.ends_with("! you have been silent for too long: closing\r\n"));
     let chatty_text = text(&chatty_got);

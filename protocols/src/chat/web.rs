@@ -162,7 +162,7 @@ impl WsMember {
 
 impl Protocol<ChatRoom> for WsMember {
     fn on_open(&mut self, cx: &mut Cx<'_, ChatRoom>) {
-        welcome(cx, Wire::WebSocket);
+        welcome(cx, Wire::WebSocket, true);
     }
 
     fn on_data(&mut self, cx: &mut Cx<'_, ChatRoom>, data: &[u8]) -> usize {

@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use reactor::testing::{Harness, MemPeer};
 
+use super::chat_script::build_lines;
 use super::script::{patient, settle, HandlerInput};
-use crate::chat::{conn_config, ChatConn, ChatRoom, MAX_LINE, SNIFF_GRACE};
+use crate::chat::{conn_config, is_request_line, ChatConn, ChatRoom, MAX_LINE, SNIFF_GRACE};
 use reactor::testing::{PeerOp, Script};
 
 /// The most members a script connects.
@@ -75,6 +76,10 @@ struct Member {
     room: String,
     /// Still in the room (not quit, not gone).
     present: bool,
+    /// Known to the others: greeted after silence, a member is quiet until its first line.
+    listed: bool,
+    /// The member's first line was an HTTP request: what follows is the HTTP side's answer.
+    http: bool,
     /// Still able to send (no FIN, no reset).
     open: bool,
     /// The member was reset: it may have missed the end of what it was sent.
@@ -121,22 +126,25 @@ impl Room {
         }
     }
 
-    /// Member `i` joins (they join in order, before anyone speaks).
+    /// Member `i` joins, quiet (they join in order, before anyone speaks).
     fn join(&mut self, i: usize) {
         let nick = format!("guest{}", i + 1);
-        let others = self.members.iter().filter(|m| m.present).count() - 1;
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.present && m.listed)
+            .count();
         let welcome = format!(
             "* welcome to evdrive chat, you are {nick}; {others} other{} here in #lobby; \
              /help lists the commands",
             if others == 1 { " is" } else { "s are" }
         );
         self.members[i].expected.push(welcome.into_bytes());
-        self.broadcast(i, &line(&[b"* ", nick.as_bytes(), b" joined"]));
     }
 
-    /// Member `i` leaves the room, the others are told why.
+    /// Member `i` leaves the room; the others are told why if they knew of it.
     fn depart(&mut self, i: usize, why: &str) {
-        if std::mem::take(&mut self.members[i].present) {
+        if std::mem::take(&mut self.members[i].present) && self.members[i].listed {
             let nick = self.members[i].nick.clone();
             self.broadcast(
                 i,
@@ -152,6 +160,17 @@ impl Room {
             return;
         }
         let nick = self.members[i].nick.clone();
+        if !std::mem::replace(&mut self.members[i].listed, true) {
+            if is_request_line(text) {
+                // Answered by the HTTP side, not modelled; the member leaves unseen.
+                let m = &mut self.members[i];
+                (m.listed, m.present, m.open, m.http) = (false, false, false, true);
+                return;
+            }
+            let room = self.members[i].room.clone();
+            let news = line(&[b"* ", nick.as_bytes(), b" joined"]);
+            self.broadcast_in(&room, i, &news);
+        }
         let text = match text {
             [] => return,
             [b'/', b'/', ..] => &text[1..],
@@ -196,7 +215,7 @@ impl Room {
                 let mut nicks: Vec<&str> = self
                     .members
                     .iter()
-                    .filter(|m| m.present && m.room == room)
+                    .filter(|m| m.present && m.listed && m.room == room)
                     .map(|m| m.nick.as_str())
                     .collect();
                 nicks.sort_by_key(|n| n.to_ascii_lowercase());
@@ -232,7 +251,7 @@ impl Room {
             b"part" => self.go_to(i, nick, "#lobby"),
             b"rooms" | b"list" => {
                 let mut rooms = std::collections::BTreeMap::new();
-                for m in self.members.iter().filter(|m| m.present) {
+                for m in self.members.iter().filter(|m| m.present && m.listed) {
                     *rooms.entry(m.room.clone()).or_insert(0) += 1;
                 }
                 let mut text = String::from("* rooms:");
@@ -305,7 +324,7 @@ impl Room {
         let others = self
             .members
             .iter()
-            .filter(|m| m.present && m.room == to)
+            .filter(|m| m.present && m.listed && m.room == to)
             .count()
             - 1;
         let plural = if others == 1 { " is" } else { "s are" };
@@ -368,81 +387,6 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// Builds the members' lines from a script: messages (with control characters, tabs, leading
-/// slashes escaped or not), and every command with good and bad arguments.
-fn build_lines(payload: &[u8], members: usize) -> Vec<Vec<u8>> {
-    const NICKS: [&str; 8] = [
-        "guest1",
-        "GUEST2",
-        "ann",
-        "Ann",
-        "bob_-9",
-        "",
-        "bad nick",
-        "x23456789012345678901",
-    ];
-    const WORDS: [&str; 8] = [
-        "hi",
-        "\x1b[31mred",
-        "tab\there",
-        "  pad ",
-        "é",
-        "/",
-        "a\rb",
-        "x",
-    ];
-    let mut s = Script::new(payload);
-    let mut streams = vec![Vec::new(); members];
-    // Lines at the length limit and past it; a few, as each costs 16 KiB per member.
-    let mut long_lines = 0;
-    while !s.is_empty() {
-        let who = s.below(members);
-        let kind = s.below(13);
-        let line = match kind {
-            12 if long_lines < 4 => {
-                long_lines += 1;
-                "x".repeat(MAX_LINE - 1 + s.below(4))
-            }
-            12 => String::new(),
-            0 => "/who".to_owned(),
-            1 => format!("/nick {}", s.pick(&NICKS)),
-            2 => format!("/nick  {} ", s.pick(&NICKS)),
-            3 => format!("/me {}", s.pick(&WORDS)),
-            4 => "/me".to_owned(),
-            5 => "/quit".to_owned(),
-            6 => "/help".to_owned(),
-            7 => format!(
-                "/{}",
-                s.pick(&[
-                    "bogus",
-                    "NICK x",
-                    "who?",
-                    "nickname",
-                    "",
-                    "join #Side",
-                    "join side",
-                    "part",
-                    "rooms",
-                    "list",
-                    "msg guest1 hi there",
-                    "msg nobody x",
-                    "msg guest2",
-                ])
-            ),
-            8 => format!("//{}", s.pick(&WORDS)),
-            9 => String::new(),
-            _ => {
-                let n = s.below(4) + 1;
-                (0..n).map(|_| s.pick(&WORDS)).collect::<Vec<_>>().join(" ")
-            }
-        };
-        let stream = &mut streams[who];
-        stream.extend_from_slice(line.as_bytes());
-        stream.extend_from_slice(if s.byte() & 1 == 0 { b"\n" } else { b"\r\n" });
-    }
-    streams
-}
-
 /// Checks [`ChatConn`] with two to four members on the in-memory transport: every complete
 /// line a member sends reaches every other member, in order, as the line a model room says;
 /// commands (`/nick`, `/who`, `/me`, `/join`, `/part`, `/rooms`, `/msg`, `/quit`, `/help`,
@@ -500,6 +444,8 @@ pub fn chat(data: &[u8]) {
                 nick: String::new(),
                 room: "#lobby".to_string(),
                 present: true,
+                listed: false,
+                http: false,
                 open: true,
                 reset: false,
                 stream,
@@ -580,6 +526,16 @@ pub fn chat(data: &[u8]) {
         for l in &m.expected {
             want.extend_from_slice(l);
             want.extend_from_slice(b"\r\n");
+        }
+        if m.http {
+            // The HTTP answer follows what the model says (a reset may have cut both short).
+            assert!(
+                m.reset || m.received.starts_with(&want),
+                "member {i} (HTTP) got {:?}, the model says {:?} first",
+                String::from_utf8_lossy(&m.received),
+                String::from_utf8_lossy(&want)
+            );
+            continue;
         }
         if m.reset {
             assert!(

@@ -41,6 +41,7 @@
 
 mod bus;
 mod chat;
+mod chat_script;
 mod codecs;
 mod echo;
 mod http;

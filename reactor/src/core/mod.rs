@@ -48,6 +48,7 @@ pub(crate) mod accept;
 mod close;
 pub(crate) mod conn;
 mod connect;
+mod export;
 mod handover;
 pub(crate) mod limits;
 mod link;

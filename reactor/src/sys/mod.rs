@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
+mod inherit;
 mod process;
 mod signal;
 mod sockopt;
@@ -22,6 +23,7 @@ mod udp;
 mod unix;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+pub(crate) use inherit::*;
 pub use process::{reap_any_children, reap_children, ChildStatus};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};

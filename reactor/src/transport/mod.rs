@@ -199,4 +199,17 @@ pub(crate) trait Acceptor: fmt::Debug {
     fn take_readiness(&mut self) -> bool {
         false
     }
+    /// The listening socket's descriptor, to export it for a restart (`None`: it has none).
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// Stops delivering readiness. Closing the descriptor is not enough once another process
+    /// holds the same socket (a restart's successor): epoll forgets a registration only when
+    /// the socket itself is closed.
+    fn deregister(&mut self, _registry: &mio::Registry) -> io::Result<()> {
+        Ok(())
+    }
+    /// Leaves the socket file (if the acceptor made one) in place when dropped: a successor
+    /// serves the same socket through it.
+    fn keep_file(&mut self) {}
 }

@@ -128,4 +128,12 @@ impl Acceptor for mio::net::TcpListener {
     fn local_addr(&self) -> io::Result<ListenAddr> {
         sys::getsockname(self.as_fd()).map(ListenAddr::Tcp)
     }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        registry.deregister(self)
+    }
 }

@@ -294,4 +294,16 @@ impl Acceptor for UnixAcceptor {
     fn local_addr(&self) -> io::Result<ListenAddr> {
         Ok(ListenAddr::Unix(self.addr.clone()))
     }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.socket.as_fd())
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        registry.deregister(&mut self.socket)
+    }
+
+    fn keep_file(&mut self) {
+        self.file = None;
+    }
 }

@@ -116,6 +116,23 @@ impl<App> LoopCx<'_, App> {
             .add_udp(Box::new(sock), Box::new(handler), config, false)
     }
 
+    /// Serves a bound UDP socket made elsewhere (inherited by socket activation, see
+    /// [`activation`](crate::activation)) as [`bind_udp`](Self::bind_udp) serves its own: it
+    /// is made non-blocking and from then on belongs to the reactor.
+    ///
+    /// # Errors
+    /// Making it non-blocking or registering it failed.
+    pub fn adopt_udp(
+        &mut self,
+        sock: std::net::UdpSocket,
+        config: UdpConfig,
+        handler: impl Datagrams<App> + 'static,
+    ) -> io::Result<UdpId> {
+        let sock = UdpSocket::adopt(sock)?;
+        self.core_mut()
+            .add_udp(Box::new(sock), Box::new(handler), config, false)
+    }
+
     /// Opens a UDP socket connected to `peer` (S30): it receives only the peer's datagrams,
     /// sends with [`udp_send`](Self::udp_send), and is closed with
     /// [`CloseReason::Refused`](crate::CloseReason::Refused) (or `Unreachable`) when the peer's

@@ -68,6 +68,15 @@ impl UdpSocket {
     }
 }
 
+impl UdpSocket {
+    /// A UDP socket made elsewhere (socket activation, S30), made non-blocking.
+    pub(crate) fn adopt(sock: std::net::UdpSocket) -> io::Result<Self> {
+        let fd = OwnedFd::from(sock);
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(UdpSocket { fd })
+    }
+}
+
 fn domain(addr: &SocketAddr) -> libc::c_int {
     match addr {
         SocketAddr::V4(_) => libc::AF_INET,

@@ -164,7 +164,12 @@ fn guest_taken(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, nick: &str) {
     let Ok(old) = cx.app().rename(id, &new) else {
         return;
     };
-    let Some(room) = cx.app().members.get(&id).map(|m| m.room.clone()) else {
+    let Some((room, listed)) = cx
+        .app()
+        .members
+        .get(&id)
+        .map(|m| (m.room.clone(), m.listed))
+    else {
         return;
     };
     send(
@@ -177,7 +182,10 @@ fn guest_taken(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, nick: &str) {
             new.as_bytes(),
         ]),
     );
-    let mut news = Out::new(&[b"* ", old.as_bytes(), b" is now known as ", new.as_bytes()]);
-    broadcast(cx, &room, Some(id), &mut news);
+    // A quiet member (not yet announced) is renamed without a word to the others.
+    if listed {
+        let mut news = Out::new(&[b"* ", old.as_bytes(), b" is now known as ", new.as_bytes()]);
+        broadcast(cx, &room, Some(id), &mut news);
+    }
     claim_nick(cx, id, &new, true);
 }

@@ -68,12 +68,14 @@ pub(crate) fn on_message(cx: &mut LoopCx<'_, ChatRoom>, payload: &[u8]) {
     }
 }
 
-/// Publishes a `member` event for every member of this node.
+/// Publishes a `member` event for every listed member of this node (quiet ones are not
+/// announced anywhere yet).
 pub(crate) fn announce_all(cx: &mut LoopCx<'_, ChatRoom>) {
     let members: Vec<(String, Box<str>, Box<str>)> = cx
         .app()
         .members
         .iter()
+        .filter(|(_, m)| m.listed)
         .map(|(id, m)| (tag(*id), m.nick.clone(), m.room.clone()))
         .collect();
     for (tag, nick, room) in &members {

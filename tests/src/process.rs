@@ -1,0 +1,142 @@
+//! A sample server run as a process of its own: its standard error read line by line, its
+//! signals sent with `kill(1)`, its exit awaited with a deadline.
+
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running program whose standard error is read line by line (by it and by any process it
+/// starts that inherits it). Killed and reaped when dropped, if still running.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line read so far, for failure messages.
+    seen: Vec<String>,
+    exited: Option<ExitStatus>,
+}
+
+impl Running {
+    /// Starts `cmd` with standard error piped and standard input and output closed.
+    ///
+    /// # Errors
+    /// The error of spawning it.
+    pub fn start(mut cmd: Command) -> io::Result<Running> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            exited: None,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits at most `wait` for a line containing `marker`, and returns it.
+    ///
+    /// # Errors
+    /// `TimedOut`, with every line seen, if none comes.
+    pub fn wait_line(&mut self, marker: &str, wait: Duration) -> io::Result<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(marker) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no line with {marker:?}; seen:\n{}", self.seen.join("\n")),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Every line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Sends signal `name` (`USR2`, `TERM`…) to process `pid` with `kill(1)`.
+    ///
+    /// # Errors
+    /// The error of running `kill`, or its failure.
+    pub fn signal_pid(pid: u32, name: &str) -> io::Result<()> {
+        let status = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -s {name} {pid}: {status}")))
+        }
+    }
+
+    /// Sends signal `name` to this process.
+    ///
+    /// # Errors
+    /// As [`signal_pid`](Self::signal_pid).
+    pub fn signal(&self, name: &str) -> io::Result<()> {
+        Self::signal_pid(self.pid(), name)
+    }
+
+    /// Waits at most `wait` for the process to exit, and returns its status.
+    ///
+    /// # Errors
+    /// `TimedOut` if it is still running.
+    pub fn wait_exit(&mut self, wait: Duration) -> io::Result<ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.exited = Some(status);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "pid {} still running; seen:\n{}",
+                        self.pid(),
+                        self.seen.join("\n")
+                    ),
+                ));
+            }
+            // Collect what it says meanwhile, which also paces this loop.
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push(line);
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
