@@ -153,16 +153,6 @@ impl ChatRoom {
         here + self.remote.values().filter(|m| &*m.room == room).count() + on_bus
     }
 
-    /// The other bus nodes' members.
-    fn bus_members(&self) -> impl Iterator<Item = &bus::roster::BusMember> {
-        self.bus.iter().flat_map(|b| b.roster.members())
-    }
-
-    /// The bus node of the member called `nick` (ignoring case), if on another node.
-    pub(super) fn find_on_bus(&self, nick: &str) -> Option<Box<str>> {
-        Some(self.bus.as_ref()?.roster.find(nick)?.into())
-    }
-
     /// Whether a member of another thread or bus node is called `nick` (ignoring case).
     fn taken_elsewhere(&self, nick: &str) -> bool {
         self.find_remote(nick).is_some() || self.find_on_bus(nick).is_some()
@@ -463,15 +453,6 @@ pub(super) fn broadcast(
         bus::publish_line(cx, room, &out.text);
     }
     broadcast_local(cx, room, except, out);
-}
-
-/// Queues `text` on every member of this node, whatever its room (news about the bus).
-pub(super) fn broadcast_local_all(cx: &mut LoopCx<'_, ChatRoom>, text: &str) {
-    let mut out = Out::new(&[text.as_bytes()]);
-    let (chat, mut conns) = cx.split();
-    for (&id, member) in &chat.members {
-        conns.send_shared_to(id, out.form(member.wire));
-    }
 }
 
 /// Queues `out` on this thread's members of `room` but `except`.

@@ -3,7 +3,7 @@
 
 use reactor::{ConnConfig, LoopCx};
 
-use super::super::room::{broadcast_local_all, ChatRoom};
+use super::super::room::{ChatRoom, Out};
 use super::message::Msg;
 use super::{
     bus_mut, claims, inbound, publish, redis, State, BACKOFF_MAX, BEAT, BUS_BACK, BUS_DOWN,
@@ -161,4 +161,13 @@ pub(super) fn beat(cx: &mut LoopCx<'_, ChatRoom>) -> bool {
         claims::hold_all(cx);
     }
     true
+}
+
+/// Queues `text` on every member of this node, whatever its room (news about the bus).
+fn broadcast_local_all(cx: &mut LoopCx<'_, ChatRoom>, text: &str) {
+    let mut out = Out::new(&[text.as_bytes()]);
+    let (chat, mut conns) = cx.split();
+    for (&id, member) in &chat.members {
+        conns.send_shared_to(id, out.form(member.wire));
+    }
 }

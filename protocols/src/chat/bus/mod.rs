@@ -260,6 +260,18 @@ impl Bus {
     }
 }
 
+impl ChatRoom {
+    /// The other bus nodes' members.
+    pub(in crate::chat) fn bus_members(&self) -> impl Iterator<Item = &roster::BusMember> {
+        self.bus.iter().flat_map(|b| b.roster.members())
+    }
+
+    /// The bus node of the member called `nick` (ignoring case), if on another node.
+    pub(in crate::chat) fn find_on_bus(&self, nick: &str) -> Option<Box<str>> {
+        Some(self.bus.as_ref()?.roster.find(nick)?.into())
+    }
+}
+
 /// Makes the chat on this reactor node `thread` of the chat on the bus of `config`, and starts
 /// connecting. Call it once per reactor, in its loop (`evdrive chat --bus` posts it through
 /// each reactor's handle before announcing its address).
