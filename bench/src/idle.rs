@@ -1,7 +1,14 @@
 //! Idle connections: open many, hold them, close them with a RST.
 //!
-//! Used to measure a server's memory per connection: the caller reads the server's resident
-//! set before and while the connections are held. Nothing is sent on them.
+//! Used to measure a server's memory per connection (the caller reads the server's resident
+//! set before and while the connections are held) and whether its per-message work grows with
+//! idle connections. Nothing is sent on them.
+//!
+//! Connects are non-blocking, a bounded number in flight: a server that accepts slowly (under
+//! valgrind, or on a loaded machine) fills its accept queue, and the kernel then drops
+//! handshakes that are retried a second or more later. One connect at a time would wait out
+//! every such retry in turn; with many in flight the retries overlap and the opening goes at
+//! the server's accept rate.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -21,6 +28,8 @@ pub struct IdleConfig {
     pub sources: Vec<IpAddr>,
     /// Connections to open.
     pub connections: usize,
+    /// Connects in flight at once (at least 1): handshakes started and not yet complete.
+    pub in_flight: usize,
     /// Longest time to hold them once all are open.
     pub hold: Duration,
 }
@@ -36,7 +45,7 @@ pub struct IdleReport {
     pub error: Option<io::Error>,
 }
 
-/// Opens the connections one after another, calls `on_ready` with the count once all are open
+/// Opens the connections, up to `in_flight` at a time, calls `on_ready` with the count once all are open
 /// (or opening failed), holds them until `hold` passes or `release` receives a message or
 /// hangs up, then closes them all with `SO_LINGER` 0.
 ///
@@ -53,20 +62,57 @@ pub fn run(
 ) -> IdleReport {
     let started = Instant::now();
     let mut held: Vec<TcpStream> = Vec::with_capacity(cfg.connections);
+    let mut pending: Vec<TcpStream> = Vec::with_capacity(cfg.in_flight.max(1));
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(cfg.in_flight.max(1));
+    let mut started_count = 0;
     let mut error = None;
-    for i in 0..cfg.connections {
-        let source = match cfg.sources.len() {
-            0 => None,
-            n => Some(cfg.sources[i % n]),
-        };
-        match sys::connect_from(source, cfg.addr) {
-            Ok(s) => held.push(s),
-            Err(e) => {
-                error = Some(io::Error::new(e.kind(), format!("connection {i}: {e}")));
-                break;
+    while held.len() < cfg.connections && error.is_none() {
+        while started_count < cfg.connections && pending.len() < cfg.in_flight.max(1) {
+            let source = match cfg.sources.len() {
+                0 => None,
+                n => Some(cfg.sources[started_count % n]),
+            };
+            match sys::connect_start(source, cfg.addr) {
+                Ok(s) => pending.push(s),
+                Err(e) => {
+                    let msg = format!("connection {started_count}: {e}");
+                    error = Some(io::Error::new(e.kind(), msg));
+                    break;
+                }
+            }
+            started_count += 1;
+        }
+        if error.is_some() || pending.is_empty() {
+            break;
+        }
+        fds.clear();
+        fds.extend(pending.iter().map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        }));
+        if let Err(e) = sys::poll_writable(&mut fds, -1) {
+            error = Some(e);
+            break;
+        }
+        // From the end, so that `swap_remove` only moves an entry already looked at.
+        for i in (0..fds.len()).rev() {
+            if fds[i].revents == 0 {
+                continue;
+            }
+            let s = pending.swap_remove(i);
+            match s.take_error() {
+                Ok(None) => held.push(s),
+                Ok(Some(e)) | Err(e) => {
+                    let msg = format!("connection {}: {e}", held.len());
+                    error = Some(io::Error::new(e.kind(), msg));
+                    break;
+                }
             }
         }
     }
+    // Connects still in flight after a failure are abandoned (closed with `pending`).
+    drop(pending);
     let connect_time = started.elapsed();
     on_ready(held.len(), connect_time);
 
@@ -100,6 +146,7 @@ mod tests {
             addr: listener.local_addr()?,
             sources: vec!["127.0.0.1".parse().unwrap(), "127.0.0.3".parse().unwrap()],
             connections: 4,
+            in_flight: 2,
             hold: Duration::from_secs(30),
         };
         let (tx, rx) = mpsc::channel();
@@ -115,6 +162,26 @@ mod tests {
         assert_eq!((seen, report.opened), (4, 4));
         assert!(report.error.is_none());
         assert!(report.connect_time < Duration::from_secs(30));
+        Ok(())
+    }
+
+    #[test]
+    fn reports_a_refused_connect() -> io::Result<()> {
+        // A port that was just free and has no listener now: the handshake is refused.
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let cfg = IdleConfig {
+            addr,
+            sources: Vec::new(),
+            connections: 3,
+            in_flight: 8,
+            hold: Duration::from_secs(30),
+        };
+        // No hold: the release channel has hung up before the run starts.
+        let (_, rx) = mpsc::channel();
+        let report = run(&cfg, |_, _| {}, Some(rx));
+        assert_eq!(report.opened, 0);
+        let kind = report.error.map(|e| e.kind());
+        assert_eq!(kind, Some(io::ErrorKind::ConnectionRefused));
         Ok(())
     }
 }

@@ -95,11 +95,86 @@ fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// `EADDRNOTAVAIL` when the source has no free port left, `ECONNREFUSED` when nothing listens,
 /// and whatever else `socket`, `bind` or `connect` report.
 pub fn connect_from(source: Option<IpAddr>, dest: SocketAddr) -> io::Result<TcpStream> {
+    let owned = bound_socket(source, dest, 0)?;
+    let (addr, len) = to_sockaddr(dest);
+    match syscall!(connect(
+        owned.as_raw_fd(),
+        &addr as *const _ as *const libc::sockaddr,
+        len
+    )) {
+        Ok(_) => {}
+        // An interrupted blocking connect goes on in the background; wait for it.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return wait_connected(owned),
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from(owned))
+}
+
+/// Like [`connect_from`], but the socket is non-blocking and the call returns as soon as the
+/// handshake has started: many connects can then be in flight at once, so a server that is slow
+/// to accept (its backlog full, its SYNs retried after a second) holds up one of them, not all.
+/// Poll the socket for writability ([`poll_writable`]), then read its `SO_ERROR`
+/// (`TcpStream::take_error`) to learn how the connect ended.
+///
+/// # Errors
+///
+/// As [`connect_from`], for what fails at once (`EADDRNOTAVAIL`, a refusal already known).
+pub fn connect_start(source: Option<IpAddr>, dest: SocketAddr) -> io::Result<TcpStream> {
+    let owned = bound_socket(source, dest, libc::SOCK_NONBLOCK)?;
+    let (addr, len) = to_sockaddr(dest);
+    match syscall!(connect(
+        owned.as_raw_fd(),
+        &addr as *const _ as *const libc::sockaddr,
+        len
+    )) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        // A non-blocking connect interrupted before it started goes on like EINPROGRESS.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from(owned))
+}
+
+/// Waits up to `timeout_ms` (-1: without end) until at least one of `fds` is writable or has an
+/// error, and returns how many are; each entry's `revents` says which.
+///
+/// # Errors
+///
+/// Whatever `poll` reports other than `EINTR` (on which it returns 0).
+pub fn poll_writable(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    for p in fds.iter_mut() {
+        p.events = libc::POLLOUT;
+        p.revents = 0;
+    }
+    // `fds` is a live, exclusively borrowed slice of `pollfd` whose length is passed with it.
+    match syscall!(poll(
+        fds.as_mut_ptr(),
+        fds.len() as libc::nfds_t,
+        timeout_ms
+    )) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// A TCP socket of `dest`'s family (with `flags` such as `SOCK_NONBLOCK`), bound to `source`
+/// when given.
+fn bound_socket(
+    source: Option<IpAddr>,
+    dest: SocketAddr,
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
     let domain = match dest {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
-    let fd = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
+    let fd = syscall!(socket(
+        domain,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+        0
+    ))?;
     // SAFETY: `socket` just returned this descriptor and nothing else owns it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     if let Some(ip) = source {
@@ -116,14 +191,7 @@ pub fn connect_from(source: Option<IpAddr>, dest: SocketAddr) -> io::Result<TcpS
         let (addr, len) = to_sockaddr(SocketAddr::new(ip, 0));
         syscall!(bind(fd, &addr as *const _ as *const libc::sockaddr, len))?;
     }
-    let (addr, len) = to_sockaddr(dest);
-    match syscall!(connect(fd, &addr as *const _ as *const libc::sockaddr, len)) {
-        Ok(_) => {}
-        // An interrupted blocking connect goes on in the background; wait for it.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return wait_connected(owned),
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from(owned))
+    Ok(owned)
 }
 
 /// Finishes a connect that `EINTR` interrupted: poll for writability, then read `SO_ERROR`.

@@ -121,6 +121,10 @@ struct IdleArgs {
     /// Connections to open and hold.
     #[arg(short, long, default_value_t = 1000)]
     connections: usize,
+    /// Connects in flight at once: a slow server's full accept queue then delays a few of
+    /// them (the kernel retries a dropped handshake after a second), not every one in turn.
+    #[arg(long, default_value_t = 128)]
+    in_flight: usize,
     /// Longest time to hold them.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     hold: Duration,
@@ -237,6 +241,7 @@ fn run_idle(a: &IdleArgs) -> io::Result<ExitCode> {
         addr: a.common.addr,
         sources: a.common.sources.clone(),
         connections: a.connections,
+        in_flight: a.in_flight,
         hold: a.hold,
     };
     // With --release-on-eof a thread watches standard input; its end drops the sender and so
