@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 
-use evdrive_tests::{evdrive_binary, Running, TempDir, WAIT};
+use evdrive_tests::{evdrive_binary, unassigned_port, Running, TempDir, WAIT};
 
 /// The parent that binds the sockets and starts the server with them.
 const ACTIVATE: &str = "systemd-socket-activate";
@@ -21,23 +21,13 @@ fn require(program: &str) {
     assert!(found, "{program} is not installed (Debian package systemd)");
 }
 
-/// A port of 127.0.0.1 nobody listens on at the moment (`systemd-socket-activate` takes no
-/// port 0).
-fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts the parent `command(port)` makes on a port `free` found, and waits until the parent
-/// listens on it. The port was found by binding and closing it, so another test can take it
-/// before the parent binds it: the parent then says so and exits, and another port is tried.
-fn start_on_free_port(
-    free: impl Fn() -> io::Result<u16>,
-    command: impl Fn(u16) -> Command,
-) -> io::Result<(Running, u16)> {
+/// Starts the parent `command(port)` makes on a free port (`systemd-socket-activate` takes
+/// no port 0), and waits until the parent listens on it. A port below the ephemeral range is
+/// taken by no other test; should another program take it first, the parent says so and
+/// exits, and another port is tried.
+fn start_on_free_port(command: impl Fn(u16) -> Command) -> io::Result<(Running, u16)> {
     for _ in 0..5 {
-        let port = free()?;
+        let port = unassigned_port()?;
         let mut server = Running::start(command(port))?;
         // "Listening on 127.0.0.1:PORT as 4." or "Failed to listen on 127.0.0.1:PORT: …".
         let line = server.wait_line(&format!("127.0.0.1:{port}"), WAIT)?;
@@ -72,7 +62,7 @@ fn named_sockets_are_served_and_the_variables_not_passed_on() -> io::Result<()> 
     require(ACTIVATE);
     let dir = TempDir::new("activation")?;
     let path = dir.join("echo.sock");
-    let (mut server, admin_port) = start_on_free_port(free_port, |admin_port| {
+    let (mut server, admin_port) = start_on_free_port(|admin_port| {
         // A failed attempt leaves its socket file: removed, so this parent can bind it.
         let _ = std::fs::remove_file(&path);
         let mut cmd = Command::new(ACTIVATE);
@@ -212,12 +202,7 @@ fn a_socket_of_the_wrong_kind_is_refused_clearly() -> io::Result<()> {
 #[test]
 fn udp_echo_serves_an_activated_datagram_socket() -> io::Result<()> {
     require(ACTIVATE);
-    let free_udp_port = || {
-        Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
-    let (mut server, port) = start_on_free_port(free_udp_port, |port| {
+    let (mut server, port) = start_on_free_port(|port| {
         let mut cmd = Command::new(ACTIVATE);
         cmd.args(["--datagram", "-l", &format!("127.0.0.1:{port}")])
             .arg(evdrive_binary())
