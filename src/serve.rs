@@ -46,10 +46,13 @@ pub(crate) fn listen_admin<App: AppMetrics + 'static>(
 pub(crate) fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
     let stats = cx.stats().clone();
     eprintln!(
-        "-- {} open, {} accepted, {} closed, {} B in, {} B out, {} turns, longest {:?}",
+        "-- {} open, {} accepted, {} closed, {} rejected ({} being told), {} B in, {} B out, \
+         {} turns, longest {:?}",
         stats.open,
         stats.accepted,
         stats.closed_total(),
+        stats.rejected,
+        stats.rejecting,
         stats.bytes_in,
         stats.bytes_out,
         stats.turns,

@@ -6,12 +6,12 @@
 mod samples_util;
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use evdrive_tests::evdrive_binary;
+use evdrive_tests::{evdrive_binary, unassigned_port};
 use samples_util::{connect, read_until, require, run, WAIT};
 
 /// The line members get when the bus goes away, and when it is back.
@@ -51,10 +51,9 @@ struct Redis {
 }
 
 impl Redis {
-    /// Starts it on a free port.
+    /// Starts it on a free port, one no other test can take while it is down.
     fn start() -> io::Result<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        Redis::start_on(port)
+        Redis::start_on(unassigned_port()?)
     }
 
     /// Starts it on `port`, and returns once it accepts connections.
