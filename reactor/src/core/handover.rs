@@ -65,7 +65,8 @@ impl<App> Net<App> {
                 "output still queued: detach once it is flushed",
             ));
         }
-        let mut stream: Stream = std::mem::replace(&mut conn.stream, Box::new(Detached));
+        let mut stream: Stream =
+            std::mem::replace(&mut conn.stream, Stream::Other(Box::new(Detached)));
         if let Err(e) = stream.deregister(&self.registry) {
             log::debug!("deregistering #{index} to detach it: {e}");
         }

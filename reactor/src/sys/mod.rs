@@ -121,7 +121,8 @@ fn connect_once(issue: impl FnOnce() -> io::Result<libc::c_int>) -> io::Result<b
     }
 }
 
-/// Reads into `buf`; `Ok(0)` is end of stream.
+/// Reads into `buf`; `Ok(0)` is end of stream. Inlined: every message's read.
+#[inline]
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| {
         syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)).map(|n| n as usize)
@@ -164,6 +165,8 @@ pub(crate) fn sendmsg(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Resul
 
 /// Writes one buffer with `MSG_NOSIGNAL` (S6). For a single buffer this is cheaper for the
 /// kernel than `sendmsg`, which first copies the message header and imports the iovec array.
+/// Inlined: every small message's write.
+#[inline]
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry(|| {
         syscall!(send(

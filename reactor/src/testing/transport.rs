@@ -96,9 +96,9 @@ pub(crate) fn outgoing() -> (Stream, MemPeer) {
         port: 9,
         ..Pipe::default()
     }));
-    let stream = Box::new(MemStream {
+    let stream = Stream::Other(Box::new(MemStream {
         pipe: Rc::clone(&pipe),
-    });
+    }));
     (stream, MemPeer { pipe })
 }
 
@@ -526,7 +526,7 @@ impl Acceptor for MemBacklog {
             .ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
         let port = pipe.borrow().port;
         Ok((
-            Box::new(MemStream { pipe }) as Stream,
+            Stream::Other(Box::new(MemStream { pipe })),
             Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))),
         ))
     }

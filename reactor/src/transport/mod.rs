@@ -4,7 +4,8 @@
 //! Reading, gather writing, half-closing, the connect verdict, addresses, registration with the
 //! poller and accepting all go through [`Transport`] (a connected stream) and [`Acceptor`] (a
 //! listening end). The buffering, backpressure, close, connect and accept logic of the rest of
-//! the crate is written against these traits only. TCP implements them in [`tcp`], which also
+//! the crate is written against these traits only; a connection holds its transport as a
+//! [`Stream`], an enum whose TCP and Unix arms are called directly (see [`stream`]). TCP implements them in [`tcp`], which also
 //! creates its sockets; the in-memory
 //! transport of `reactor::testing` implements them in its own module, so the same code runs
 //! over it and no production method carries a branch for it. Unix-domain stream sockets are
@@ -32,8 +33,11 @@ use mio::{Registry, Token};
 
 use crate::{sys, ListenAddr};
 
+mod stream;
 pub(crate) mod tcp;
 pub(crate) mod unix;
+
+pub(crate) use stream::Stream;
 
 /// What a readiness event says about a source.
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,8 +134,8 @@ pub(crate) fn adopt(fd: OwnedFd) -> io::Result<Stream> {
     use std::os::fd::AsFd;
     sys::set_nonblocking(fd.as_fd())?;
     match sys::socket_domain(fd.as_fd())? {
-        libc::AF_UNIX => Ok(Box::new(unix::UnixConn::from_fd(fd))),
-        libc::AF_INET | libc::AF_INET6 => Ok(Box::new(mio::net::TcpStream::from_std(
+        libc::AF_UNIX => Ok(Stream::Unix(unix::UnixConn::from_fd(fd))),
+        libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(mio::net::TcpStream::from_std(
             std::net::TcpStream::from(fd),
         ))),
         _ => Err(io::Error::new(
@@ -175,9 +179,6 @@ impl Transport for Detached {
         Ok(())
     }
 }
-
-/// A connection's transport.
-pub(crate) type Stream = Box<dyn Transport>;
 
 /// The accepting end of a listener.
 pub(crate) trait Acceptor: fmt::Debug {

@@ -58,7 +58,7 @@ pub(crate) fn connect(
     }
     let attempt = sys::connect(fd.as_fd(), &addr);
     let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
-    Ok((Box::new(stream), attempt))
+    Ok((Stream::Tcp(stream), attempt))
 }
 
 impl Transport for mio::net::TcpStream {
@@ -71,10 +71,12 @@ impl Transport for mio::net::TcpStream {
         Some(self.as_fd())
     }
 
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         sys::recv(self.as_fd(), buf)
     }
 
+    #[inline]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         // `send` for one buffer: the common case needs no msghdr.
         match bufs {
@@ -118,7 +120,7 @@ impl Acceptor for mio::net::TcpListener {
     }
 
     fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
-        mio::net::TcpListener::accept(self).map(|(s, a)| (Box::new(s) as Stream, Some(a)))
+        mio::net::TcpListener::accept(self).map(|(s, a)| (Stream::Tcp(s), Some(a)))
     }
 
     fn has_pending(&self) -> bool {

@@ -64,7 +64,7 @@ pub(crate) fn connect(
     }
     let (name, abstract_name) = addr.raw();
     let attempt = sys::connect_unix(fd.as_fd(), name, abstract_name);
-    Ok((Box::new(UnixConn::from_fd(fd)), attempt))
+    Ok((Stream::Unix(UnixConn::from_fd(fd)), attempt))
 }
 
 impl Transport for UnixConn {
@@ -283,7 +283,7 @@ impl Acceptor for UnixAcceptor {
     fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
         self.socket
             .accept()
-            .map(|(s, _)| (Box::new(UnixConn(s)) as Stream, None))
+            .map(|(s, _)| (Stream::Unix(UnixConn(s)), None))
     }
 
     fn has_pending(&self) -> bool {
