@@ -53,10 +53,13 @@ macro_rules! syscall {
 pub(crate) use syscall;
 
 /// Runs `f` again while it fails with `EINTR` (S2: slow calls are interrupted by signals).
+/// Inlined, with the error number compared directly: it wraps every message's `recv` and
+/// `send`.
+#[inline]
 fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             other => return other,
         }
     }
