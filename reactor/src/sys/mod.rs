@@ -15,19 +15,41 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
+#[cfg(feature = "testing")]
+pub mod alloc_count;
+#[cfg(feature = "testing")]
+mod disposition;
+#[cfg(feature = "testing")]
+mod fd_send;
 mod inherit;
+pub mod poll;
 mod process;
+mod raw_socket;
 mod signal;
 mod sockopt;
+mod timerfd;
 mod udp;
 mod unix;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+#[cfg(feature = "testing")]
+pub use disposition::{disposition, flag_raised, raise, set_disposition, Disposition};
+#[cfg(feature = "testing")]
+pub use fd_send::send_with_fds;
+pub use inherit::is_cloexec;
 pub(crate) use inherit::*;
-pub use process::{reap_any_children, reap_children, ChildStatus};
+pub use process::{
+    clock_ticks_per_sec, enter_net_namespace, reap_any_children, reap_children, user_ids,
+    ChildStatus,
+};
+pub use raw_socket::{
+    bind_socket, connect_socket, int_option, listen_socket, set_int_option, set_linger_option,
+    tcp_socket,
+};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
 pub use sockopt::Keepalive;
+pub use timerfd::{timerfd_create, timerfd_drain, timerfd_set};
 pub use udp::MAX_BATCH;
 pub(crate) use udp::{recv_batch, recv_one, send_batch, send_one, RecvMeta};
 pub(crate) use unix::*;
