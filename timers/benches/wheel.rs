@@ -25,6 +25,7 @@
 //!    (1.2 M operations: insert, reset and expiry).
 //! 3. `insert_cancel`: 1,000,000 timers as in 1, then 90 % of them cancelled in a shuffled
 //!    order, then the walk through the rest (2 M operations: insert, cancel and expiry).
+#![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -22,6 +22,7 @@
 //!
 //! Exit status: 0 when every connection echoed, 2 when some failed (the first error goes to
 //! standard error), 1 for a bad command line.
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
