@@ -91,8 +91,8 @@ pub fn flag_raised(sig: libc::c_int) -> bool {
 /// # Errors
 /// `EINVAL` for a number out of range.
 pub fn raise(sig: libc::c_int) -> io::Result<()> {
-    // raise(3) returns nonzero on failure (and sets errno); it touches no memory of ours.
-    // SAFETY: no pointer is passed; raise has no precondition beyond a signal number.
+    // SAFETY: no pointer is passed; raise(3) has no precondition beyond a signal number, and
+    // returns nonzero (with errno set) on failure.
     match unsafe { libc::raise(sig) } {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),

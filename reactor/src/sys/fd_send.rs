@@ -12,8 +12,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 /// Unix stream socket `fd`, however many; returns the bytes sent.
 ///
 /// # Errors
-/// The `sendmsg` error; `InvalidInput` when `bytes` is empty (a descriptor needs a byte to
-/// travel with) or `fds` would not fit a control message length.
+/// The `sendmsg` error; `InvalidInput` when `bytes` or `fds` is empty (descriptors need a
+/// byte to travel with; without descriptors, use a plain write) or `fds` would not fit a
+/// control message length.
 pub fn send_with_fds(
     fd: BorrowedFd<'_>,
     bytes: &[u8],
