@@ -56,7 +56,20 @@ pub(crate) const CHAT_HELP: &str =
     Timeouts: --idle-timeout closes a connection with no traffic either way, so in a busy room \
     it does not catch a member who only listens. --heartbeat SECS does: every SECS, a member \
     who sent nothing during the interval gets a `* ping` line, and one silent for 3 intervals \
-    in a row is disconnected. Any line counts as a sign of life.";
+    in a row is disconnected. Any line counts as a sign of life.\n\n\
+    One chat across processes and machines: --bus redis://HOST:PORT joins every `evdrive chat` \
+    using that Redis server (its pub/sub; evdrive itself is the Redis client). Lines, /me, \
+    joins, parts, nickname changes and private messages cross it; /who and /rooms count \
+    everyone's members; each member's lines arrive everywhere in the order sent. Nicknames \
+    are unique across the chat, best effort: checked against every known member and claimed \
+    in Redis (SET NX; released when the member leaves or renames, expiring within 30 s if \
+    its server vanishes); while Redis is away only local \
+    checks apply, so two members may then share a name. If Redis goes away, members get \
+    `* the bus is down: only this server's members see you`, the local chat goes on, and the \
+    server reconnects with back-off (0.1 s doubling to 5 s, with jitter), then says `* the \
+    bus is back`. A server that vanishes disappears from the others' /who within about 9 s. \
+    With --threads N, each thread is a node of the bus with its own connections, and the \
+    threads of one process ignore each other's messages (their handles carry them already).";
 
 pub(crate) const HTTP_HELP: &str = "A small HTTP/1.1 server.\n\n\
     Listens on 127.0.0.1:8080 unless --listen says otherwise. Try: curl -v \

@@ -116,6 +116,7 @@ fn main() -> ExitCode {
         Command::Chat(ChatArgs {
             common: c,
             heartbeat,
+            bus,
         }) => {
             let opts = with_conn(c.listen_options(0.0), chat::conn_config);
             let opts = c.with_at_limit(opts, chat::at_limit());
@@ -131,7 +132,15 @@ fn main() -> ExitCode {
                 c.admin,
                 move || ChatRoom::with_heartbeat(heartbeat),
                 |_| ChatConn::new(),
-                link_chats,
+                |handles| {
+                    link_chats(handles);
+                    // Each thread is a node of the bus (see `chat::start_bus`).
+                    for (i, handle) in handles.iter().enumerate() {
+                        if let Some(bus) = bus.clone() {
+                            let _ = handle.post(move |cx| chat::start_bus(cx, bus, i));
+                        }
+                    }
+                },
             )
         }
         Command::Http(c) => serve(

@@ -82,6 +82,11 @@ pub(crate) struct ChatArgs {
     /// silent for 3 intervals in a row (0: no heartbeat).
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub(crate) heartbeat: f64,
+    /// Join the chat of every `evdrive chat` on this Redis server (redis://HOST:PORT), through
+    /// its pub/sub: one chat across processes and machines. Each process (each thread with
+    /// --threads N) is a node; the chat goes on locally while Redis is away, and reconnects.
+    #[arg(long, value_name = "URL", value_parser = protocols::chat::BusConfig::from_url)]
+    pub(crate) bus: Option<protocols::chat::BusConfig>,
 }
 
 /// Options of `evdrive proxy`.

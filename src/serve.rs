@@ -46,10 +46,13 @@ pub(crate) fn listen_admin<App: AppMetrics + 'static>(
 pub(crate) fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
     let stats = cx.stats().clone();
     eprintln!(
-        "-- {} open, {} accepted, {} closed, {} B in, {} B out, {} turns, longest {:?}",
+        "-- {} open, {} accepted, {} closed, {} rejected ({} being told), {} B in, {} B out, \
+         {} turns, longest {:?}",
         stats.open,
         stats.accepted,
         stats.closed_total(),
+        stats.rejected,
+        stats.rejecting,
         stats.bytes_in,
         stats.bytes_out,
         stats.turns,
@@ -68,6 +71,9 @@ pub(crate) fn print_snapshot<App>(cx: &mut reactor::LoopCx<'_, App>) {
 /// state, and the calling thread only catches signals and relays them through the reactors'
 /// handles: the first SIGINT/SIGTERM shuts them down gracefully, a second stops them at once,
 /// SIGUSR1 makes each print its connections.
+///
+/// `link` gets the reactors' handles (one with one thread) before the address is announced;
+/// with one thread, what it posts runs once the loop starts.
 ///
 /// With `admin`, the reactor (with several threads, thread 0's reactor) also serves the admin
 /// endpoint there. Thread 0 reports on itself only: summing every thread's counters would need
@@ -135,6 +141,7 @@ where
                 _ => {}
             })),
         )?;
+        link(&[reactor.handle()?]);
         given.confirm(sample);
         eprintln!("evdrive {sample} listening on {bound}");
         return reactor.run();
@@ -237,6 +244,10 @@ where
 /// Makes the chat of every thread one chat: each learns the others' handles, and this returns
 /// once all have, so no member arrives at a thread that does not know the others yet.
 pub(crate) fn link_chats(handles: &[Handle<ChatRoom>]) {
+    // One thread: nothing to link (and its loop is not running yet to answer).
+    if handles.len() < 2 {
+        return;
+    }
     let (done, linked) = std::sync::mpsc::channel();
     for (i, handle) in handles.iter().enumerate() {
         let (all, done) = (handles.to_vec(), done.clone());

@@ -1,10 +1,11 @@
 //! An HTTP endpoint for operators, served by the reactor it describes: its metrics for
-//! Prometheus and its connections as JSON.
+//! Prometheus and its connections and UDP sockets as JSON.
 //!
 //! | request | response |
 //! |---|---|
 //! | `GET /metrics` | `200`, the Prometheus text format 0.0.4: the reactor's counters and gauges, then the application's own |
 //! | `GET /connections` | `200`, a JSON array with one object per connection (the snapshot SIGUSR1 prints) |
+//! | `GET /udp` | `200`, a JSON array with one object per UDP socket (address, state, datagram counters) |
 //! | another method on either | `405 Method Not Allowed`, with `Allow: GET` |
 //! | any other path | `404 Not Found` |
 //! | a malformed request | its status (400, 413, 431, 501), then close |
@@ -154,7 +155,7 @@ impl AdminServer {
 fn respond<App: AppMetrics>(cx: &mut Cx<'_, App>, req: &Request<'_>, out: &mut Vec<u8>) {
     // The path without its query string.
     let path = req.path().split('?').next().unwrap_or("");
-    let known = matches!(path, "/metrics" | "/connections");
+    let known = matches!(path, "/metrics" | "/connections" | "/udp");
     let (status, content_type, body): (u16, &str, Vec<u8>) = match path {
         _ if !known => (404, "text/plain; charset=utf-8", b"not found\n".to_vec()),
         _ if req.method() != "GET" => (405, "text/plain; charset=utf-8", b"only GET\n".to_vec()),
@@ -162,6 +163,10 @@ fn respond<App: AppMetrics>(cx: &mut Cx<'_, App>, req: &Request<'_>, out: &mut V
             let stats = cx.stats().clone();
             let text = render_metrics(&stats, cx.app());
             (200, METRICS_CONTENT_TYPE, text.into_bytes())
+        }
+        "/udp" => {
+            let json = metrics::udp_sockets_json(&cx.udp_sockets());
+            (200, "application/json", json.into_bytes())
         }
         _ => {
             let json = metrics::connections_json(&cx.connections());
@@ -245,7 +250,7 @@ impl<App: AppMetrics> Protocol<App> for AdminServer {
 mod tests {
     use super::*;
     use reactor::testing::Harness;
-    use reactor::ListenOptions;
+    use reactor::{ListenOptions, UdpConfig};
     use std::time::Duration;
 
     /// The status line, the headers and the body of the one response in `raw`.
@@ -256,9 +261,11 @@ mod tests {
     }
 
     #[test]
-    fn serves_metrics_connections_and_refuses_the_rest() {
+    fn serves_metrics_connections_udp_sockets_and_refuses_the_rest() {
         let mut h = Harness::new(KvStore::new()).unwrap();
         let l = h.listen(ListenOptions::default(), |_, _| AdminServer::new());
+        let local = "127.0.0.1:5353".parse().unwrap();
+        let _udp = h.bind_udp(local, None, UdpConfig::new(), crate::udp_echo::UdpEcho);
         let c = l.connect();
         let ask = |h: &mut Harness<KvStore>, req: &str| {
             c.send(req.as_bytes());
@@ -286,6 +293,20 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("\"state\":\"open\""), "{body}");
+
+        let (head, body) = ask(&mut h, "GET /udp HTTP/1.1\r\n\r\n");
+        assert!(
+            head.contains("Content-Type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(
+            body.starts_with("[{\"id\":") && body.ends_with("}]"),
+            "{body}"
+        );
+        assert!(
+            body.contains("\"local\":\"127.0.0.1:5353\",\"peer\":null,\"state\":\"open\""),
+            "{body}"
+        );
 
         let (head, _) = ask(&mut h, "GET /nope HTTP/1.1\r\n\r\n");
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");

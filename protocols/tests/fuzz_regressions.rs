@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("http", fuzz::http),
     ("kv", fuzz::kv),
     ("chat", fuzz::chat),
+    ("chat_bus", fuzz::chat_bus),
 ];
 
 fn regressions() -> PathBuf {

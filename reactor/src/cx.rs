@@ -354,6 +354,12 @@ impl<'a, App> LoopCx<'a, App> {
         self.core.begin_shutdown(grace);
     }
 
+    /// Whether a shutdown has begun (see [`crate::Reactor::is_shutting_down`]): a handler
+    /// that reconnects somewhere should stop trying.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.is_shutting_down()
+    }
+
     /// Aborts every connection and makes the reactor's `run` return at the end of this turn.
     pub fn stop_reactor_now(&mut self) {
         self.core.stop_now();

@@ -29,7 +29,8 @@
 //!
 //! The helpers are grouped by subject: the reactor on its thread (`server`), the observation of
 //! handlers (`observe`), blocking clients and raw sockets (`client`), tests run in a child
-//! process (`child`) and the `evdrive` binary (`binary`). Everything is re-exported here, so a
+//! process (`child`), the `evdrive` binary (`binary`) and other programs (`process`), and ports for
+//! programs that take no port 0 (`ports`). Everything is re-exported here, so a
 //! test names it `evdrive_tests::NAME`; the set-up of the tests under a low descriptor limit is
 //! named by its module, `evdrive_tests::low_fds::NAME`.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -46,6 +47,7 @@ mod child;
 mod client;
 pub mod low_fds;
 mod observe;
+mod ports;
 mod process;
 mod server;
 
@@ -53,6 +55,7 @@ pub use binary::evdrive_binary;
 pub use child::{is_child, run_in_child, spawn_child, TempDir};
 pub use client::*;
 pub use observe::{observe, Event, Observed, Observer, Watch};
+pub use ports::unassigned_port;
 pub use process::Running;
 pub use server::Server;
 

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 
-use evdrive_tests::{evdrive_binary, Running, TempDir, WAIT};
+use evdrive_tests::{evdrive_binary, unassigned_port, Running, TempDir, WAIT};
 
 /// The parent that binds the sockets and starts the server with them.
 const ACTIVATE: &str = "systemd-socket-activate";
@@ -21,12 +21,21 @@ fn require(program: &str) {
     assert!(found, "{program} is not installed (Debian package systemd)");
 }
 
-/// A port of 127.0.0.1 nobody listens on at the moment (`systemd-socket-activate` takes no
-/// port 0).
-fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Starts the parent `command(port)` makes on a free port (`systemd-socket-activate` takes
+/// no port 0), and waits until the parent listens on it. A port below the ephemeral range is
+/// taken by no other test; should another program take it first, the parent says so and
+/// exits, and another port is tried.
+fn start_on_free_port(command: impl Fn(u16) -> Command) -> io::Result<(Running, u16)> {
+    for _ in 0..5 {
+        let port = unassigned_port()?;
+        let mut server = Running::start(command(port))?;
+        // "Listening on 127.0.0.1:PORT as 4." or "Failed to listen on 127.0.0.1:PORT: …".
+        let line = server.wait_line(&format!("127.0.0.1:{port}"), WAIT)?;
+        if line.starts_with("Listening on") {
+            return Ok((server, port));
+        }
+    }
+    Err(io::Error::other("no free port in 5 tries"))
 }
 
 /// Sends `msg` and expects exactly it back.
@@ -53,17 +62,19 @@ fn named_sockets_are_served_and_the_variables_not_passed_on() -> io::Result<()> 
     require(ACTIVATE);
     let dir = TempDir::new("activation")?;
     let path = dir.join("echo.sock");
-    let admin_port = free_port()?;
-    let mut cmd = Command::new(ACTIVATE);
-    cmd.arg("-l")
-        .arg(&path)
-        .arg("-l")
-        .arg(format!("127.0.0.1:{admin_port}"))
-        .arg("--fdname=web:admin")
-        .arg(evdrive_binary())
-        .args(["echo", "--shutdown-grace", "1"]);
-    let mut server = Running::start(cmd)?;
-    server.wait_line(&format!("Listening on {}", path.display()), WAIT)?;
+    let (mut server, admin_port) = start_on_free_port(|admin_port| {
+        // A failed attempt leaves its socket file: removed, so this parent can bind it.
+        let _ = std::fs::remove_file(&path);
+        let mut cmd = Command::new(ACTIVATE);
+        cmd.arg("-l")
+            .arg(&path)
+            .arg("-l")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--fdname=web:admin")
+            .arg(evdrive_binary())
+            .args(["echo", "--shutdown-grace", "1"]);
+        cmd
+    })?;
     // Connected while nothing serves yet: the parent starts the server now.
     let first = unix_client(&path)?;
     let admin = server.wait_line("admin on", WAIT)?;
@@ -191,15 +202,13 @@ fn a_socket_of_the_wrong_kind_is_refused_clearly() -> io::Result<()> {
 #[test]
 fn udp_echo_serves_an_activated_datagram_socket() -> io::Result<()> {
     require(ACTIVATE);
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut cmd = Command::new(ACTIVATE);
-    cmd.args(["--datagram", "-l", &format!("127.0.0.1:{port}")])
-        .arg(evdrive_binary())
-        .arg("udp-echo");
-    let mut server = Running::start(cmd)?;
-    server.wait_line("Listening on", WAIT)?;
+    let (mut server, port) = start_on_free_port(|port| {
+        let mut cmd = Command::new(ACTIVATE);
+        cmd.args(["--datagram", "-l", &format!("127.0.0.1:{port}")])
+            .arg(evdrive_binary())
+            .arg("udp-echo");
+        cmd
+    })?;
     let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
     client.set_read_timeout(Some(WAIT))?;
     client.connect(("127.0.0.1", port))?;

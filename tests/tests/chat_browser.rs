@@ -11,7 +11,7 @@
 mod samples_util;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,8 @@ struct Driver {
 
 impl Driver {
     fn start() -> io::Result<Driver> {
-        // A free port, released just before the driver binds it.
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // chromedriver takes no port 0: a free port no other test can take first.
+        let port = evdrive_tests::unassigned_port()?;
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -1,6 +1,6 @@
 //! A graceful shutdown ends UDP sockets (S30, S31) over real sockets on 127.0.0.1: the loop's
-//! `run` returns only once its UDP socket is closed, the handler hears `Shutdown` once, the port
-//! is free afterwards, and the reactor's counters and socket list show the datagrams; the
+//! `run` returns only once its UDP socket is closed, the handler hears `Shutdown` once, no
+//! descriptor of the process holds the port afterwards, and the reactor's counters and socket list show the datagrams; the
 //! `evdrive udp-echo` sample answers `socat`, prints its socket on SIGUSR1 and exits 0 on
 //! SIGTERM with its socket closed.
 
@@ -72,6 +72,10 @@ fn run_returns_after_the_shutdown_closed_the_udp_socket() -> io::Result<()> {
         "a UDP socket is not a connection"
     );
 
+    assert!(
+        udp_port_held_here(addr.port())?,
+        "the open socket is not seen in /proc: the check below would prove nothing"
+    );
     reactor.shutdown(Duration::from_secs(1));
     let started = Instant::now();
     reactor.run()?;
@@ -81,9 +85,42 @@ fn run_returns_after_the_shutdown_closed_the_udp_socket() -> io::Result<()> {
     assert_eq!(reactor.stats().udp_sockets, 0);
     assert!(reactor.udp_sockets().is_empty());
     assert!(reactor.cx().udp_stats(id).is_none(), "the socket is gone");
-    // The descriptor is closed: the port can be bound again.
-    UdpSocket::bind(addr)?;
+    // The descriptor is closed: no socket of this process is bound to the port any more.
+    // (Binding the port again would prove it too, but another test may take the freed port.)
+    assert!(
+        !udp_port_held_here(addr.port())?,
+        "a descriptor of this process is still bound to {addr}"
+    );
     Ok(())
+}
+
+/// Whether a descriptor of this process is a UDP socket bound to `port`: the inodes
+/// `/proc/net/udp` lists for the port, against the sockets `/proc/self/fd` holds. Only this
+/// test binds UDP sockets in this process, so no other test can make it true.
+fn udp_port_held_here(port: u16) -> io::Result<bool> {
+    let wanted = format!(":{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/udp")?;
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            local
+                .ends_with(&wanted)
+                .then(|| fields.get(9).map(|i| format!("socket:[{i}]")))
+                .flatten()
+        })
+        .collect();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        // A descriptor closed while this walks is simply gone.
+        if let Ok(target) = std::fs::read_link(entry?.path()) {
+            if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A running `evdrive udp-echo` and the lines of its standard error.
@@ -206,6 +243,5 @@ fn udp_echo_prints_its_socket_and_exits_0_on_sigterm() -> io::Result<()> {
     };
     assert_eq!(status.code(), Some(0), "{status}");
     server.wait_line(|l| l.contains("udp-echo: 0 sockets open, received 1, sent 1, dropped 0"));
-    UdpSocket::bind(addr)?;
     Ok(())
 }

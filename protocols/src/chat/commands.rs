@@ -1,10 +1,11 @@
 //! What a member's line does: a message to its room, or a `/command`. Shared by every wire
 //! form: a line from `nc` and a text message from a browser end up here alike.
 
-use reactor::{CloseReason, Cx};
+use reactor::{CloseReason, ConnId, Cx, LoopCx};
 
 use crate::codec::ws;
 
+use super::bus;
 use super::room::{self, broadcast, dismiss, reply, send, ChatRoom, Out, Rename, LOBBY};
 use super::{is_valid_nick, MAX_NICK};
 
@@ -52,7 +53,7 @@ fn on_command(cx: &mut Cx<'_, ChatRoom>, nick: &str, room: &str, command: &[u8])
         None => (command, &[][..]),
     };
     match name {
-        b"nick" => nick_command(cx, room, arg),
+        b"nick" => nick_command(cx, arg),
         b"who" => {
             let chat = cx.app();
             let nicks = chat.nicks_in(room);
@@ -115,8 +116,9 @@ fn on_command(cx: &mut Cx<'_, ChatRoom>, nick: &str, room: &str, command: &[u8])
     true
 }
 
-/// `/nick NAME`.
-fn nick_command(cx: &mut Cx<'_, ChatRoom>, room: &str, arg: &[u8]) {
+/// `/nick NAME`: checked here, then claimed on the bus if there is one (whose answer
+/// finishes it), else done at once.
+fn nick_command(cx: &mut Cx<'_, ChatRoom>, arg: &[u8]) {
     let id = cx.id();
     if !is_valid_nick(arg) {
         reply(
@@ -127,15 +129,38 @@ fn nick_command(cx: &mut Cx<'_, ChatRoom>, room: &str, arg: &[u8]) {
     }
     // Valid nicknames are ASCII.
     let new = std::str::from_utf8(arg).unwrap_or_default();
-    match cx.app().rename(id, new) {
-        Ok(old) => {
-            reply(cx, &[b"* you are now ", arg]);
-            let mut news = Out::new(&[b"* ", old.as_bytes(), b" is now known as ", arg]);
-            broadcast(cx, room, Some(id), &mut news);
+    match cx.app().check_rename(id, new) {
+        Ok(()) => {
+            if !bus::claim_nick(cx, id, new, false) {
+                finish_rename(cx, id, new);
+            }
         }
         Err(Rename::Taken) => reply(cx, &[b"! nickname ", arg, b" is taken"]),
         Err(Rename::Same) => reply(cx, &[b"* you are already ", arg]),
         Err(Rename::NotMember) => {}
+    }
+}
+
+/// Renames the member on `id` to `new` (valid, and claimed on the bus if there is one), and
+/// tells it and its room.
+pub(super) fn finish_rename(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, new: &str) {
+    let arg = new.as_bytes();
+    match cx.app().rename(id, new) {
+        Ok(old) => {
+            send(cx, id, &mut Out::new(&[b"* you are now ", arg]));
+            let room = cx.app().members.get(&id).map(|m| m.room.clone());
+            let mut news = Out::new(&[b"* ", old.as_bytes(), b" is now known as ", arg]);
+            if let Some(room) = room {
+                broadcast(cx, &room, Some(id), &mut news);
+            }
+            bus::release(cx, id, &old);
+        }
+        Err(Rename::Taken) => {
+            send(cx, id, &mut Out::new(&[b"! nickname ", arg, b" is taken"]));
+            bus::release(cx, id, new);
+        }
+        Err(Rename::Same) => send(cx, id, &mut Out::new(&[b"* you are already ", arg])),
+        Err(Rename::NotMember) => bus::release(cx, id, new),
     }
 }
 
@@ -185,6 +210,14 @@ fn private_message(cx: &mut Cx<'_, ChatRoom>, nick: &str, arg: &[u8]) {
             if let Some((thread, other)) = remote {
                 let text = Out::new(&[b"<", nick.as_bytes(), b" (private)> ", text]).text;
                 cx.app().relay_private(thread, other, text);
+                return;
+            }
+            let on_bus = std::str::from_utf8(to)
+                .ok()
+                .and_then(|to| Some((to, cx.app().find_on_bus(to)?)));
+            if let Some((to, node)) = on_bus {
+                let text = Out::new(&[b"<", nick.as_bytes(), b" (private)> ", text]).text;
+                bus::publish_private(cx, &node, to, &text);
                 return;
             }
             let to = &to[..to.len().min(MAX_NICK)];

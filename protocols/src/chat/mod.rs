@@ -57,6 +57,16 @@
 //! who types before the grace ends, a browser's WebSocket, and every member on a lines-only
 //! port ([`ChatConn::lines_only`]) are announced at once.
 //!
+//! # One chat across processes
+//!
+//! With a bus ([`start_bus`], `evdrive chat --bus redis://HOST:PORT`), chat processes on one
+//! Redis server form one chat through its pub/sub, the reactor itself being the Redis client:
+//! lines, `/me`, joins, parts, renames and private messages cross it, `/who` and `/rooms`
+//! count every process's members, nicknames are claimed in Redis, and a bus that goes away is
+//! said to the members (`* the bus is down: only this server's members see you`, then
+//! `* the bus is back`) while the local chat goes on. What holds and what races remain: the
+//! `bus` module's documentation (`bus/mod.rs`).
+//!
 //! # Limits and misbehaving members
 //!
 //! - A line is at most 16 KiB ([`MAX_LINE`], the [`lines`](crate::codec::lines) codec's
@@ -103,17 +113,23 @@
 //! | `line.rs` | the first look at a connection, quiet members, and the chat over lines |
 //! | `web.rs` | the page, the upgrade, and the chat over WebSocket |
 //! | `threads.rs` | one chat across threads: the events relayed to the other threads |
+//! | `bus/` | one chat across processes: the Redis connections, the bus messages, the other nodes' members, nickname claims |
 
 use std::time::Duration;
 
 use reactor::ConnConfig;
 
+pub(crate) mod bus;
 mod commands;
 mod line;
 mod room;
 mod threads;
 mod web;
 
+pub use bus::{
+    start_bus, BusConfig, BACKOFF_FIRST, BACKOFF_MAX, BEAT, BUS_BACK, BUS_DOWN, CHANNEL,
+    CLAIM_REFRESH, CLAIM_TTL, NODE_EXPIRY,
+};
 // The fuzz target's model tells request lines apart as the server does.
 #[cfg(feature = "fuzz")]
 pub(crate) use line::is_request_line;

@@ -15,6 +15,7 @@ use reactor::{CloseReason, ConnId, Cx, LoopCx, Shared, TaskId};
 
 use crate::codec::ws;
 
+use super::bus::{self, message::Msg, Bus};
 use super::threads::{Event, Peers, RemoteMember};
 use super::{MAX_MISSED_HEARTBEATS, MAX_NICK};
 
@@ -56,6 +57,8 @@ pub struct ChatRoom {
     pub(super) peers: Option<Peers>,
     /// The other threads' members, by thread and connection, as they announced them.
     pub(super) remote: HashMap<(usize, ConnId), RemoteMember>,
+    /// The bus to the chat's other processes, if any (`bus/`).
+    pub(super) bus: Option<Box<Bus>>,
     /// The heartbeat interval, if the heartbeat is on.
     heartbeat: Option<Duration>,
     /// The running heartbeat task: `Some` exactly while the heartbeat is on and the chat has
@@ -127,24 +130,32 @@ impl ChatRoom {
         sorted(self.members.values().map(|m| &*m.nick))
     }
 
-    /// The nicknames in `room` (lower case, with its `#`), every thread's, sorted ignoring
-    /// case.
+    /// The nicknames in `room` (lower case, with its `#`), every thread's and every bus
+    /// node's, sorted ignoring case.
     pub fn nicks_in(&self, room: &str) -> Vec<&str> {
         let ids = self.rooms.get(room).map_or(&[][..], |v| v.as_slice());
         let remote = self.remote.values().filter(|m| &*m.room == room);
+        let on_bus = self.bus_members().filter(|m| &*m.room == room);
         sorted(
             ids.iter()
                 .filter_map(|(id, _)| self.members.get(id).filter(|m| m.listed))
                 .map(|m| &*m.nick)
-                .chain(remote.map(|m| &*m.nick)),
+                .chain(remote.map(|m| &*m.nick))
+                .chain(on_bus.map(|m| &*m.nick)),
         )
     }
 
-    /// How many members `room` has, every thread's: [`nicks_in`](Self::nicks_in)`.len()`
-    /// without sorting (every arrival asks).
+    /// How many members `room` has, every thread's and every bus node's:
+    /// [`nicks_in`](Self::nicks_in)`.len()` without sorting (every arrival asks).
     pub(super) fn count_in(&self, room: &str) -> usize {
         let here = self.rooms.get(room).map_or(0, |v| self.listed_in(v));
-        here + self.remote.values().filter(|m| &*m.room == room).count()
+        let on_bus = self.bus_members().filter(|m| &*m.room == room).count();
+        here + self.remote.values().filter(|m| &*m.room == room).count() + on_bus
+    }
+
+    /// Whether a member of another thread or bus node is called `nick` (ignoring case).
+    fn taken_elsewhere(&self, nick: &str) -> bool {
+        self.find_remote(nick).is_some() || self.find_on_bus(nick).is_some()
     }
 
     /// How many of `ids` are listed.
@@ -162,8 +173,9 @@ impl ChatRoom {
             .map(|(k, v)| (&**k, self.listed_in(v)))
             .filter(|&(_, n)| n > 0)
             .collect();
-        for m in self.remote.values() {
-            *counts.entry(&*m.room).or_default() += 1;
+        let remote = self.remote.values().map(|m| &*m.room);
+        for room in remote.chain(self.bus_members().map(|m| &*m.room)) {
+            *counts.entry(room).or_default() += 1;
         }
         let mut rooms: Vec<(&str, usize)> = counts.into_iter().collect();
         rooms.sort_unstable();
@@ -190,32 +202,45 @@ impl ChatRoom {
         self.guest_step = step;
     }
 
-    /// Tells the other threads where the member on `id` is and under which name, if it is
-    /// listed.
-    fn announce(&self, id: ConnId) {
+    /// Tells the other threads and bus nodes where the member on `id` is and under which
+    /// name, if it is listed.
+    fn announce(&mut self, id: ConnId) {
         if let Some(m) = self.members.get(&id).filter(|m| m.listed) {
             self.relay(Event::Member {
                 who: (self.me(), id),
                 nick: m.nick.clone(),
                 room: m.room.clone(),
             });
+            if let Some(bus) = self.bus.as_deref_mut() {
+                let tag = bus::tag(id);
+                bus.note(&Msg::Member {
+                    tag: &tag,
+                    nick: &m.nick,
+                    room: &m.room,
+                });
+            }
         }
     }
 
-    /// Adds the member on `id` to the lobby under a fresh default nickname, listed or not, and
-    /// returns the nickname.
-    pub(super) fn join(&mut self, id: ConnId, wire: Wire, listed: bool) -> Box<str> {
-        let nick: Box<str> = loop {
+    /// A default nickname (`guest7`) nobody here, on another thread or on the bus has.
+    pub(super) fn next_guest(&mut self) -> Box<str> {
+        loop {
             let number = self
                 .guests
                 .saturating_mul(self.guest_step.max(1))
                 .saturating_add(self.guest_first.max(1));
             self.guests += 1;
             let nick = format!("guest{number}");
-            if !self.nicks.contains_key(nick.as_str()) && self.find_remote(&nick).is_none() {
+            if !self.nicks.contains_key(nick.as_str()) && !self.taken_elsewhere(&nick) {
                 break nick.into();
             }
-        };
+        }
+    }
+
+    /// Adds the member on `id` to the lobby under a fresh default nickname, listed or not, and
+    /// returns the nickname.
+    pub(super) fn join(&mut self, id: ConnId, wire: Wire, listed: bool) -> Box<str> {
+        let nick = self.next_guest();
         self.nicks.insert(nick.clone(), id);
         self.members.insert(
             id,
@@ -245,6 +270,9 @@ impl ChatRoom {
         self.relay(Event::Gone {
             who: (self.me(), id),
         });
+        if let Some(bus) = self.bus.as_deref_mut() {
+            bus.note(&Msg::Gone { tag: &bus::tag(id) });
+        }
         Some((member.nick, member.room))
     }
 
@@ -285,20 +313,28 @@ impl ChatRoom {
         }
     }
 
-    /// Renames the member on `id`; the caller has validated `new`.
-    pub(super) fn rename(&mut self, id: ConnId, new: &str) -> Result<Box<str>, Rename> {
-        let key = new.to_ascii_lowercase();
-        match self.nicks.get(key.as_str()) {
+    /// Whether the member on `id` may take the name `new` (validated by the caller), as far as
+    /// this node knows.
+    pub(super) fn check_rename(&self, id: ConnId, new: &str) -> Result<(), Rename> {
+        match self.nicks.get(new.to_ascii_lowercase().as_str()) {
             Some(&owner) if owner != id => return Err(Rename::Taken),
             _ => {}
         }
-        if self.find_remote(new).is_some() {
+        if self.taken_elsewhere(new) {
             return Err(Rename::Taken);
         }
-        let member = self.members.get_mut(&id).ok_or(Rename::NotMember)?;
+        let member = self.members.get(&id).ok_or(Rename::NotMember)?;
         if &*member.nick == new {
             return Err(Rename::Same);
         }
+        Ok(())
+    }
+
+    /// Renames the member on `id`; the caller has validated `new`.
+    pub(super) fn rename(&mut self, id: ConnId, new: &str) -> Result<Box<str>, Rename> {
+        self.check_rename(id, new)?;
+        let key = new.to_ascii_lowercase();
+        let member = self.members.get_mut(&id).ok_or(Rename::NotMember)?;
         let old = std::mem::replace(&mut member.nick, new.into());
         self.nicks.remove(&*old.to_ascii_lowercase());
         self.nicks.insert(key.into(), id);
@@ -413,6 +449,9 @@ pub(super) fn broadcast(
             text: out.text.clone(),
         });
     }
+    if cx.app().bus.is_some() {
+        bus::publish_line(cx, room, &out.text);
+    }
     broadcast_local(cx, room, except, out);
 }
 
@@ -517,6 +556,10 @@ pub(super) fn heard(chat: &mut ChatRoom, id: ConnId) {
 /// heartbeat), not when the connection is finally gone: a graceful close waits for the peer's
 /// end of stream, which a misbehaving peer may never send.
 pub(super) fn depart(cx: &mut LoopCx<'_, ChatRoom>, id: ConnId, why: &str) {
+    // Quiet or not, a member holds its name's claim on the bus.
+    if let Some(nick) = cx.app().nick(id).map(Box::<str>::from) {
+        bus::release(cx, id, &nick);
+    }
     if let Some((nick, room)) = cx.app().leave(id) {
         let mut out = Out::new(&[b"* ", nick.as_bytes(), b" left", why.as_bytes()]);
         broadcast(cx, &room, Some(id), &mut out);
@@ -545,6 +588,7 @@ pub(super) fn welcome(cx: &mut Cx<'_, ChatRoom>, wire: Wire, listed: bool) {
         let mut news = Out::new(&[b"* ", nick.as_bytes(), b" joined"]);
         broadcast(cx, LOBBY, Some(id), &mut news);
     }
+    bus::claim_nick(cx, id, &nick, true);
     start_heartbeat(cx);
 }
 

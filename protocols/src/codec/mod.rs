@@ -9,6 +9,7 @@
 //! | [`lines`] | lines ending in `\n` or `\r\n` | 16 KiB per line |
 //! | [`length`] | length-prefixed frames, 1-, 2- or 4-byte big-endian header | 64 KiB per frame |
 //! | [`resp`] | Redis (RESP2) requests: arrays of bulk strings and inline commands | 1 MiB per argument, 1024 arguments, 2 MiB per command |
+//! | [`resp::ReplyCodec`] | Redis (RESP2) replies, for clients: every type, nested arrays | 1 MiB per bulk string, 1024 elements, 8 levels of nesting, 64 KiB status lines |
 //! | [`http`] | HTTP/1.1 requests (head parsed by `httparse`) | 8 KiB head, 64 headers, 1 MiB body |
 //!
 //! # The decoding contract

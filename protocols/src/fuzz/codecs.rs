@@ -43,7 +43,7 @@ impl<'a> CodecInput<'a> {
 /// [`decode_all_ways`](crate::codec::split::decode_all_ways) with the cut offsets taken modulo
 /// the length (so every cut lands in the input) and the byte-by-byte pass only for inputs up to
 /// [`BYTEWISE_UP_TO`].
-fn decode_all_ways<D, T, F>(
+pub(crate) fn decode_all_ways<D, T, F>(
     make: impl Fn() -> D,
     input: &[u8],
     cuts: &[usize],

@@ -13,6 +13,7 @@
 //! | [`http`] | [`HttpServer`](crate::http_server::HttpServer) on the in-memory transport | one response per complete request, in order, with the status a reference router gives |
 //! | [`kv`] | [`KvConn`](crate::kv::KvConn) on the in-memory transport | one valid RESP reply per command, in order, equal to a model store's |
 //! | [`chat`] | [`ChatConn`](crate::chat::ChatConn) with two to four members | every complete line reaches every other member, in order, as a model room says |
+//! | [`chat_bus`] | the chat bus's subscriber input: the RESP reply decoder, cut where the script says, and the bus message decoder on every pushed payload | the same replies however the input is cut; a payload is refused or re-encodes to itself; no panic |
 //!
 //! # Scripts
 //!
@@ -38,6 +39,7 @@
 //! evdrive_protocols::fuzz::codec_lines(b"\x00\x01\x00\x03one\ntwo\r\n");
 //! ```
 
+mod bus;
 mod chat;
 mod chat_script;
 mod codecs;
@@ -48,6 +50,7 @@ mod resp_reply;
 mod script;
 mod ws;
 
+pub use bus::chat_bus;
 pub use chat::chat;
 pub use codecs::{codec_http, codec_length, codec_lines, codec_resp};
 pub use echo::{echo, output_queue};

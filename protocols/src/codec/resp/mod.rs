@@ -15,7 +15,8 @@
 //! ([`encode_simple_string`], [`encode_error`], [`encode_integer`], [`encode_bulk`],
 //! [`encode_null_bulk`], [`encode_array_header`], [`encode_null_array`]); numbers are formatted
 //! without `fmt`, so a reply costs nothing beyond the vector's growth. [`encode_command`] writes a
-//! request, for clients and load generators.
+//! request, for clients and load generators, and [`ReplyCodec`] reads what a server answers
+//! ([`Reply`]), for clients such as the chat's Redis bus.
 //!
 //! # Limits
 //!
@@ -62,13 +63,17 @@
 //! argument arriving in small pieces costs a constant per call, not a rescan of the command.
 //!
 //! The module is split by subject: `decode` holds [`RespCodec`], `command` the decoded
-//! [`RespCommand`] and its [`Args`], `encode` the reply and request writers.
+//! [`RespCommand`] and its [`Args`], `encode` the reply and request writers, `reply` the
+//! client's reply decoder.
 
 use std::fmt;
 
 mod command;
 mod decode;
 mod encode;
+mod reply;
+#[cfg(test)]
+mod reply_tests;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +83,7 @@ pub use encode::{
     encode_array_header, encode_bulk, encode_command, encode_error, encode_integer,
     encode_null_array, encode_null_bulk, encode_simple_string,
 };
+pub use reply::{Reply, ReplyCodec, MAX_REPLY_DEPTH};
 
 /// Default maximum length of one bulk string: 1 MiB (Redis allows 512 MiB).
 pub const DEFAULT_MAX_BULK_LENGTH: usize = 1024 * 1024;
@@ -124,6 +130,17 @@ pub enum RespError {
         /// The maximum command length.
         max: usize,
     },
+    /// A reply starts with a byte that is no RESP2 type (`+ - : $ *`), or an integer reply
+    /// is not a number ([`ReplyCodec`] only).
+    InvalidReply {
+        /// The byte found.
+        found: u8,
+    },
+    /// A reply's arrays nest deeper than the maximum ([`ReplyCodec`] only).
+    NestedTooDeep {
+        /// The deepest nesting accepted.
+        max: usize,
+    },
 }
 
 impl fmt::Display for RespError {
@@ -140,6 +157,10 @@ impl fmt::Display for RespError {
             RespError::TooManyArguments { max } => write!(f, "more than {max} arguments"),
             RespError::InlineTooLong { max } => write!(f, "inline request over {max} bytes"),
             RespError::CommandTooLong { max } => write!(f, "command over {max} bytes"),
+            RespError::InvalidReply { found } => {
+                write!(f, "invalid reply at '{}'", found.escape_ascii())
+            }
+            RespError::NestedTooDeep { max } => write!(f, "arrays nested over {max} deep"),
         }
     }
 }

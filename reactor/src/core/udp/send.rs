@@ -149,17 +149,7 @@ impl<App> Net<App> {
         }
         u.out_meta.clear();
         u.out_bytes.clear();
-        let idle = u.idle.is_some();
-        let (sent, dropped) = (u.stats.sent - sent_before, u.stats.dropped - dropped_before);
-        self.stats.bytes_out += out;
-        self.stats.datagrams_out += sent;
-        self.stats.datagrams_dropped += dropped;
-        if idle {
-            self.touched_udp(index);
-        }
-        if let Some(reason) = ended {
-            self.kill_udp(index, reason);
-        }
+        self.settle_sends(index, (sent_before, dropped_before), out, ended);
     }
 
     /// Sends what waits, in batches, until the queue empties or the kernel would block.
@@ -204,20 +194,41 @@ impl<App> Net<App> {
             }
         }
         let emptied = u.queue.is_empty();
+        if self.settle_sends(index, (sent_before, dropped_before), out, ended) {
+            return false;
+        }
+        // A draining socket ends once its queue is out.
+        self.end_if_drained(index);
+        emptied
+    }
+
+    /// After a burst of sends: the reactor's counters take what the socket's gained since
+    /// `before` (sent, dropped) and `out` bytes, the idle timer learns of the traffic, and a
+    /// connected socket the kernel refused is ended. Returns whether it was.
+    fn settle_sends(
+        &mut self,
+        index: usize,
+        before: (u64, u64),
+        out: u64,
+        ended: Option<CloseReason>,
+    ) -> bool {
+        let Some(u) = self.udp_at(index) else {
+            return false;
+        };
         let idle = u.idle.is_some();
-        let (sent, dropped) = (u.stats.sent - sent_before, u.stats.dropped - dropped_before);
+        let (sent, dropped) = (u.stats.sent - before.0, u.stats.dropped - before.1);
         self.stats.bytes_out += out;
         self.stats.datagrams_out += sent;
         self.stats.datagrams_dropped += dropped;
         if idle {
             self.touched_udp(index);
         }
-        if let Some(reason) = ended {
-            self.kill_udp(index, reason);
-            return false;
+        match ended {
+            Some(reason) => {
+                self.kill_udp(index, reason);
+                true
+            }
+            None => false,
         }
-        // A draining socket ends once its queue is out.
-        self.end_if_drained(index);
-        emptied
     }
 }
