@@ -287,27 +287,12 @@ pub fn poll_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<std::time::Duration>,
 ) -> io::Result<Vec<bool>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.map_or(-1, |t| {
-        // Round up so a sub-millisecond wait does not become a busy loop.
-        let ms = t.as_micros().div_ceil(1000);
-        ms.min(i32::MAX as u128) as libc::c_int
-    });
-    match syscall!(poll(
-        pollfds.as_mut_ptr(),
-        pollfds.len() as libc::nfds_t,
-        ms
-    )) {
+    use poll::{PollFd, POLLERR, POLLHUP, POLLIN};
+    let mut pollfds: Vec<PollFd<'_>> = fds.iter().map(|&fd| PollFd::new(fd, POLLIN)).collect();
+    match poll::poll(&mut pollfds, timeout) {
         Ok(_) => Ok(pollfds
             .iter()
-            .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+            .map(|p| p.revents() & (POLLIN | POLLHUP | POLLERR) != 0)
             .collect()),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![false; fds.len()]),
         Err(e) => Err(e),
