@@ -5,6 +5,11 @@
 //! which take borrowed descriptors, return `io::Result`, retry `EINTR` themselves (S2) and turn
 //! the errno values that are expected outcomes into `Ok` (`EINPROGRESS` from `connect`).
 //!
+//! It is also the one home of `unsafe` in the workspace (a test, `unsafe_only_in_sys`, keeps it
+//! so): the public items here are the safe calls that test and bench code need beside the
+//! reactor's own (`poll`, raw sockets and integer options, timer descriptors; with the
+//! `testing` feature, a counting allocator, signal dispositions, sending many descriptors).
+//!
 //! # Implementation notes
 //! The `syscall!` macro turns the C convention (`-1` and `errno`) into `io::Result`.
 //! `connect` is the one call that must *not* be retried on `EINTR`: the connection attempt goes
