@@ -74,6 +74,7 @@ pub struct Served {
 ///
 /// Both callbacks get `state`. The decoder is left as the [`Decoder`] contract says: its
 /// progress on an unfinished frame is kept for the next call with the same prefix.
+#[inline]
 pub fn serve<D, S>(
     codec: &mut D,
     data: &[u8],

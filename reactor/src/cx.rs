@@ -20,7 +20,6 @@ use crate::core::{Core, Net};
 
 mod conns;
 mod unix;
-use crate::outbuf::{OutQueue, Spare};
 use crate::{
     CloseReason, ConnConfig, ConnId, ConnStats, Protocol, Shared, SocketRef, Stats, TaskId, TimerId,
 };
@@ -81,11 +80,6 @@ impl<App> DerefMut for Cx<'_, App> {
     }
 }
 
-/// Queues a copy of `data`.
-fn push_slice(q: &mut OutQueue, spare: &mut Spare, data: &[u8], now: timers::Tick) {
-    q.push_slice(data, spare, now)
-}
-
 impl<'a, App> LoopCx<'a, App> {
     pub(crate) fn new(core: &'a mut Core<App>) -> Self {
         LoopCx { core }
@@ -143,6 +137,7 @@ impl<'a, App> LoopCx<'a, App> {
     }
 
     /// Queues a copy of `data` on `conn`; see [`Conns::send_to`].
+    #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         self.conns().send_to(conn, data)
     }
@@ -391,6 +386,7 @@ impl<'a, App> Cx<'a, App> {
 
     /// Queues a copy of `data` on this connection. Returns `false` if the connection no longer
     /// takes writes (closing, half-closed, or gone).
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> bool {
         let id = self.id;
         self.lp.send_to(id, data)

@@ -141,7 +141,7 @@ impl Spare {
     }
 
     /// A queue holding a copy of `data`, reusing a stocked buffer when there is one.
-    #[inline]
+    #[inline(always)]
     fn take_copy(&mut self, data: &[u8], now: Tick) -> Box<Queued> {
         if let Some(mut q) = self.queues.pop() {
             if let Chunk::Owned(v) = &mut q.head {
@@ -156,7 +156,7 @@ impl Spare {
     }
 
     /// Stocks an emptied queue (or frees it when the stock is full).
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, mut q: Box<Queued>) {
         if self.queues.len() >= SPARE_QUEUES {
             return;
@@ -166,7 +166,9 @@ impl Spare {
         q.sent = 0;
         // Descriptors still queued were sent with the bytes that emptied the queue, or belong
         // to a queue being dropped: either way closing our copies is right.
-        q.fds.clear();
+        if !q.fds.is_empty() {
+            q.fds.clear();
+        }
         match &mut q.head {
             Chunk::Owned(v) if v.capacity() <= SPARE_CAPACITY => v.clear(),
             _ => q.head = Chunk::Owned(Vec::new()),
@@ -252,14 +254,17 @@ impl OutQueue {
         q.rest.push_back(chunk);
     }
 
-    /// Queues a copy of `data`.
-    #[inline]
+    /// Queues a copy of `data`. Every small write passes here: inlined into the caller.
+    #[inline(always)]
     pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         if data.is_empty() {
             return;
         }
         let Some(q) = self.inner.as_mut() else {
-            self.inner = Some(spare.take_copy(data, now));
+            // Empty here: a swap, not an assignment, which would call the drop of `None`.
+            if let Some(old) = self.inner.replace(spare.take_copy(data, now)) {
+                drop(old);
+            }
             return;
         };
         let last = q.rest.back_mut().unwrap_or(&mut q.head);
@@ -319,7 +324,44 @@ impl OutQueue {
     /// writer takes less than offered. Returns what happened and how many bytes were written.
     /// `WouldBlock` counts as blocked; other errors are returned (`EINTR` never reaches here:
     /// the transport retries it).
+    #[inline(always)]
     pub(crate) fn flush(
+        &mut self,
+        spare: &mut Spare,
+        now: Tick,
+        mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
+    ) -> io::Result<(Flushed, usize)> {
+        let Some(q) = self.inner.as_mut() else {
+            return Ok((Flushed::All, 0));
+        };
+        if !q.fds.is_empty() || !q.rest.is_empty() {
+            return self.flush_chunks(spare, now, write);
+        }
+        // The common case, one chunk and no descriptors (every TCP queue): one write of the
+        // head, with no batch positions or byte limits to work out, inlined into the caller.
+        let head = IoSlice::new(&q.head.bytes()[q.offset..]);
+        let offered = head.len();
+        let n = match write(&[head], &[]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((Flushed::Blocked, 0)),
+            Err(e) => return Err(e),
+        };
+        if n == offered {
+            if let Some(q) = self.inner.take() {
+                spare.put(q);
+            }
+            return Ok((Flushed::All, n));
+        }
+        if n > 0 {
+            q.progress = now;
+        }
+        self.consume(n, spare);
+        Ok((Flushed::Blocked, n))
+    }
+
+    /// [`flush`](Self::flush) of several chunks or of descriptors.
+    #[inline(never)]
+    fn flush_chunks(
         &mut self,
         spare: &mut Spare,
         now: Tick,

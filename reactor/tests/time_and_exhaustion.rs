@@ -66,6 +66,37 @@ fn idle_timeout_is_never_early_at_sub_tick_offsets() -> io::Result<()> {
     Ok(())
 }
 
+/// A byte read in the turn whose tick the idle deadline falls on counts before the watchdog
+/// checks: the turn's reads are stamped before its timers fire (the end-of-turn stamp alone
+/// would come too late, and the connection would be closed with a byte just read).
+#[test]
+fn a_read_in_the_turn_of_the_idle_deadline_keeps_the_connection_open() -> io::Result<()> {
+    let mut h = Harness::new(Log::default())?;
+    let conn = ConnConfig::default().with_idle_timeout(Some(Duration::from_millis(300)));
+    let l = h.listen(ListenOptions::default().with_conn(conn), |_, _| Sink);
+    let peer = l.connect();
+    h.settle()?;
+    assert_eq!(h.app().opened, 1);
+    // The byte waits in the connection until the turn at 300 ms, which reads it (step 3)
+    // and then finds the idle deadline due (step 4).
+    peer.send(b"x");
+    h.advance(300 * MS)?;
+    assert!(
+        !peer.fin_received() && h.app().closed.is_empty(),
+        "closed by the idle timeout in the turn that read a byte: {:?}",
+        h.app().closed
+    );
+    // The timeout now counts from that byte.
+    h.advance(299 * MS)?;
+    assert!(!peer.fin_received(), "closed 299 ms after the byte");
+    h.advance(2 * MS)?;
+    assert!(peer.fin_received(), "still open 301 ms after the byte");
+    peer.shutdown_write();
+    h.settle()?;
+    assert_eq!(h.app().closed, vec![CloseKind::IdleTimeout]);
+    Ok(())
+}
+
 /// Every timeout and timer at `Duration::MAX`: nothing panics, nothing wraps into the past and
 /// fires, and nothing re-arms itself every turn (`settle` fails on a loop that never rests).
 #[test]

@@ -74,6 +74,11 @@ pub(crate) enum WriteHalf {
     Shut,
 }
 
+/// [`Conn::touched`]: bytes were read since the last stamp.
+pub(crate) const TOUCHED_READ: u8 = 1;
+/// [`Conn::touched`]: bytes were written since the last stamp.
+pub(crate) const TOUCHED_WRITE: u8 = 2;
+
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -91,6 +96,9 @@ pub(crate) struct Conn<App> {
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(super) generation: u32,
+    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
+    /// ask for them. Asked once here, so a TCP read pays nothing for descriptor passing.
+    pub(super) carries_fds: bool,
     /// Where the connection is in its life, with the data of that phase.
     pub(super) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
@@ -126,6 +134,10 @@ pub(crate) struct Conn<App> {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
+    /// Traffic since the last stamp ([`TOUCHED_READ`], [`TOUCHED_WRITE`]); nonzero while on the
+    /// loop's list of connections to stamp, so a connection is listed once per turn however
+    /// often it reads and writes.
+    pub(super) touched: u8,
     /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
     /// so that a timeout counted from it can never end before its time has passed.
     pub(super) last_activity: Tick,
@@ -212,6 +224,7 @@ impl<App> Conn<App> {
     ) -> Self {
         Conn {
             handler: Some(handler),
+            carries_fds: stream.carries_fds(),
             stream,
             generation,
             phase,
@@ -229,9 +242,29 @@ impl<App> Conn<App> {
             watchdog: None,
             extras: None,
             created: now,
+            touched: 0,
             last_activity: now,
             bytes_in: 0,
             bytes_out: 0,
+        }
+    }
+
+    /// Records traffic (`TOUCHED_READ` or `TOUCHED_WRITE`) for the next stamp. Returns whether
+    /// the connection must be put on the list to stamp (it had no traffic since the last one).
+    #[inline]
+    pub(super) fn touch(&mut self, what: u8) -> bool {
+        let first = self.touched == 0;
+        self.touched |= what;
+        first
+    }
+
+    /// Puts a handler taken out for a callback back into its (empty) slot. Every message
+    /// passes here: swapping in and testing what came out costs less than an assignment, which
+    /// calls the old value's drop first.
+    #[inline]
+    pub(super) fn put_back(&mut self, handler: Box<dyn Protocol<App>>) {
+        if let Some(old) = self.handler.replace(handler) {
+            drop(old);
         }
     }
 
@@ -264,6 +297,13 @@ impl<App> Conn<App> {
             Phase::Closing { .. } => !self.eof,
             Phase::Connecting { .. } | Phase::Dead => false,
         }
+    }
+
+    /// Whether queued output is above the high-water mark, so reading should wait for the
+    /// flush (S21). A linked connection's output is the other direction's (`core::link`).
+    #[inline]
+    pub(super) fn above_high_water(&self) -> bool {
+        self.output.len() > self.config.high_water && !self.linked
     }
 
     /// Whether the handler may still queue output.

@@ -139,9 +139,10 @@ impl<App> Net<App> {
         match conn.stream.write_vectored(&[std::io::IoSlice::new(data)]) {
             Ok(n) => {
                 conn.bytes_out += n as u64;
+                let listed = n > 0 && conn.touch(crate::core::conn::TOUCHED_WRITE);
                 self.stats.bytes_out += n as u64;
-                if n > 0 {
-                    self.touched.push((index, false));
+                if listed {
+                    self.touched.push(index);
                 }
                 n
             }

@@ -123,9 +123,10 @@ pub(crate) struct Net<App> {
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
-    /// Connections with traffic since the last stamp (`true`: a read), stamped with one clock
-    /// reading after the reads and again after the flush (see `stamp_touched`).
-    touched: Vec<(usize, bool)>,
+    /// Connections with traffic since the last stamp (each once, what it did in its
+    /// `Conn::touched`), stamped with one clock reading at the end of the turn, and before
+    /// timers fire when some are due (see `stamp_touched`).
+    touched: Vec<usize>,
     /// Readiness raised by transports without a descriptor, one entry per edge.
     injected: Injected,
     /// Reused buffers the per-turn lists are swapped into while they are served.
@@ -155,6 +156,9 @@ pub(crate) struct Net<App> {
     replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
     /// Handlers replaced so far (`replace.rs`).
     swaps: u64,
+    /// Descriptors received with the bytes of one read (S29), handed on at once; reused so
+    /// that a read costs no list of its own.
+    fds_in: Vec<std::os::fd::OwnedFd>,
 }
 
 impl<App> Deref for Core<App> {
@@ -210,6 +214,7 @@ impl<App> Core<App> {
                 listeners_at_limit: false,
                 replacement: None,
                 swaps: 0,
+                fds_in: Vec::new(),
             },
         }
     }
@@ -236,7 +241,7 @@ impl<App> Core<App> {
         let result = f(&mut *handler, &mut Cx::new(self, id));
         // Slots are only removed by `finalize`, never during a callback.
         if let Some(conn) = self.conn_at(index) {
-            conn.handler = Some(handler);
+            conn.put_back(handler);
         }
         self.install_replacement(index, id);
         Some(result)
@@ -341,12 +346,17 @@ impl<App> Core<App> {
     /// Fires the expired timers, collected first so that timers armed by their callbacks wait
     /// for the next turn even when already due.
     pub(crate) fn fire_due(&mut self) {
-        // The reads of this turn count before any idle check.
-        self.stamp_touched();
         let now = self.now;
         while let Some(expired) = self.net.wheel.poll(now) {
             self.net.expired.push(expired);
         }
+        if self.expired.is_empty() {
+            // Nothing checks the stamps this turn: the end of the turn stamps this turn's
+            // traffic with one clock reading taken after the flush (later, so never early).
+            return;
+        }
+        // The reads of this turn count before any idle check.
+        self.stamp_touched();
         for i in 0..self.expired.len() {
             let (key, entry) = self.expired[i];
             self.fire(key, entry);
@@ -364,10 +374,7 @@ impl<App> Core<App> {
             std::mem::swap(&mut self.net.dirty, &mut self.net.dirty_buf);
             for i in 0..self.dirty_buf.len() {
                 let index = self.dirty_buf[i];
-                if let Some(conn) = self.conn_at(index) {
-                    conn.dirty = false;
-                }
-                self.flush(index);
+                self.flush_dirty(index);
             }
             self.dirty_buf.clear();
             std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);

@@ -9,7 +9,7 @@
 //! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
 //! the turn began must not shorten the idle timeout counted from it.
 
-use crate::core::conn::Phase;
+use crate::core::conn::{Phase, TOUCHED_READ};
 use crate::core::{Core, Net, Source, READS_PER_TURN};
 use crate::{CloseReason, ConnId, Cx};
 
@@ -41,7 +41,9 @@ impl<App> Net<App> {
 impl<App> Core<App> {
     /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
     /// budget. `drain_all` forbids stopping at a short read (needed when no new edge will come:
-    /// ready-list service, or the peer's FIN already reported).
+    /// ready-list service, or the peer's FIN already reported). Inlined into its two callers
+    /// (the poller's events, the ready list): every message's path begins here.
+    #[inline(always)]
     pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
         for _ in 0..READS_PER_TURN {
             let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) else {
@@ -50,9 +52,13 @@ impl<App> Core<App> {
             if !conn.wants_read() {
                 return;
             }
-            // Descriptors (S29) arrive only on a Unix connection; this holds no memory otherwise.
-            let mut fds = Vec::new();
-            let n = match conn.stream.read_with_fds(scratch, &mut fds) {
+            // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
+            let result = if conn.carries_fds {
+                conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
+            } else {
+                conn.stream.read(scratch)
+            };
+            let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -78,22 +84,63 @@ impl<App> Core<App> {
                 }
             );
             self.net.stats.bytes_in += n as u64;
-            self.net.touched.push((index, true));
-            if first_byte {
-                self.end_phase_timer(index);
+            if conn.touch(TOUCHED_READ) {
+                self.net.touched.push(index);
             }
-            if !fds.is_empty() {
-                self.deliver_fds(index, fds);
-            }
-            self.deliver(index, &scratch[..n]);
+            let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
             // Backpressure as soon as this read's output passes the high-water mark, not only
             // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
-            // (A linked connection's output is the other direction's: see `core::link`.)
-            if let Some(conn) = self.conn_at(index) {
-                if conn.output.len() > conn.config.high_water && !conn.linked {
-                    self.mark_ready(index);
-                    return;
+            // Checked after the delivery, with the slot at hand where there is one.
+            let above_high_water = if !first_byte
+                && !with_fds
+                && conn.is_open()
+                && !conn.linked
+                && conn.input.is_empty()
+            {
+                // Every message's path: what `deliver` does in its common case, with the slot
+                // this loop already holds.
+                match conn.handler.take() {
+                    Some(mut handler) => {
+                        let id = ConnId {
+                            index: index as u32,
+                            generation: conn.generation,
+                        };
+                        let swaps = self.net.swaps();
+                        let data = &scratch[..n];
+                        let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                        // Slots are only removed by `finalize`, never during a callback.
+                        let mut above = false;
+                        if let Some(conn) = self.conn_at(index) {
+                            conn.put_back(handler);
+                            above = conn.above_high_water();
+                        }
+                        if self.net.replacement.is_some() || consumed < n {
+                            self.install_replacement(index, id);
+                            if consumed < n {
+                                self.keep_unconsumed(index, &data[consumed..], swaps);
+                            }
+                            above = self.conn_at(index).is_some_and(|c| c.above_high_water());
+                        }
+                        above
+                    }
+                    // Its callback is running (never the case from the loop): as in
+                    // `deliver`, the bytes are dropped.
+                    None => conn.above_high_water(),
                 }
+            } else {
+                if first_byte {
+                    self.end_phase_timer(index);
+                }
+                if with_fds {
+                    let fds = std::mem::take(&mut self.net.fds_in);
+                    self.deliver_fds(index, fds);
+                }
+                self.deliver(index, &scratch[..n]);
+                self.conn_at(index).is_some_and(|c| c.above_high_water())
+            };
+            if above_high_water {
+                self.mark_ready(index);
+                return;
             }
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
@@ -123,9 +170,9 @@ impl<App> Core<App> {
             if new.is_empty() {
                 return;
             }
-            // The common case: nothing kept, the handler reads straight from the scratch buffer.
-            // The handler is taken out of the slot found above (what `call` does, without
-            // looking the slot up again: this is every message's path).
+            // Nothing kept: the handler reads straight from `new` (the read loop has its own
+            // copy of this for fresh reads). The handler is taken out of the slot found above
+            // (what `call` does, without looking the slot up again).
             let id = ConnId {
                 index: index as u32,
                 generation: conn.generation,
@@ -135,7 +182,7 @@ impl<App> Core<App> {
                     let consumed = handler.on_data(&mut Cx::new(self, id), new);
                     // Slots are only removed by `finalize`, never during a callback.
                     if let Some(conn) = self.conn_at(index) {
-                        conn.handler = Some(handler);
+                        conn.put_back(handler);
                     }
                     // What `call` does after every callback: a successor the handler asked
                     // for takes over now.
@@ -144,32 +191,44 @@ impl<App> Core<App> {
                 }
                 None => new.len(),
             };
-            if consumed == new.len() {
-                return;
+            if consumed < new.len() {
+                self.keep_unconsumed(index, &new[consumed..], swaps);
             }
-            let rest = &new[consumed..];
-            let Some(conn) = self.conn_at(index) else {
-                return;
-            };
-            if conn.is_open() {
-                conn.input.extend_from_slice(rest);
-            }
-        } else {
-            conn.input.extend_from_slice(new);
-            let input = conn.input.take();
-            let consumed = self
-                .call(index, |h, cx| h.on_data(cx, &input))
-                .unwrap_or(input.len())
-                .min(input.len());
-            let Some(conn) = self.conn_at(index) else {
-                return;
-            };
-            if conn.is_open() && consumed < input.len() {
-                let mut input = input;
-                input.drain(..consumed);
-                conn.input.set(input);
-            }
+            return;
         }
+        conn.input.extend_from_slice(new);
+        let input = conn.input.take();
+        let consumed = self
+            .call(index, |h, cx| h.on_data(cx, &input))
+            .unwrap_or(input.len())
+            .min(input.len());
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.is_open() && consumed < input.len() {
+            let mut input = input;
+            input.drain(..consumed);
+            conn.input.set(input);
+        }
+        self.after_delivery(index, swaps);
+    }
+
+    /// Keeps what the handler left of bytes offered straight from the read (an unfinished
+    /// frame's start), then does what follows every delivery.
+    fn keep_unconsumed(&mut self, index: usize, rest: &[u8], swaps: u64) {
+        let Some(conn) = self.conn_at(index) else {
+            return;
+        };
+        if conn.is_open() {
+            conn.input.extend_from_slice(rest);
+        }
+        self.after_delivery(index, swaps);
+    }
+
+    /// After a delivery that left input kept: offers it to a handler that replaced the one
+    /// called (`swaps` is the count of replacements before the call), or closes the
+    /// connection if it is over the input limit.
+    fn after_delivery(&mut self, index: usize, swaps: u64) {
         let swapped = self.net.swaps() != swaps;
         let Some(conn) = self.conn_at(index) else {
             return;

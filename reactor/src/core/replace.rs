@@ -43,7 +43,21 @@ impl<App> Net<App> {
 impl<App> Core<App> {
     /// Installs the successor `index`'s handler asked for, if any, and opens it. Called by
     /// [`Core::call`] after every callback, with the old handler back in its slot.
+    ///
+    /// Every callback passes here, and nearly none asked for a successor: the check is inlined,
+    /// the installation is not.
+    #[inline]
     pub(super) fn install_replacement(&mut self, index: usize, id: ConnId) {
+        if self.net.replacement.is_some() {
+            self.install_requested(index, id);
+        }
+    }
+
+    /// The part of [`install_replacement`](Self::install_replacement) that runs only when a
+    /// successor was asked for.
+    #[cold]
+    #[inline(never)]
+    fn install_requested(&mut self, index: usize, id: ConnId) {
         let Some((wanted, handler)) = self.net.replacement.take() else {
             return;
         };

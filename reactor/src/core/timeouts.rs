@@ -5,9 +5,9 @@
 //!
 //! # Implementation notes
 //! A timeout never ends early, measured from the event: activity is stamped with the clock
-//! read after the transfers and rounded up (`stamp_touched`, once after the reads and once
-//! after the flush of each turn, so before any idle check), durations become ticks rounded up, and every deadline
-//! is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
+//! read after the transfers and rounded up (`stamp_touched`: once at the end of each turn,
+//! after the flush, and before the turn's timers fire when some are due, so before any idle
+//! check), durations become ticks rounded up, and every deadline is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
 //! wheel is polled with the turn's tick rounded down, so a timer fires only once its tick has
 //! begun.
 //!
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use timers::{Tick, TimerKey};
 
-use crate::core::conn::{Conn, Heartbeat, Phase};
+use crate::core::conn::{Conn, Heartbeat, Phase, TOUCHED_READ};
 use crate::core::{Core, Net, Source};
 use crate::timer::{ticks_ceil, ConnTimer, TimerEntry};
 use crate::{CloseReason, ConnId, TimerId};
@@ -68,18 +68,21 @@ impl<App> Net<App> {
 
     /// Stamps the connections with traffic since the last stamp with the clock read now,
     /// rounded up. The reading comes after the transfers, so it is never earlier than the time
-    /// a byte arrived or left; one reading per turn instead of one per transfer.
+    /// a byte arrived or left; one reading per turn instead of one per transfer, and each
+    /// connection listed once however often it read and wrote (`Conn::touch`).
     pub(crate) fn stamp_touched(&mut self) {
         if self.touched.is_empty() {
             return;
         }
         let at = self.clock.now_ceil();
         for i in 0..self.touched.len() {
-            let (index, read) = self.touched[i];
+            let index = self.touched[i];
             let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
                 continue;
             };
             conn.last_activity = at;
+            let read = conn.touched & TOUCHED_READ != 0;
+            conn.touched = 0;
             if read {
                 if let Some(extras) = conn.extras.as_deref_mut() {
                     extras.last_read = at;

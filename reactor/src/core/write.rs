@@ -23,7 +23,7 @@ use std::io::{self, IoSlice};
 
 use timers::Tick;
 
-use crate::core::conn::{Phase, WriteHalf};
+use crate::core::conn::{Phase, WriteHalf, TOUCHED_WRITE};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
@@ -47,6 +47,7 @@ impl<App> Net<App> {
     /// connection does not exist or no longer takes writes (it is then returned in `Err`).
     /// Passing the hard cap aborts the connection as a slow consumer; the bytes are then
     /// dropped with the rest of its output, and the call still succeeds.
+    #[inline]
     pub(crate) fn queue<T>(
         &mut self,
         id: ConnId,
@@ -131,18 +132,27 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            self.touched.push((index, false));
+            if conn.touch(TOUCHED_WRITE) {
+                self.touched.push(index);
+            }
         }
         let rest = &data[written..];
         (!rest.is_empty()).then_some(rest)
     }
 
-    /// Writes what a connection has queued, in one lookup of its slot. Returns what the flush
-    /// must decide next, or `None` if the connection is not writable or a write error killed it.
-    fn write_out(&mut self, index: usize) -> Option<AfterWrite> {
+    /// Writes what a connection has queued, in one lookup of its slot (which also takes it off
+    /// the dirty list when `undirty`). Returns what the flush must decide next, or `None` if
+    /// there is nothing to decide: the connection is not writable, a write error killed it, or
+    /// (nearly every flush) the queue is empty, no water mark or soft limit was crossed and no
+    /// FIN waits.
+    #[inline(always)]
+    fn write_out(&mut self, index: usize, undirty: bool) -> Option<AfterWrite> {
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return None;
         };
+        if undirty {
+            conn.dirty = false;
+        }
         if conn.is_connecting() || conn.is_dead() {
             return None;
         }
@@ -161,7 +171,9 @@ impl<App> Net<App> {
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         self.stats.bytes_out += written as u64;
-                        self.touched.push((index, false));
+                        if conn.touch(TOUCHED_WRITE) {
+                            self.touched.push(index);
+                        }
                     }
                 }
                 Err(e) => {
@@ -173,6 +185,21 @@ impl<App> Net<App> {
             }
         }
         let queued = conn.output.len();
+        if queued == 0
+            && !conn.paused_by_output
+            && conn.extras.is_none()
+            && matches!(
+                conn.phase,
+                Phase::Open {
+                    write: WriteHalf::Open,
+                    ..
+                }
+            )
+        {
+            // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
+            // waiting on the peer, no FIN pending.
+            return None;
+        }
         let config = &conn.config;
         let water = match (conn.is_open(), conn.paused_by_output) {
             (true, false) if queued > config.high_water => Water::High,
@@ -229,7 +256,19 @@ impl<App> Core<App> {
     /// Writes queued output, then applies the water marks and moves a close or half-close
     /// along.
     pub(crate) fn flush(&mut self, index: usize) {
-        let Some(after) = self.write_out(index) else {
+        self.flush_as(index, false);
+    }
+
+    /// [`flush`](Self::flush) for the end of the turn: also takes the connection off the
+    /// dirty list, in the same look-up of its slot.
+    pub(crate) fn flush_dirty(&mut self, index: usize) {
+        self.flush_as(index, true);
+    }
+
+    /// Inlined into both: the end-of-turn flush is every message's path.
+    #[inline(always)]
+    fn flush_as(&mut self, index: usize, undirty: bool) {
+        let Some(after) = self.write_out(index, undirty) else {
             return;
         };
 

@@ -4,22 +4,41 @@
 
 use std::time::Duration;
 
-use super::{push_slice, Conns};
+use super::Conns;
 use crate::core::WRITE_THROUGH_MIN;
 use crate::{CloseReason, ConnId, ConnStats, Shared, TimerId};
 
 impl<'a, App> Conns<'a, App> {
     /// Queues a copy of `data` on `conn`. Returns `false` if it does not exist or no longer
     /// takes writes (closing, half-closed).
+    #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
         if data.len() >= WRITE_THROUGH_MIN {
             return match self.net.write_large_now(conn, data) {
-                Some(rest) => self.net.queue(conn, rest, |d| d.len(), push_slice).is_ok(),
+                Some(rest) => self
+                    .net
+                    .queue(
+                        conn,
+                        rest,
+                        |d| d.len(),
+                        |q, sp, d, now| q.push_slice(d, sp, now),
+                    )
+                    .is_ok(),
                 None => true,
             };
         }
-        self.net.queue(conn, data, |d| d.len(), push_slice).is_ok()
+        // Inlined by request: a closure monomorphised apart from `queue` is otherwise called,
+        // and every small write passes here.
+        self.net
+            .queue(
+                conn,
+                data,
+                |d| d.len(),
+                #[inline(always)]
+                |q, sp, d, now| q.push_slice(d, sp, now),
+            )
+            .is_ok()
     }
 
     /// Queues an owned buffer on `conn` without copying it.
