@@ -19,6 +19,7 @@
 //!
 //! Every subcommand is a call to [`serve()`] with its state and handler: the reactor setup, the
 //! signals and the run loop are written once.
+#![forbid(unsafe_code)]
 
 mod handover;
 mod help;

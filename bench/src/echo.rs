@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -103,10 +103,10 @@ impl Stream {
         }
     }
 
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
 
@@ -406,7 +406,7 @@ pub fn run(cfg: &EchoConfig) -> io::Result<Summary> {
     for conn in &conns {
         if !conn.dead {
             // (A Unix socket has no TIME-WAIT; the option fails harmlessly there.)
-            let _ = sys::set_linger_zero(conn.stream.as_raw_fd());
+            let _ = sys::set_linger_zero(conn.stream.as_fd());
         }
     }
     drop(conns);

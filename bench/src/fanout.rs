@@ -30,7 +30,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -554,7 +554,7 @@ pub fn run(cfg: &FanoutConfig) -> io::Result<FanoutSummary> {
         .filter(|c| c.stage == Stage::Failed || c.closed || c.next != sent)
         .count();
     for conn in &conns {
-        let _ = sys::set_linger_zero(conn.stream.as_raw_fd());
+        let _ = sys::set_linger_zero(conn.stream.as_fd());
     }
     let zero = Duration::ZERO;
     let ((window_delivered, server_cpu, client_cpu, machine_cpu), end) =

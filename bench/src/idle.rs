@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,6 @@ pub fn run(
     let started = Instant::now();
     let mut held: Vec<TcpStream> = Vec::with_capacity(cfg.connections);
     let mut pending: Vec<TcpStream> = Vec::with_capacity(cfg.in_flight.max(1));
-    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(cfg.in_flight.max(1));
     let mut started_count = 0;
     let mut error = None;
     while held.len() < cfg.connections && error.is_none() {
@@ -85,19 +84,18 @@ pub fn run(
         if error.is_some() || pending.is_empty() {
             break;
         }
-        fds.clear();
-        fds.extend(pending.iter().map(|s| libc::pollfd {
-            fd: s.as_raw_fd(),
-            events: 0,
-            revents: 0,
-        }));
-        if let Err(e) = sys::poll_writable(&mut fds, -1) {
-            error = Some(e);
-            break;
-        }
+        let fds: Vec<BorrowedFd<'_>> = pending.iter().map(|s| s.as_fd()).collect();
+        let ready = match sys::poll_writable(&fds, None) {
+            Ok(ready) => ready,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        drop(fds);
         // From the end, so that `swap_remove` only moves an entry already looked at.
-        for i in (0..fds.len()).rev() {
-            if fds[i].revents == 0 {
+        for i in (0..ready.len()).rev() {
+            if !ready[i] {
                 continue;
             }
             let s = pending.swap_remove(i);
@@ -125,7 +123,7 @@ pub fn run(
     }
 
     for s in &held {
-        let _ = sys::set_linger_zero(s.as_raw_fd());
+        let _ = sys::set_linger_zero(s.as_fd());
     }
     IdleReport {
         opened: held.len(),

@@ -5,6 +5,8 @@
 //! [`framing`]. Nothing here depends on clap or on anything heavy: this is the crate the fuzzer
 //! compiles.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Every `unsafe` of the workspace lives in the reactor's `sys` module.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod admin;

@@ -30,6 +30,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Every `unsafe` lives in `sys`, each with its `// SAFETY:` reason; the rest of the crate is
+// safe code over it.
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activation;
@@ -49,6 +52,7 @@ pub mod restart;
 mod socket;
 mod source;
 mod stats;
+#[allow(unsafe_code)]
 pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -2,7 +2,9 @@
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use reactor::sys::poll::{poll, PollFd};
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -28,16 +30,10 @@ pub fn connect_with(
 
 /// A new, unconnected IPv4 TCP socket.
 pub fn tcp_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `socket` just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    reactor::sys::tcp_socket(&localhost(), false)
 }
 
-/// The C form of an IPv4 address, for the tests that call `connect`/`bind` on raw sockets.
+/// The C form of an IPv4 address, for tests that build their own socket calls.
 pub fn sockaddr_in(addr: SocketAddr) -> io::Result<libc::sockaddr_in> {
     let SocketAddr::V4(v4) = addr else {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only"));
@@ -56,23 +52,11 @@ pub fn sockaddr_in(addr: SocketAddr) -> io::Result<libc::sockaddr_in> {
 /// timeouts are [`WAIT`]. Connecting allocates no descriptor, so sockets made earlier can
 /// connect when the process has none left.
 pub fn connect_socket(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
-    let sin = sockaddr_in(addr)?;
+    sockaddr_in(addr)?; // IPv4 only
     let stream = TcpStream::from(fd);
-    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
-    let rc = unsafe {
-        libc::connect(
-            stream.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-        // A connect interrupted by a signal goes on in the background: wait for it instead
-        // of issuing it again (S2).
+    // `false` on a blocking socket: a connect interrupted by a signal goes on in the
+    // background; wait for it instead of issuing it again (S2).
+    if !reactor::sys::connect_socket(stream.as_fd(), &addr)? {
         if !wait_ready(stream.as_fd(), libc::POLLOUT, WAIT)? {
             return Err(io::ErrorKind::TimedOut.into());
         }
@@ -92,21 +76,7 @@ pub fn set_int_option(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: `value` is a valid c_int for the duration of the call and the length matches it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    reactor::sys::set_int_option(fd, level, name, value)
 }
 
 /// `SO_RCVBUF` on a client socket (set it before connecting, see [`connect_with`]).
@@ -116,25 +86,7 @@ pub fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
 
 /// `SO_LINGER` with a zero timeout: closing the socket then sends RST instead of FIN.
 pub fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` is a valid struct linger for the duration of the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    reactor::sys::set_linger_option(stream.as_fd(), Some(Duration::ZERO))
 }
 
 /// Closes `stream` abortively: the peer gets RST.
@@ -212,22 +164,12 @@ pub fn wait_ready(fd: BorrowedFd<'_>, events: libc::c_short, limit: Duration) ->
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        let mut pfd = [PollFd::new(fd, events)];
+        match poll(&mut pfd, Some(left)) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
-        return Ok(n > 0);
     }
 }
 
@@ -237,29 +179,8 @@ pub fn wait_ready(fd: BorrowedFd<'_>, events: libc::c_short, limit: Duration) ->
 /// packet leaving the machine.
 pub fn listen_with_backlog(backlog: libc::c_int) -> io::Result<std::net::TcpListener> {
     let fd = tcp_socket()?;
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: plain listen(2) on a socket we own.
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    reactor::sys::bind_socket(fd.as_fd(), &localhost())?;
+    reactor::sys::listen_socket(fd.as_fd(), backlog)?;
     Ok(std::net::TcpListener::from(fd))
 }
 

@@ -34,6 +34,8 @@
 //! test names it `evdrive_tests::NAME`; the set-up of the tests under a low descriptor limit is
 //! named by its module, `evdrive_tests::low_fds::NAME`.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Every `unsafe` of the workspace lives in the reactor's `sys` module.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 use std::io;

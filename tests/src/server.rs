@@ -2,12 +2,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use reactor::sys::poll::{poll, PollFd, POLLIN};
 use reactor::{ListenOptions, Protocol, Reactor};
 
 use crate::*;
@@ -263,38 +264,22 @@ fn drive_until_done<App>(
         }
         // 2. Sleep until the reactor has events, its next timer is due, or a command comes.
         // The timeout is rounded up to whole milliseconds so a timer is never polled early.
-        let timeout = match reactor.next_timeout() {
-            None => -1,
-            Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-        };
         let mut fds = [
-            libc::pollfd {
-                fd: reactor.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(reactor.as_fd(), POLLIN),
+            PollFd::new(wake.as_fd(), POLLIN),
         ];
-        // SAFETY: `fds` is a valid array of two pollfd structures for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = match poll(&mut fds, reactor.next_timeout()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         // 3. Empty the wake-up socket; the commands themselves are in the channel.
-        if fds[1].revents != 0 {
+        if fds[1].revents() != 0 {
             let mut sink = [0u8; 64];
             while matches!((&*wake).read(&mut sink), Ok(n) if n > 0) {}
         }
         // 4. Turn only for the reactor's own reasons, so that commands add no turns.
-        if n == 0 || fds[0].revents != 0 {
+        if n == 0 || fds[0].revents() != 0 {
             reactor.turn(Some(Duration::ZERO))?;
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use evdrive_tests::{
@@ -53,21 +53,9 @@ fn accepts_per_turn_bound_each_turn_and_the_rest_follow() -> io::Result<()> {
 fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = TcpStream::from(tcp_socket()?);
     stream.set_nonblocking(true)?;
-    let sin = sockaddr_in(addr)?;
-    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
-    let rc = unsafe {
-        libc::connect(
-            stream.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
-    }
+    sockaddr_in(addr)?; // IPv4 only
+                        // `false`: in progress (EINPROGRESS, or EINTR, after which it goes on in the background).
+    reactor::sys::connect_socket(stream.as_fd(), &addr)?;
     Ok(stream)
 }
 

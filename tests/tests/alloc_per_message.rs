@@ -1,8 +1,8 @@
 //! Heap allocations per message in the steady state (S25): none, for echo ping-pong, pipelined
 //! echo and KV `GET`/`SET`, over real sockets on 127.0.0.1.
 //!
-//! A counting global allocator counts the allocations made by this test's thread while the
-//! count is switched on. The reactor runs on the same thread as its non-blocking clients, so
+//! A counting global allocator counts the allocations made by this test's thread during the
+//! counted rounds. The reactor runs on the same thread as its non-blocking clients, so
 //! every allocation of a message's path (read, handler, queue, flush) is counted and nothing
 //! else is. After a warm-up (the reactor's reusable lists and stocked output queues reach their
 //! size), many more messages must cost no allocation at all; an idle connection still owns no
@@ -10,63 +10,19 @@
 //!
 //! This file holds one test only, so no other test's thread shares the allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use protocols::echo::Echo;
 use protocols::kv::{KvConn, KvStore};
+use reactor::sys::alloc_count::CountingAlloc;
 use reactor::{ListenOptions, Protocol, Reactor};
 
-/// Allocations (and reallocations) counted while `COUNTING` is on for the allocating thread.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations are counted (const-initialised: reading it allocates
-    /// nothing).
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if COUNTING.with(|c| c.get()) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The system allocator, counting allocations.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes there).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+/// The system allocator, counting (per thread: this test's thread runs the reactor and its
+/// clients, and the count is read before and after the counted rounds).
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAlloc = CountingAlloc::new();
 
 /// Connections of each load, as in `bench/instructions`.
 const CONNS: usize = 50;
@@ -133,13 +89,12 @@ where
     for _ in 0..WARM_UP {
         round(&mut reactor, &mut clients, request, reply, &mut buf)?;
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    let before = CountingAlloc::thread_allocations();
     let result =
         (0..COUNTED).try_for_each(|_| round(&mut reactor, &mut clients, request, reply, &mut buf));
-    COUNTING.with(|c| c.set(false));
+    let after = CountingAlloc::thread_allocations();
     result?;
-    Ok(ALLOCATIONS.load(Ordering::Relaxed) - before)
+    Ok(after - before)
 }
 
 /// S25: in the steady state, echoing (64-byte ping-pong, and 16 pipelined 64-byte messages per

@@ -10,12 +10,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use evdrive_tests::low_fds::{self, field, ClientProcess, LoweredLimit};
 use evdrive_tests::{connect, is_reset, localhost, Server, WAIT};
 use protocols::echo::Echo;
+use reactor::sys::poll::{poll, PollFd, POLLIN};
 use reactor::{AtLimit, Goodbye, Limits, ListenOptions};
 
 /// Descriptors the server may open beyond those the process holds when the test starts.
@@ -126,22 +127,16 @@ fn at_limit_fds_client() -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pending: Vec<usize> = (0..clients.len()).collect();
     while !pending.is_empty() && Instant::now() < deadline {
-        let mut fds: Vec<libc::pollfd> = pending
+        let mut fds: Vec<PollFd<'_>> = pending
             .iter()
-            .map(|&i| libc::pollfd {
-                fd: clients[i].0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|&i| PollFd::new(clients[i].0.as_fd(), POLLIN))
             .collect();
-        // SAFETY: `fds` is a valid array of pollfd structures for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if n <= 0 {
+        if !matches!(poll(&mut fds, Some(Duration::from_millis(100))), Ok(n) if n > 0) {
             continue;
         }
         let mut still = Vec::new();
         for (fd, &i) in fds.iter().zip(&pending) {
-            if fd.revents == 0 {
+            if fd.revents() == 0 {
                 still.push(i);
                 continue;
             }

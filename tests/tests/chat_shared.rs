@@ -6,53 +6,20 @@
 //! The allocator counts per thread, so tests running beside this one do not disturb it; the
 //! in-memory harness runs the reactor on the test's own thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 
 use protocols::chat::{conn_config, ChatConn, ChatRoom, SNIFF_GRACE};
+use reactor::sys::alloc_count::CountingAlloc;
 use reactor::testing::{Harness, MemPeer};
 use reactor::{ConnConfig, ListenOptions};
 
 /// The system allocator, counting the bytes each thread asks for.
-struct Counting;
-
-thread_local! {
-    /// Bytes this thread allocated (and reallocated to) so far.
-    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count(bytes: usize) {
-    // `try_with`: during thread teardown the slot may be gone; such bytes are not counted.
-    let _ = ALLOCATED.try_with(|a| a.set(a.get() + bytes));
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged; counting touches only a
-// thread-local cell with a constant initialiser, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: the caller's contract for `alloc` is passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract for `dealloc` is passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: the caller's contract for `realloc` is passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static COUNTING: CountingAlloc = CountingAlloc::new();
 
+/// Bytes this thread allocated (and reallocated to) so far.
 fn allocated() -> usize {
-    ALLOCATED.with(Cell::get)
+    CountingAlloc::thread_bytes() as usize
 }
 
 /// S16: 64 members; one sends an 8 KiB line while every member's socket is full, so the relayed

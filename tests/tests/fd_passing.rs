@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
@@ -39,11 +39,9 @@ struct Receiver {
 
 impl Protocol<Vec<Seen>> for Receiver {
     fn on_fds(&mut self, cx: &mut Cx<'_, Vec<Seen>>, fds: Vec<OwnedFd>) {
-        let cloexec = fds.iter().all(|fd| {
-            // SAFETY: F_GETFD on a descriptor we own reads its flags, nothing more.
-            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-            flags >= 0 && flags & libc::FD_CLOEXEC != 0
-        });
+        let cloexec = fds
+            .iter()
+            .all(|fd| reactor::sys::is_cloexec(fd.as_fd()).unwrap_or(false));
         cx.app().push(Seen::Fds(fds.len(), cloexec, self.received));
         for fd in fds {
             let mut through = UnixStream::from(fd);
@@ -142,35 +140,8 @@ fn send_many_fds(stream: &UnixStream, n: usize) -> io::Result<()> {
     let files: Vec<std::fs::File> = (0..n)
         .map(|_| std::fs::File::open("/dev/null"))
         .collect::<io::Result<_>>()?;
-    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
-    let payload = std::mem::size_of_val(&raw[..]) as u32;
-    // SAFETY: CMSG_SPACE is arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut byte = [b'x'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: zeroed msghdr is an empty message; fields below point at live locals.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `cbuf` holds CMSG_SPACE(payload) bytes, 8-aligned; the header and the payload
-    // written stay within it.
-    let rc = unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
-        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(cmsg).cast(), raw.len());
-        libc::sendmsg(stream.as_fd().as_raw_fd(), &msg, 0)
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    reactor::sys::send_with_fds(stream.as_fd(), b"x", &fds)?;
     Ok(())
 }
 

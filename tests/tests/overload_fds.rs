@@ -14,12 +14,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use evdrive_tests::low_fds::{self, field, ClientProcess, LoweredLimit};
 use evdrive_tests::{connect, is_reset, localhost, Server, WAIT};
 use protocols::echo::Echo;
+use reactor::sys::poll::{poll, PollFd, POLLIN};
 use reactor::{Limits, ListenOptions};
 
 /// Descriptors the server may open beyond those the process holds when the test starts.
@@ -138,22 +139,16 @@ fn resolve(clients: &[TcpStream], limit: Duration) -> Vec<Option<Verdict>> {
         if pending.is_empty() || left.is_zero() {
             return verdicts;
         }
-        let mut fds: Vec<libc::pollfd> = pending
+        let mut fds: Vec<PollFd<'_>> = pending
             .iter()
-            .map(|&i| libc::pollfd {
-                fd: clients[i].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|&i| PollFd::new(clients[i].as_fd(), POLLIN))
             .collect();
-        let ms = left.as_millis().clamp(1, 1000) as libc::c_int;
-        // SAFETY: `fds` is a valid array of pollfd structures for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n <= 0 {
+        let ms = left.as_millis().clamp(1, 1000) as u64;
+        if !matches!(poll(&mut fds, Some(Duration::from_millis(ms))), Ok(n) if n > 0) {
             continue;
         }
         for (fd, &i) in fds.iter().zip(&pending) {
-            if fd.revents == 0 {
+            if fd.revents() == 0 {
                 continue;
             }
             let mut byte = [0u8; 1];

@@ -4,63 +4,18 @@
 //! This file holds one test only: the allocator counts every thread of the process, and a test
 //! running beside it would be counted too.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use evdrive_tests::Server;
 use protocols::echo::Echo;
+use reactor::sys::alloc_count::CountingAlloc;
 use reactor::{ConnConfig, ListenOptions};
 
-/// Heap bytes allocated and not yet freed, over the whole process.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-/// The system allocator, counting live bytes.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours, forwarded.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours, forwarded.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes there).
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as ours, forwarded.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
+/// The system allocator, counting live bytes over the whole process.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAlloc = CountingAlloc::new();
 
 /// Idle connections of the measurement.
 const CONNS: usize = 2000;
@@ -71,7 +26,7 @@ const MESSAGE: usize = 1000;
 const PER_CONN_BOUND: isize = 1024;
 
 fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    ALLOCATOR.live_bytes()
 }
 
 /// S25, S16: 2000 idle echo connections, each with its idle timeout armed, cost less than

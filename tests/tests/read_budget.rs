@@ -3,12 +3,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
 use evdrive_tests::{connect, observe, pattern, PatternCheck, Server, WAIT};
 use protocols::echo::Echo;
+use reactor::sys::poll::{poll, PollFd, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use reactor::{Cx, ListenOptions, Protocol, TimerId};
 
 /// Connections in the concurrent test.
@@ -59,31 +60,28 @@ fn many_concurrent_connections_all_complete() -> io::Result<()> {
             "no progress for {WAIT:?}: {} of {CONNS} done",
             flows.iter().filter(|f| f.done).count()
         );
-        let mut fds: Vec<libc::pollfd> = flows
+        let mut fds: Vec<PollFd<'_>> = flows
             .iter()
-            .map(|f| libc::pollfd {
-                fd: f.stream.as_raw_fd(),
-                events: if f.done {
+            .map(|f| {
+                let events = if f.done {
                     0
                 } else if f.write_closed {
-                    libc::POLLIN
+                    POLLIN
                 } else {
-                    libc::POLLIN | libc::POLLOUT
-                },
-                revents: 0,
+                    POLLIN | POLLOUT
+                };
+                PollFd::new(f.stream.as_fd(), events)
             })
             .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match poll(&mut fds, Some(Duration::from_millis(100))) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
-        for (f, pfd) in flows.iter_mut().zip(&fds) {
-            if pfd.revents & libc::POLLOUT != 0 && !f.write_closed {
+        let revents: Vec<libc::c_short> = fds.iter().map(PollFd::revents).collect();
+        drop(fds);
+        for (f, revents) in flows.iter_mut().zip(revents) {
+            if revents & POLLOUT != 0 && !f.write_closed {
                 // The pattern repeats every 251 bytes, so any window of `chunk` continues it.
                 let offset = f.sent % 251;
                 let end = offset + (PER_CONN - f.sent).min(64 * 1024);
@@ -100,7 +98,7 @@ fn many_concurrent_connections_all_complete() -> io::Result<()> {
                     f.write_closed = true;
                 }
             }
-            if pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            if revents & (POLLIN | POLLHUP | POLLERR) != 0 {
                 loop {
                     match f.stream.read(&mut buf) {
                         Ok(0) => {

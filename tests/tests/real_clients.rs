@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
-use evdrive_tests::{observe, pattern, Observer, Server, WAIT};
+use evdrive_tests::{observe, pattern, Observer, Running, Server, WAIT};
 use protocols::echo::Echo;
 use reactor::ListenOptions;
 
@@ -37,9 +37,9 @@ fn run(mut command: Command, stdin: Stdio) -> io::Result<Output> {
     match rx.recv_timeout(2 * WAIT) {
         Ok(output) => output,
         Err(_) => {
-            // SAFETY: kill(2) on the child this function started, which has not been reaped
-            // (its waiting thread has not returned).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            // The child this function started, which has not been reaped (its waiting thread
+            // has not returned).
+            let _ = Running::signal_pid(pid, "KILL");
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("{program} did not finish"),

@@ -6,24 +6,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use evdrive_tests::{connect, observe, reset, Server, WAIT};
+use reactor::sys::{disposition, set_disposition, Disposition};
 use reactor::{CloseKind, ConnConfig, Cx, ListenOptions, Protocol, TimerId};
 
 /// Puts SIGPIPE back to its default action, which kills the process. (The Rust runtime
 /// ignores SIGPIPE before `main`; a library must not rely on that, S6.)
 fn default_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_DFL has no memory-safety requirements.
-    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    assert_ne!(old, libc::SIG_ERR);
+    set_disposition(libc::SIGPIPE, Disposition::Default).expect("sigaction");
 }
 
 /// Whether SIGPIPE still has its default action.
 fn sigpipe_is_default() -> bool {
-    // SAFETY: sigaction with a null new action only reads the current one into `old`.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
-            && old.sa_sigaction == libc::SIG_DFL
-    }
+    matches!(disposition(libc::SIGPIPE), Ok(Disposition::Default))
 }
 
 /// Reads and discards everything; never writes.

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use evdrive_tests::{connect, expect_eof, observe, sockaddr_in, tcp_socket, Server, WAIT};
 use protocols::echo::Echo;
@@ -37,20 +37,8 @@ fn time_wait_on(port: u16) -> io::Result<usize> {
 /// Binds a fresh socket to `addr` without `SO_REUSEADDR` (the mistake S18 warns about).
 fn bind_without_reuseaddr(addr: SocketAddr) -> io::Result<()> {
     let fd = tcp_socket()?;
-    let sin = sockaddr_in(addr)?;
-    // SAFETY: `sin` is a valid sockaddr_in and the length matches it.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    sockaddr_in(addr)?; // IPv4 only
+    reactor::sys::bind_socket(fd.as_fd(), &addr)
 }
 
 /// S18: a server whose connections sit in TIME-WAIT on its side (it closed first), and one

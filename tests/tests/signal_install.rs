@@ -6,49 +6,33 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use evdrive_tests::{is_child, run_in_child, WAIT};
+use reactor::sys::{self, Disposition};
 use reactor::Reactor;
 
-/// Set by [`marker`], a handler of the test's own.
-static MARKED: AtomicBool = AtomicBool::new(false);
+/// The test's own handler: `sys`'s flag handler, which only marks its signal as seen.
+const MARKER: Disposition = Disposition::Flag;
 
-extern "C" fn marker(_: libc::c_int) {
-    MARKED.store(true, Ordering::SeqCst);
+/// Whether the test's own handler ran for `SIGUSR2`, the signal it is installed for.
+fn marked() -> bool {
+    sys::flag_raised(libc::SIGUSR2)
 }
 
-/// The address of [`marker`] as a disposition.
-fn marker_handler() -> libc::sighandler_t {
-    marker as *const () as libc::sighandler_t
-}
-
-/// The current disposition of `sig` (`SIG_DFL`, `SIG_IGN` or a handler's address).
-fn disposition(sig: libc::c_int) -> libc::sighandler_t {
-    // SAFETY: all-zero is valid storage for sigaction(2) to fill in; no new action is given.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: `old` is valid for writes for the duration of the call.
-    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
-    assert_eq!(rc, 0, "sigaction: {}", io::Error::last_os_error());
-    old.sa_sigaction
+/// The current disposition of `sig` (`SIG_DFL`, `SIG_IGN` or a handler).
+fn disposition(sig: libc::c_int) -> Disposition {
+    sys::disposition(sig).unwrap_or_else(|e| panic!("sigaction: {e}"))
 }
 
 /// Sets the disposition of `sig` to `handler`.
-fn set_disposition(sig: libc::c_int, handler: libc::sighandler_t) {
-    // SAFETY: all-zero is a valid sigaction (empty mask, no flags); the handler is SIG_DFL,
-    // SIG_IGN or `marker`, which only stores to an atomic.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = handler;
-    // SAFETY: `action` is valid for reads for the duration of the call.
-    let rc = unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "sigaction: {}", io::Error::last_os_error());
+fn set_disposition(sig: libc::c_int, handler: Disposition) {
+    sys::set_disposition(sig, handler).unwrap_or_else(|e| panic!("sigaction: {e}"));
 }
 
 /// Raises `sig` in this thread; its handler has run when this returns.
 fn raise(sig: libc::c_int) {
-    // SAFETY: raise(3) has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::raise(sig) }, 0);
+    sys::raise(sig).expect("raise");
 }
 
 /// Turns `reactor` until its app (the signals its callback saw) holds `sig`.
@@ -86,15 +70,15 @@ fn failed_catch_body() -> io::Result<()> {
     if !is_child("failed_catch_body") {
         return Ok(());
     }
-    set_disposition(libc::SIGUSR1, libc::SIG_IGN);
-    set_disposition(libc::SIGUSR2, marker_handler());
+    set_disposition(libc::SIGUSR1, Disposition::Ignore);
+    set_disposition(libc::SIGUSR2, MARKER);
     let mut reactor = Reactor::new(Vec::<i32>::new())?;
     let err = reactor
         .catch_signals(&[libc::SIGUSR1, libc::SIGUSR2, libc::SIGSTOP], None, None)
         .expect_err("SIGSTOP cannot be caught");
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
-    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_IGN);
-    assert_eq!(disposition(libc::SIGUSR2), marker_handler());
+    assert_eq!(disposition(libc::SIGUSR1), Disposition::Ignore);
+    assert_eq!(disposition(libc::SIGUSR2), MARKER);
 
     // The descriptors the failed catch closed are reused; a signal writes nothing into them.
     let (mut a, mut b) = UnixStream::pair()?;
@@ -102,7 +86,7 @@ fn failed_catch_body() -> io::Result<()> {
     b.set_nonblocking(true)?;
     raise(libc::SIGUSR1);
     raise(libc::SIGUSR2);
-    assert!(MARKED.load(Ordering::SeqCst), "the test's own handler ran");
+    assert!(marked(), "the test's own handler ran");
     for end in [&mut a, &mut b] {
         let got = end.read(&mut [0u8; 8]);
         assert!(
@@ -140,7 +124,7 @@ fn second_catch_body() -> io::Result<()> {
     // A child inherits ignored signals (a shell running the suite in the background ignores
     // SIGINT); start from the defaults this test checks are left alone.
     for sig in [libc::SIGUSR2, libc::SIGINT, libc::SIGTERM] {
-        set_disposition(sig, libc::SIG_DFL);
+        set_disposition(sig, Disposition::Default);
     }
     let mut first = recording_reactor(&[libc::SIGUSR1])?;
     let installed = disposition(libc::SIGUSR1);
@@ -152,7 +136,11 @@ fn second_catch_body() -> io::Result<()> {
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
     assert!(err.to_string().contains("already caught"), "{err}");
     for sig in [libc::SIGUSR2, libc::SIGINT, libc::SIGTERM] {
-        assert_eq!(disposition(sig), libc::SIG_DFL, "signal {sig} was touched");
+        assert_eq!(
+            disposition(sig),
+            Disposition::Default,
+            "signal {sig} was touched"
+        );
     }
 
     let err = first
@@ -160,7 +148,7 @@ fn second_catch_body() -> io::Result<()> {
         .expect_err("the same reactor catching twice");
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
     assert_eq!(disposition(libc::SIGUSR1), installed);
-    assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+    assert_eq!(disposition(libc::SIGUSR2), Disposition::Default);
 
     drop(other);
     raise(libc::SIGUSR1);
@@ -181,31 +169,25 @@ fn drop_restores_body() -> io::Result<()> {
     if !is_child("drop_restores_body") {
         return Ok(());
     }
-    set_disposition(libc::SIGUSR1, libc::SIG_IGN);
-    set_disposition(libc::SIGUSR2, marker_handler());
+    set_disposition(libc::SIGUSR1, Disposition::Ignore);
+    set_disposition(libc::SIGUSR2, MARKER);
     // Inherited as ignored under `nohup`: the default is what this test expects back.
-    set_disposition(libc::SIGHUP, libc::SIG_DFL);
+    set_disposition(libc::SIGHUP, Disposition::Default);
     let signals = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP];
     let mut reactor = recording_reactor(&signals)?;
     for sig in signals {
         raise(sig);
         turn_until_caught(&mut reactor, sig)?;
     }
-    assert!(
-        !MARKED.load(Ordering::SeqCst),
-        "the catcher replaced marker"
-    );
+    assert!(!marked(), "the catcher replaced marker");
     drop(reactor);
 
-    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_IGN);
-    assert_eq!(disposition(libc::SIGUSR2), marker_handler());
-    assert_eq!(disposition(libc::SIGHUP), libc::SIG_DFL);
+    assert_eq!(disposition(libc::SIGUSR1), Disposition::Ignore);
+    assert_eq!(disposition(libc::SIGUSR2), MARKER);
+    assert_eq!(disposition(libc::SIGHUP), Disposition::Default);
     raise(libc::SIGUSR1);
     raise(libc::SIGUSR2);
-    assert!(
-        MARKED.load(Ordering::SeqCst),
-        "the test's own handler is back"
-    );
+    assert!(marked(), "the test's own handler is back");
 
     let mut again = recording_reactor(&[libc::SIGUSR2])?;
     raise(libc::SIGUSR2);

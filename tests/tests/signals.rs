@@ -10,12 +10,13 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use evdrive_tests::{connect, evdrive_binary, expect_eof, pattern, WAIT};
+use evdrive_tests::{connect, evdrive_binary, expect_eof, pattern, Running, WAIT};
+use reactor::sys::poll::{poll, PollFd, POLLERR, POLLHUP, POLLIN, POLLOUT};
 
 /// A running `evdrive echo`, and what it printed on standard error.
 struct Evdrive {
@@ -87,10 +88,11 @@ impl Evdrive {
 
     /// Sends `sig` to the server.
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: `kill` has no memory-safety preconditions; the pid is our child's, not yet
-        // reaped (it is reaped only through `self.child`), so it names no other process.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+        // The pid is our child's, not yet reaped (it is reaped only through `self.child`), so
+        // it names no other process.
+        if let Err(e) = Running::signal_pid(self.child.id(), &sig.to_string()) {
+            panic!("kill: {e}");
+        }
     }
 
     /// Waits up to `limit` for the server to exit.
@@ -140,17 +142,13 @@ fn stream_until_eof(
     let (mut sent, mut received) = (0u64, 0u64);
     let mut reported = false;
     loop {
-        let mut pfd = libc::pollfd {
-            fd: client.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, WAIT.as_millis() as libc::c_int) };
+        let mut pfd = [PollFd::new(client.as_fd(), POLLIN | POLLOUT)];
+        let n = poll(&mut pfd, Some(WAIT)).map_or(-1, |n| n as i32);
+        let revents = pfd[0].revents();
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "stream stalled"));
         }
-        if pfd.revents & libc::POLLOUT != 0 {
+        if revents & POLLOUT != 0 {
             let from = (sent % 251) as usize;
             match client.write(&block[from..from + 16 * 1024]) {
                 Ok(n) => sent += n as u64,
@@ -158,7 +156,7 @@ fn stream_until_eof(
                 Err(e) => return Err(e),
             }
         }
-        if pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        if revents & (POLLIN | POLLHUP | POLLERR) != 0 {
             match client.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {

@@ -2,7 +2,7 @@
 //! the kernel with `getsockopt` on the server's own socket, not from the values the test passed.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
@@ -37,22 +37,7 @@ impl<App, T> Protocol<App> for Probe<T> {
 
 /// An integer option of `socket`, read with `getsockopt` directly (not through the library).
 fn get_int(socket: &SocketRef<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<i64> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the descriptor is borrowed for the call; `value` and `len` are ours, and `len`
-    // is the size of `value`.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_fd().as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let value = reactor::sys::int_option(socket.as_fd(), level, name)?;
     Ok(i64::from(value))
 }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use evdrive_tests::{evdrive_binary, localhost, WAIT};
+use evdrive_tests::{evdrive_binary, localhost, Running, WAIT};
 use reactor::{CloseReason, Datagrams, Reactor, UdpConfig, UdpCx};
 
 /// What the handler saw.
@@ -184,10 +184,11 @@ impl UdpEcho {
 
     /// Sends `sig` to the sample.
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: `kill` has no memory-safety preconditions; the pid is our child's, not yet
-        // reaped (it is reaped only through `self.child`), so it names no other process.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+        // The pid is our child's, not yet reaped (it is reaped only through `self.child`), so
+        // it names no other process.
+        if let Err(e) = Running::signal_pid(self.child.id(), &sig.to_string()) {
+            panic!("kill: {e}");
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use evdrive_tests::{evdrive_binary, TempDir, WAIT};
+use evdrive_tests::{evdrive_binary, Running, TempDir, WAIT};
 
 /// The sample, killed if the test fails before it ends it.
 struct Sample(Child);
@@ -66,8 +66,8 @@ fn client(program: &str, args: &[&str], input: &[u8]) -> io::Result<Vec<u8>> {
     let out = match rx.recv_timeout(WAIT) {
         Ok(out) => out?,
         Err(_) => {
-            // SAFETY: kill(2) on the child this function started and has not reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            // The child this function started and has not reaped.
+            let _ = Running::signal_pid(pid, "KILL");
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("{program} hung"),
@@ -80,8 +80,8 @@ fn client(program: &str, args: &[&str], input: &[u8]) -> io::Result<Vec<u8>> {
 
 /// Ends the sample with SIGTERM and waits for a clean exit.
 fn terminate(mut sample: Sample) -> io::Result<()> {
-    // SAFETY: kill(2) on the sample this test started and has not reaped.
-    unsafe { libc::kill(sample.0.id() as libc::pid_t, libc::SIGTERM) };
+    // The sample this test started and has not reaped.
+    let _ = Running::signal_pid(sample.0.id(), "TERM");
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         if let Some(status) = sample.0.try_wait()? {

@@ -194,8 +194,7 @@ fn peer_credentials_are_the_tests_own() -> io::Result<()> {
     };
     let cred = cred.as_ref().expect("no credentials");
     assert_eq!(cred.pid as u32, std::process::id());
-    // SAFETY: getuid and getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = reactor::sys::user_ids();
     assert_eq!((cred.uid, cred.gid), (uid, gid));
     assert!(!has_ip, "a Unix connection reported an IP peer address");
     server.shutdown(Duration::from_secs(1))

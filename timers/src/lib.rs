@@ -77,6 +77,8 @@
 //! of the largest power of two. Nearby windows pick the same tick, so thousands of idle
 //! timeouts share a handful of wake-ups.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Every `unsafe` of the workspace lives in the reactor's `sys` module.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod entry;

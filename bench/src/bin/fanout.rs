@@ -7,6 +7,7 @@
 //!
 //! See bench/README.md for what each figure means, and `bench/fanout` for the script that runs
 //! it against 1 and 2 server threads.
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

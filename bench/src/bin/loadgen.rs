@@ -8,6 +8,7 @@
 //! ```
 //!
 //! See bench/README.md for what each figure means.
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, Write};
 use std::net::{IpAddr, SocketAddr};

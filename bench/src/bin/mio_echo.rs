@@ -15,6 +15,7 @@
 //!
 //! There is no signal handling: SIGTERM's default action ends the process, and tools that
 //! measure it (valgrind) still write their results.
+#![forbid(unsafe_code)]
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;

@@ -22,10 +22,11 @@
 //!
 //! Exit status: 0 when every connection echoed, 2 when some failed (the first error goes to
 //! standard error), 1 for a bad command line.
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ fn open_one(cli: &Cli, i: usize) -> io::Result<TcpStream> {
     };
     let mut stream = sys::connect_from(source, cli.addr)?;
     // A connection that fails later must not leave its port in TIME-WAIT either.
-    sys::set_linger_zero(stream.as_raw_fd())?;
+    sys::set_linger_zero(stream.as_fd())?;
     stream.set_read_timeout(Some(cli.echo_timeout))?;
     let mut msg = [b'.'; MESSAGE_LEN];
     let text = format!("conn {i}\n");

@@ -7,6 +7,7 @@
 //! ```
 //!
 //! Connect with `nc 127.0.0.1 7001`: every line typed comes back.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;

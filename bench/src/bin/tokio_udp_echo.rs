@@ -7,6 +7,7 @@
 //! ```
 //!
 //! Try `nc -u 127.0.0.1 7005`: every line typed comes back.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;

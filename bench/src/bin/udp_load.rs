@@ -10,6 +10,7 @@
 //! window as lost and sends a new one. Prints one line: `replies=N total=N sent=N lost=N
 //! secs=S rate=R` (rate: replies per second over the measured window; total: replies
 //! including the warm-up).
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;

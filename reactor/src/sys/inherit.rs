@@ -99,3 +99,13 @@ pub(crate) fn send_blocking(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize>
         .map(|n| n as usize)
     })
 }
+
+/// Whether close-on-exec is set on `fd` (`F_GETFD`): a descriptor without it leaks into every
+/// program the process starts.
+///
+/// # Errors
+/// The `fcntl` error (`EBADF`).
+pub fn is_cloexec(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let flags = syscall!(fcntl(fd.as_raw_fd(), libc::F_GETFD))?;
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}

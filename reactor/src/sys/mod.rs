@@ -5,6 +5,11 @@
 //! which take borrowed descriptors, return `io::Result`, retry `EINTR` themselves (S2) and turn
 //! the errno values that are expected outcomes into `Ok` (`EINPROGRESS` from `connect`).
 //!
+//! It is also the one home of `unsafe` in the workspace (a test, `unsafe_only_in_sys`, keeps it
+//! so): the public items here are the safe calls that test and bench code need beside the
+//! reactor's own (`poll`, raw sockets and integer options, timer descriptors; with the
+//! `testing` feature, a counting allocator, signal dispositions, sending many descriptors).
+//!
 //! # Implementation notes
 //! The `syscall!` macro turns the C convention (`-1` and `errno`) into `io::Result`.
 //! `connect` is the one call that must *not* be retried on `EINTR`: the connection attempt goes
@@ -15,19 +20,41 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
+#[cfg(feature = "testing")]
+pub mod alloc_count;
+#[cfg(feature = "testing")]
+mod disposition;
+#[cfg(feature = "testing")]
+mod fd_send;
 mod inherit;
+pub mod poll;
 mod process;
+mod raw_socket;
 mod signal;
 mod sockopt;
+mod timerfd;
 mod udp;
 mod unix;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+#[cfg(feature = "testing")]
+pub use disposition::{disposition, flag_raised, raise, set_disposition, Disposition};
+#[cfg(feature = "testing")]
+pub use fd_send::send_with_fds;
+pub use inherit::is_cloexec;
 pub(crate) use inherit::*;
-pub use process::{reap_any_children, reap_children, ChildStatus};
+pub use process::{
+    clock_ticks_per_sec, enter_net_namespace, reap_any_children, reap_children, user_ids,
+    ChildStatus,
+};
+pub use raw_socket::{
+    bind_socket, connect_socket, int_option, listen_socket, set_int_option, set_linger_option,
+    tcp_socket,
+};
 pub use signal::block_signals;
 pub(crate) use signal::{install_signal_pipe, read_signal_pipe, SignalPipe};
 pub use sockopt::Keepalive;
+pub use timerfd::{timerfd_create, timerfd_drain, timerfd_set};
 pub use udp::MAX_BATCH;
 pub(crate) use udp::{recv_batch, recv_one, send_batch, send_one, RecvMeta};
 pub(crate) use unix::*;
@@ -271,27 +298,12 @@ pub fn poll_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<std::time::Duration>,
 ) -> io::Result<Vec<bool>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.map_or(-1, |t| {
-        // Round up so a sub-millisecond wait does not become a busy loop.
-        let ms = t.as_micros().div_ceil(1000);
-        ms.min(i32::MAX as u128) as libc::c_int
-    });
-    match syscall!(poll(
-        pollfds.as_mut_ptr(),
-        pollfds.len() as libc::nfds_t,
-        ms
-    )) {
+    use poll::{PollFd, POLLERR, POLLHUP, POLLIN};
+    let mut pollfds: Vec<PollFd<'_>> = fds.iter().map(|&fd| PollFd::new(fd, POLLIN)).collect();
+    match poll::poll(&mut pollfds, timeout) {
         Ok(_) => Ok(pollfds
             .iter()
-            .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+            .map(|p| p.revents() & (POLLIN | POLLHUP | POLLERR) != 0)
             .collect()),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![false; fds.len()]),
         Err(e) => Err(e),

@@ -77,3 +77,31 @@ pub fn reap_any_children() -> Vec<ChildStatus> {
     }
     reaped
 }
+
+/// The real user and group ids of this process (`getuid`, `getgid`), as `SO_PEERCRED` reports
+/// them to a Unix socket's peer ([`crate::PeerCredentials`]).
+pub fn user_ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid cannot fail, take no argument and touch no memory.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Moves the calling thread (only it) into the network namespace that `ns` refers to (an open
+/// `/run/netns/NAME` or `/proc/PID/ns/net`), with `setns(CLONE_NEWNET)`. Sockets the thread
+/// opens afterwards live in that namespace.
+///
+/// # Errors
+/// `EPERM` without `CAP_SYS_ADMIN`, `EINVAL` when `ns` is not a network namespace.
+pub fn enter_net_namespace(ns: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    super::syscall!(setns(ns.as_raw_fd(), libc::CLONE_NEWNET)).map(drop)
+}
+
+/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`
+/// (`sysconf(_SC_CLK_TCK)`; 100, Linux's value, if the call fails, as it does not).
+pub fn clock_ticks_per_sec() -> u64 {
+    super::syscall!(sysconf(libc::_SC_CLK_TCK))
+        .ok()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}

@@ -37,7 +37,7 @@ pub use probe::{Probe, Report, Reports};
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
@@ -313,11 +313,8 @@ fn ns_path(name: &str) -> String {
 fn enter(path: &str) -> io::Result<()> {
     let ns = File::open(path)
         .map_err(|e| io::Error::new(e.kind(), format!("opening namespace {path}: {e}")))?;
-    // SAFETY: `ns` is an open descriptor of a network namespace for the duration of the call;
-    // setns(2) with CLONE_NEWNET changes only the calling thread's network namespace.
-    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
+    // Only the calling thread's network namespace changes.
+    if let Err(e) = reactor::sys::enter_net_namespace(ns.as_fd()) {
         return Err(io::Error::new(
             e.kind(),
             format!("entering namespace {path}: {e}"),
