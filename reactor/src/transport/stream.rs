@@ -46,7 +46,7 @@ impl Stream {
     pub(crate) fn into_fd(self) -> Option<OwnedFd> {
         match self {
             Stream::Tcp(s) => Some(s.into()),
-            Stream::Unix(s) => Box::new(s).into_fd(),
+            Stream::Unix(s) => Some(s.into_owned_fd()),
             Stream::Other(s) => s.into_fd(),
         }
     }

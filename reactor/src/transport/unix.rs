@@ -47,6 +47,11 @@ impl UnixConn {
             std::os::unix::net::UnixStream::from(fd),
         ))
     }
+
+    /// The descriptor, taken out without closing it.
+    pub(crate) fn into_owned_fd(self) -> OwnedFd {
+        self.0.into()
+    }
 }
 
 /// Starts a connect to `addr` (decided at once for a local socket). Returns the stream and the
@@ -141,7 +146,7 @@ impl Transport for UnixConn {
     }
 
     fn into_fd(self: Box<Self>) -> Option<OwnedFd> {
-        Some(self.0.into())
+        Some((*self).into_owned_fd())
     }
 }
 
