@@ -24,9 +24,7 @@
 //! hundred lines deep, neither side waits on the other's wake-ups, and each member's queue at
 //! the server stays far below the slow-consumer limits.
 //!
-//! Line `k` of the sender is `m` + `k` in ten digits + a space + `x` padding, `size` bytes in
-//! all; a member receives it as `<NICK> ` + that + `\r\n`. A member checks a line by its
-//! length, prefix, number and padding, without formatting anything.
+//! The lines' form and the members' checks are in `member`; the CPU readings in `cpu`.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
@@ -39,14 +37,14 @@ use mio::{Events, Interest, Poll, Token};
 use crate::report::json_string;
 use crate::sys;
 
+mod cpu;
+mod member;
+
+pub use cpu::{cpu_time, machine_cpu_time};
+use member::{fail, push_line, read_member, Conn, Expect, Stage, HEAD};
+
 /// Size of the buffer every read lands in.
 const READ_BUF: usize = 64 * 1024;
-
-/// Digits of a line's number.
-const DIGITS: usize = 10;
-
-/// Bytes of a line's text before its padding: `m`, the number, a space.
-const HEAD: usize = DIGITS + 2;
 
 /// What to run against which chat server.
 #[derive(Debug, Clone)]
@@ -182,200 +180,6 @@ fn per_sec(count: u64, window: Duration) -> f64 {
     } else {
         0.0
     }
-}
-
-/// Where a member is in its stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Waiting for the welcome line.
-    Joining,
-    /// Greeted; notices (`* …`) may come until the first line from the sender.
-    Greeted,
-    /// Received lines `0..next` from the sender, in order.
-    Receiving,
-    /// Received something wrong: no longer checked.
-    Failed,
-}
-
-/// One connection of the load.
-#[derive(Debug)]
-struct Conn {
-    stream: TcpStream,
-    stage: Stage,
-    /// The next line number expected.
-    next: u64,
-    /// The unfinished line left from the last read.
-    partial: Vec<u8>,
-    /// Whether the peer closed.
-    closed: bool,
-}
-
-/// What a line must look like.
-#[derive(Debug)]
-struct Expect {
-    /// `<NICK> ` of the sender.
-    prefix: Vec<u8>,
-    /// The padding after the number (without `\r\n`).
-    padding: Vec<u8>,
-}
-
-impl Expect {
-    /// The number of `line` (terminator stripped), if it is one of the sender's lines.
-    fn number(&self, line: &[u8]) -> Option<u64> {
-        let rest = line.strip_prefix(self.prefix.as_slice())?;
-        let (head, pad) = (rest.get(..HEAD)?, &rest[HEAD..]);
-        if head[0] != b'm' || head[HEAD - 1] != b' ' || pad != self.padding.as_slice() {
-            return None;
-        }
-        head[1..=DIGITS].iter().try_fold(0u64, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-        })
-    }
-}
-
-/// The first problem, kept; later ones only counted.
-fn fail(first: &mut Option<String>, what: String) {
-    if first.is_none() {
-        *first = Some(what);
-    }
-}
-
-/// Reads what `conn` has, splits it into lines and checks each. Returns the lines it
-/// received from the sender.
-fn read_member(
-    conn: &mut Conn,
-    i: usize,
-    buf: &mut [u8],
-    expect: Option<&Expect>,
-    first_error: &mut Option<String>,
-) -> u64 {
-    let mut got = 0;
-    loop {
-        let n = match conn.stream.read(buf) {
-            Ok(0) => {
-                conn.closed = true;
-                return got;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                fail(first_error, format!("member {i}: {e}"));
-                conn.closed = true;
-                conn.stage = Stage::Failed;
-                return got;
-            }
-        };
-        let mut data = &buf[..n];
-        while let Some(end) = data.iter().position(|&b| b == b'\n') {
-            let line = if conn.partial.is_empty() {
-                &data[..end]
-            } else {
-                conn.partial.extend_from_slice(&data[..end]);
-                &conn.partial[..]
-            };
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            match check_line(conn.stage, conn.next, line, expect) {
-                Ok(stage) => {
-                    let one = u64::from(stage == Stage::Receiving);
-                    conn.stage = stage;
-                    conn.next += one;
-                    got += one;
-                }
-                Err(why) => {
-                    if conn.stage != Stage::Failed {
-                        let text = String::from_utf8_lossy(&line[..line.len().min(80)]);
-                        fail(first_error, format!("member {i}: {why}: {text:?}"));
-                    }
-                    conn.stage = Stage::Failed;
-                }
-            }
-            conn.partial.clear();
-            data = &data[end + 1..];
-        }
-        conn.partial.extend_from_slice(data);
-        // A short read: whatever arrives later raises a new edge.
-        if n < buf.len() {
-            return got;
-        }
-    }
-}
-
-/// The stage after `line` arrives at a member at `stage` expecting line `next`, or why the
-/// line is wrong.
-fn check_line(
-    stage: Stage,
-    next: u64,
-    line: &[u8],
-    expect: Option<&Expect>,
-) -> Result<Stage, &'static str> {
-    match stage {
-        Stage::Failed => Ok(Stage::Failed),
-        Stage::Joining if line.starts_with(b"* welcome") => Ok(Stage::Greeted),
-        Stage::Joining => Err("expected the welcome line"),
-        Stage::Greeted | Stage::Receiving => {
-            match expect.and_then(|e| e.number(line)) {
-                Some(n) if n == next => Ok(Stage::Receiving),
-                Some(_) => Err("line out of order (or one missing)"),
-                // Notices about other members joining, before the first line.
-                None if stage == Stage::Greeted && line.starts_with(b"* ") => Ok(Stage::Greeted),
-                None => Err("unexpected line"),
-            }
-        }
-    }
-}
-
-/// utime + stime of process `pid` (every thread), from `/proc/PID/stat`.
-///
-/// # Errors
-///
-/// The process is gone, or the file is not what Linux writes.
-pub fn cpu_time(pid: &str) -> io::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let bad = || io::Error::other(format!("unexpected /proc/{pid}/stat"));
-    // Fields after the command name, which may hold spaces and ends at the last `)`.
-    let rest = stat.rsplit_once(')').ok_or_else(bad)?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(bad)
-    };
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(
-        total as f64 / sys::clock_ticks_per_sec() as f64,
-    ))
-}
-
-/// The CPU time every core spent on anything but idling and waiting for I/O, from the `cpu`
-/// line of `/proc/stat`.
-///
-/// # Errors
-///
-/// The file is missing or not what Linux writes.
-pub fn machine_cpu_time() -> io::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .ok_or_else(|| io::Error::other("no cpu line in /proc/stat"))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal [guest guest_nice, inside user and nice]
-    let busy: u64 = fields
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|&(i, _)| i != 3 && i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    Ok(Duration::from_secs_f64(
-        busy as f64 / sys::clock_ticks_per_sec() as f64,
-    ))
 }
 
 /// Runs the load described by `cfg`.
@@ -575,16 +379,6 @@ pub fn run(cfg: &FanoutConfig) -> io::Result<FanoutSummary> {
     })
 }
 
-/// Appends line `k` (`size` bytes of text and `\n`) to `out`.
-fn push_line(out: &mut Vec<u8>, k: u64, size: usize) {
-    out.push(b'm');
-    let digits = format!("{k:0width$}", width = DIGITS);
-    out.extend_from_slice(&digits.as_bytes()[digits.len() - DIGITS..]);
-    out.push(b' ');
-    out.resize(out.len() + size - HEAD, b'x');
-    out.push(b'\n');
-}
-
 /// Connects connection `i`, non-blocking, registered for `interest`.
 fn open(poll: &Poll, addr: SocketAddr, i: usize, interest: Interest) -> io::Result<Conn> {
     let std = sys::connect_from(None, addr)
@@ -653,50 +447,5 @@ fn poll_retrying(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn expect(size: usize) -> Expect {
-        Expect {
-            prefix: b"<guest9> ".to_vec(),
-            padding: vec![b'x'; size - HEAD],
-        }
-    }
-
-    #[test]
-    fn a_line_sent_is_the_line_a_member_checks() {
-        let mut out = Vec::new();
-        push_line(&mut out, 42, 64);
-        assert_eq!(out.len(), 65);
-        let mut line = b"<guest9> ".to_vec();
-        line.extend_from_slice(&out[..64]);
-        assert_eq!(expect(64).number(&line), Some(42));
-        line[20] = b'y';
-        assert_eq!(expect(64).number(&line), None);
-        assert_eq!(expect(64).number(b"<guest9> m12"), None);
-    }
-
-    #[test]
-    fn members_accept_notices_only_before_the_first_line() {
-        let e = expect(20);
-        let mut out = Vec::new();
-        push_line(&mut out, 0, 20);
-        let mut line = b"<guest9> ".to_vec();
-        line.extend_from_slice(&out[..20]);
-        assert_eq!(
-            check_line(Stage::Greeted, 0, b"* guest3 joined", Some(&e)),
-            Ok(Stage::Greeted)
-        );
-        assert_eq!(
-            check_line(Stage::Greeted, 0, &line, Some(&e)),
-            Ok(Stage::Receiving)
-        );
-        assert!(check_line(Stage::Receiving, 1, b"* guest3 joined", Some(&e)).is_err());
-        assert!(check_line(Stage::Receiving, 1, &line, Some(&e)).is_err());
-        assert!(check_line(Stage::Joining, 0, &line, Some(&e)).is_err());
     }
 }
