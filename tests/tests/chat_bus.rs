@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use evdrive_tests::{evdrive_binary, unassigned_port};
-use samples_util::{connect, read_until, require, run, WAIT};
+use samples_util::{connect, require, run, take_until, WAIT};
 
 /// The line members get when the bus goes away, and when it is back.
 const DOWN: &str = "* the bus is down: only this server's members see you\r\n";
@@ -174,23 +174,7 @@ impl Member {
 
     /// Waits for `needle`; returns what was received up to it and forgets that.
     fn wait_for(&mut self, needle: &str) -> io::Result<String> {
-        if let Err(e) = read_until(&mut self.stream, &mut self.got, needle.as_bytes()) {
-            let got = String::from_utf8_lossy(&self.got);
-            return Err(io::Error::other(format!(
-                "{} waiting for {needle:?}: {e}; got {got:?}",
-                self.name
-            )));
-        }
-        let needle = needle.as_bytes();
-        let end = self
-            .got
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .expect("read_until found it")
-            + needle.len();
-        let text = String::from_utf8_lossy(&self.got[..end]).into_owned();
-        self.got.drain(..end);
-        Ok(text)
+        take_until(&mut self.stream, &mut self.got, needle, &self.name)
     }
 
     /// Sends `command` and returns the next whole line starting with `prefix`.

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use evdrive_tests::evdrive_binary;
-use samples_util::{connect, read_until, WAIT};
+use samples_util::{connect, read_until, take_until, WAIT};
 
 /// `evdrive chat --threads 2` on a free port, killed when dropped.
 struct Chat {
@@ -101,24 +101,8 @@ impl Member {
 
     /// Waits for `needle`; returns what was received up to it and forgets that.
     fn wait_for(&mut self, needle: &str) -> io::Result<String> {
-        if let Err(e) = read_until(&mut self.stream, &mut self.got, needle.as_bytes()) {
-            let got = String::from_utf8_lossy(&self.got);
-            return Err(io::Error::other(format!(
-                "guest{} waiting for {needle:?}: {e}; got {got:?}",
-                self.number
-            )));
-        }
-        // Hand over up to the needle; keep what came after it for the next wait.
-        let needle = needle.as_bytes();
-        let end = self
-            .got
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .expect("read_until found it")
-            + needle.len();
-        let text = String::from_utf8_lossy(&self.got[..end]).into_owned();
-        self.got.drain(..end);
-        Ok(text)
+        let who = format!("guest{}", self.number);
+        take_until(&mut self.stream, &mut self.got, needle, &who)
     }
 }
 

@@ -281,6 +281,32 @@ pub fn read_until(stream: &mut TcpStream, got: &mut Vec<u8>, needle: &[u8]) -> i
     Ok(())
 }
 
+/// Reads from `stream` until `got` holds `needle`, then takes from `got` what came up to the
+/// needle's end and returns it; what came after stays in `got` for the next call. `who` names
+/// the reader in the error, with everything it had received.
+pub fn take_until(
+    stream: &mut TcpStream,
+    got: &mut Vec<u8>,
+    needle: &str,
+    who: &str,
+) -> io::Result<String> {
+    if let Err(e) = read_until(stream, got, needle.as_bytes()) {
+        let seen = String::from_utf8_lossy(got);
+        return Err(io::Error::other(format!(
+            "{who} waiting for {needle:?}: {e}; got {seen:?}"
+        )));
+    }
+    let needle = needle.as_bytes();
+    let end = got
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("read_until found it")
+        + needle.len();
+    let text = String::from_utf8_lossy(&got[..end]).into_owned();
+    got.drain(..end);
+    Ok(text)
+}
+
 /// Reads from `stream` until the peer closes; returns everything read.
 pub fn read_to_end(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut got = Vec::new();
