@@ -6,6 +6,7 @@ use reactor::{CloseReason, ConnId, Cx, LoopCx};
 use crate::codec::ws;
 
 use super::bus;
+use super::heartbeat;
 use super::room::{self, broadcast, dismiss, reply, send, ChatRoom, Out, Rename, LOBBY};
 use super::{is_valid_nick, MAX_NICK};
 
@@ -31,7 +32,7 @@ pub(super) fn on_line(cx: &mut Cx<'_, ChatRoom>, text: &[u8]) -> bool {
         return false;
     };
     let (nick, room) = (member.nick.clone(), member.room.clone());
-    room::heard(cx.app(), id);
+    heartbeat::heard(cx.app(), id);
 
     // A message (a leading `//` escapes a leading `/`), or a command.
     let text = match text {

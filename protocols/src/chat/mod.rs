@@ -121,6 +121,7 @@ use reactor::ConnConfig;
 
 pub(crate) mod bus;
 mod commands;
+mod heartbeat;
 mod line;
 mod room;
 mod threads;

@@ -17,7 +17,7 @@ use crate::codec::ws;
 
 use super::bus::{self, message::Msg, Bus};
 use super::threads::{Event, Peers, RemoteMember};
-use super::{MAX_MISSED_HEARTBEATS, MAX_NICK};
+use super::MAX_NICK;
 
 /// The room every member starts in, and returns to with `/part`.
 pub const LOBBY: &str = "#lobby";
@@ -60,10 +60,10 @@ pub struct ChatRoom {
     /// The bus to the chat's other processes, if any (`bus/`).
     pub(super) bus: Option<Box<Bus>>,
     /// The heartbeat interval, if the heartbeat is on.
-    heartbeat: Option<Duration>,
+    pub(super) heartbeat: Option<Duration>,
     /// The running heartbeat task: `Some` exactly while the heartbeat is on and the chat has
     /// members.
-    heartbeat_task: Option<TaskId>,
+    pub(super) heartbeat_task: Option<TaskId>,
 }
 
 /// How a member's connection carries lines.
@@ -91,7 +91,7 @@ pub(super) struct Member {
     /// until it speaks or stays ([`ANNOUNCE_AFTER`](super::ANNOUNCE_AFTER)).
     pub(super) listed: bool,
     /// Heartbeats in a row the member stayed silent through.
-    missed: u32,
+    pub(super) missed: u32,
 }
 
 impl ChatRoom {
@@ -495,60 +495,6 @@ pub(super) fn dismiss(
     depart(cx, id, notice);
 }
 
-/// Starts the heartbeat if it is configured and not running.
-pub(super) fn start_heartbeat(cx: &mut LoopCx<'_, ChatRoom>) {
-    let chat = cx.app();
-    let (Some(interval), None) = (chat.heartbeat, chat.heartbeat_task) else {
-        return;
-    };
-    let task = cx.every(interval, heartbeat);
-    cx.app().heartbeat_task = Some(task);
-}
-
-/// One heartbeat: ping the members who were silent during the interval, drop those silent for
-/// too long. Returns whether to run again.
-fn heartbeat(cx: &mut LoopCx<'_, ChatRoom>) -> bool {
-    if cx.app().is_empty() {
-        cx.app().heartbeat_task = None;
-        return false;
-    }
-    let mut ping = Out::new(&[b"* ping"]);
-    let mut dropped = Vec::new();
-    let (chat, mut conns) = cx.split();
-    for (&id, member) in chat.members.iter_mut() {
-        if std::mem::take(&mut member.heard) {
-            member.missed = 0;
-            continue;
-        }
-        member.missed += 1;
-        if member.missed >= MAX_MISSED_HEARTBEATS {
-            dropped.push(id);
-        } else {
-            conns.send_shared_to(id, ping.form(member.wire));
-        }
-    }
-    for id in dropped {
-        dismiss(
-            cx,
-            id,
-            b"! you have been silent for too long: closing",
-            ws::close::POLICY_VIOLATION,
-            CloseReason::IdleTimeout,
-            " (silent for too long)",
-        );
-    }
-    // The last member may just have been dropped.
-    cx.app().heartbeat_task.is_some()
-}
-
-/// Notes that the member on `id` sent a line (the heartbeat's sign of life).
-pub(super) fn heard(chat: &mut ChatRoom, id: ConnId) {
-    if let Some(member) = chat.members.get_mut(&id) {
-        member.heard = true;
-        member.missed = 0;
-    }
-}
-
 /// Takes the member on `id` out of the chat and tells its room, adding `why` to the notice (a
 /// member the others never knew of leaves without a notice).
 ///
@@ -589,7 +535,7 @@ pub(super) fn welcome(cx: &mut Cx<'_, ChatRoom>, wire: Wire, listed: bool) {
         broadcast(cx, LOBBY, Some(id), &mut news);
     }
     bus::claim_nick(cx, id, &nick, true);
-    start_heartbeat(cx);
+    super::heartbeat::start_heartbeat(cx);
 }
 
 /// Makes the member on `id` known to the others, if it is not yet: its room sees
