@@ -25,15 +25,39 @@ enum Event {
     Closed(CloseKind, Instant),
 }
 
-/// Sends `ping` on open; reports every datagram and the close.
+/// How often the pinger repeats its `ping`, and how many it sends at most.
+const REPEAT: Duration = Duration::from_millis(250);
+const PINGS: u32 = 12;
+
+/// Sends `ping` on open and again every [`REPEAT`], as a UDP client does (a datagram, or the
+/// ICMP error it draws, is not retransmitted by anyone else: one lost on a path that has just
+/// come up would otherwise leave nothing to report); reports every datagram and the close.
 struct Pinger {
     events: mpsc::Sender<Event>,
+    sent: u32,
+}
+
+impl Pinger {
+    fn ping(&mut self, cx: &mut UdpCx<'_, ()>) {
+        let sent = cx.send(b"ping");
+        // A repeat may meet the error the last ping drew (the reactor reports that close);
+        // the first send on a fresh socket has no reason to fail.
+        if self.sent == 0 {
+            sent.expect("the first send on a connected socket");
+        }
+        self.sent += 1;
+        if self.sent < PINGS {
+            cx.set_timer(REPEAT, 0);
+        }
+    }
 }
 
 impl Datagrams<()> for Pinger {
     fn on_open(&mut self, cx: &mut UdpCx<'_, ()>) {
-        cx.send(b"ping")
-            .expect("the first send on a connected socket");
+        self.ping(cx);
+    }
+    fn on_timer(&mut self, cx: &mut UdpCx<'_, ()>, _timer: reactor::TimerId) {
+        self.ping(cx);
     }
     fn on_datagram(&mut self, _cx: &mut UdpCx<'_, ()>, data: &[u8], _from: SocketAddr) {
         let _ = self
@@ -80,8 +104,14 @@ fn ping_across(peer: Peer) -> io::Result<(Event, Duration)> {
     let (tx, events) = mpsc::channel();
     let started = Instant::now();
     let id = server.with(move |r| {
-        r.cx()
-            .connect_udp(addr, UdpConfig::new(), Pinger { events: tx })
+        r.cx().connect_udp(
+            addr,
+            UdpConfig::new(),
+            Pinger {
+                events: tx,
+                sent: 0,
+            },
+        )
     })?;
     if let (Peer::Answering, Some(socket)) = (&peer, &socket) {
         let mut buf = [0u8; 16];
