@@ -36,7 +36,7 @@ pub use probe::{Probe, Report, Reports};
 
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,6 +177,10 @@ impl NetPair {
         for (ns, dev) in [(a, "va"), (b, "vb")] {
             wait_oper_up(ns, dev)?;
         }
+        // Even then a packet can be lost while the link settles, and a test's single datagram
+        // (or the single ICMP error it draws) is never sent again: prove the path with a
+        // datagram each way, repeated until it crosses, which also resolves both neighbours.
+        pair.probe_path()?;
         // Fail here, with a clear message, if the filter tool is missing.
         pair.iptables(&["-w", "-L", "INPUT", "-n"]).map_err(|e| {
             io::Error::new(
@@ -213,13 +217,34 @@ impl NetPair {
         R: Send + 'static,
         F: FnOnce() -> io::Result<R> + Send + 'static,
     {
-        let path = ns_path(&self.b);
-        std::thread::spawn(move || {
-            enter(&path)?;
-            f()
-        })
-        .join()
-        .map_err(|_| io::Error::other("the thread in the peers' namespace panicked"))?
+        in_namespace(ns_path(&self.b), f)
+    }
+
+    /// Sends a datagram from `a` to `b` and one back, repeating every 20 ms until both have
+    /// crossed, at most [`WAIT`].
+    fn probe_path(&self) -> io::Result<()> {
+        let in_a = in_namespace(ns_path(&self.a), || UdpSocket::bind((ADDR_A, 0)))?;
+        let in_b = self.in_b(|| UdpSocket::bind((ADDR_B, 0)))?;
+        let step = Duration::from_millis(20);
+        in_a.set_read_timeout(Some(step))?;
+        in_b.set_read_timeout(Some(step))?;
+        let to_b = in_b.local_addr()?;
+        let deadline = Instant::now() + WAIT;
+        let mut buf = [0u8; 8];
+        while Instant::now() < deadline {
+            in_a.send_to(b"probe", to_b)?;
+            let Ok((_, from_a)) = in_b.recv_from(&mut buf) else {
+                continue;
+            };
+            in_b.send_to(b"back", from_a)?;
+            if in_a.recv_from(&mut buf).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no datagram crossed the new veth pair both ways",
+        ))
     }
 
     /// A listener of the peers' namespace on a fresh port; connects from the reactor reach it.
@@ -303,6 +328,20 @@ fn sweep_leftovers() {
             let _ = ip(&["netns", "del", &name]);
         }
     }
+}
+
+/// Runs `f` on a thread that entered the namespace at `path` first, and returns its result.
+fn in_namespace<R, F>(path: String, f: F) -> io::Result<R>
+where
+    R: Send + 'static,
+    F: FnOnce() -> io::Result<R> + Send + 'static,
+{
+    std::thread::spawn(move || {
+        enter(&path)?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("a thread in a test namespace panicked"))?
 }
 
 fn ns_path(name: &str) -> String {
