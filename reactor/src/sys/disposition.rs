@@ -6,8 +6,9 @@
 //! type says), so the one foreign handler offered is this module's own [`Disposition::Flag`],
 //! which only stores to an atomic: [`flag_raised`] tells whether it ran.
 //!
-//! Compiled only with the `testing` feature: dispositions belong to the program, and a library
-//! sets them only through [`crate::Reactor::catch_signals`].
+//! The reactor itself never calls these: dispositions belong to the program, and the reactor
+//! sets them only through [`crate::Reactor::catch_signals`]. They are for a program (or a test)
+//! that must know, or restore, what a signal does.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! a peer that sends more than [`super::MAX_FDS`] (which the reactor never does) must make the
 //! receiver report the truncation, not lose descriptors silently.
 //!
-//! Compiled only with the `testing` feature. The reactor's own sending is
+//! The reactor never calls it: its own sending is
 //! [`super::sendmsg_fds`], with a fixed buffer for at most [`super::MAX_FDS`].
 
 use std::io;

@@ -20,11 +20,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
-#[cfg(feature = "testing")]
 pub mod alloc_count;
-#[cfg(feature = "testing")]
 mod disposition;
-#[cfg(feature = "testing")]
 mod fd_send;
 mod inherit;
 pub mod poll;
@@ -37,9 +34,7 @@ mod udp;
 mod unix;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
-#[cfg(feature = "testing")]
 pub use disposition::{disposition, flag_raised, raise, set_disposition, Disposition};
-#[cfg(feature = "testing")]
 pub use fd_send::send_with_fds;
 pub use inherit::is_cloexec;
 pub(crate) use inherit::*;
