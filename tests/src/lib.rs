@@ -56,7 +56,7 @@ pub use child::{is_child, run_in_child, spawn_child, TempDir};
 pub use client::*;
 pub use observe::{observe, Event, Observed, Observer, Watch};
 pub use ports::unassigned_port;
-pub use process::Running;
+pub use process::{wait_child, wait_child_on, Running};
 pub use server::Server;
 
 /// The longest any single wait of a test may take before the test fails.

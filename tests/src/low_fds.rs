@@ -12,9 +12,10 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The environment variable that turns the test binary into the client process.
 const SERVER_ENV: &str = "EVDRIVE_LOW_FDS_SERVER";
@@ -64,6 +65,9 @@ pub struct ClientProcess {
     to_child: ChildStdin,
     /// The child's report lines, the mark taken off, as they come.
     reports: Receiver<String>,
+    /// Readable once the child exits: opened at the start, as the test may have no descriptor
+    /// to spare by the time it waits.
+    exit: OwnedFd,
 }
 
 impl ClientProcess {
@@ -95,10 +99,12 @@ impl ClientProcess {
                 }
             }
         });
+        let exit = reactor::sys::pidfd_open(child.id())?;
         Ok(ClientProcess {
             child,
             to_child,
             reports,
+            exit,
         })
     }
 
@@ -129,14 +135,8 @@ impl ClientProcess {
     /// If the child has not exited in time.
     pub fn finish(mut self, command: &str, limit: Duration) -> io::Result<ExitStatus> {
         self.send(command)?;
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            assert!(Instant::now() < deadline, "the client process did not exit");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let status = crate::wait_child_on(&mut self.child, &self.exit, limit)?;
+        Ok(status.expect("the client process did not exit"))
     }
 }
 

@@ -2,6 +2,7 @@
 //! signals sent with `kill(1)`, its exit awaited with a deadline.
 
 use std::io::{self, BufRead, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -138,5 +139,42 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Waits at most `limit` for `child` to exit, on the exit itself (a process descriptor polled
+/// for it), and returns its status, or `None` if it still runs.
+///
+/// # Errors
+/// Opening or polling the process descriptor, or `try_wait`.
+pub fn wait_child(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(Some(status));
+    }
+    // Not reaped yet, so the pid still names this child, even if it has just exited.
+    let exit = reactor::sys::pidfd_open(child.id())?;
+    wait_child_on(child, &exit, limit)
+}
+
+/// As [`wait_child`], with the child's process descriptor opened beforehand (by a test that
+/// may have no descriptor to spare by the time it waits).
+///
+/// # Errors
+/// Polling the descriptor, or `try_wait`.
+pub fn wait_child_on(
+    child: &mut Child,
+    exit: &OwnedFd,
+    limit: Duration,
+) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        reactor::sys::poll_readable(&[exit.as_fd()], Some(left))?;
     }
 }

@@ -97,16 +97,7 @@ impl Evdrive {
 
     /// Waits up to `limit` for the server to exit.
     fn wait_exit(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        evdrive_tests::wait_child(&mut self.child, limit)
     }
 }
 

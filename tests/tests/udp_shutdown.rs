@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use evdrive_tests::{evdrive_binary, localhost, Running, WAIT};
+use evdrive_tests::{evdrive_binary, localhost, wait_child, Running, WAIT};
 use reactor::{CloseReason, Datagrams, Reactor, UdpConfig, UdpCx};
 
 /// What the handler saw.
@@ -230,17 +230,7 @@ fn udp_echo_prints_its_socket_and_exits_0_on_sigterm() -> io::Result<()> {
     assert!(line.contains("in 1 out 1 dropped 0"), "{line}");
 
     server.signal(libc::SIGTERM);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = server.child.try_wait()? {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "udp-echo did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_child(&mut server.child, WAIT)?.expect("udp-echo exited after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
     server.wait_line(|l| l.contains("udp-echo: 0 sockets open, received 1, sent 1, dropped 0"));
     Ok(())

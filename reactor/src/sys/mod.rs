@@ -39,8 +39,8 @@ pub use fd_send::send_with_fds;
 pub use inherit::is_cloexec;
 pub(crate) use inherit::*;
 pub use process::{
-    clock_ticks_per_sec, enter_net_namespace, reap_any_children, reap_children, user_ids,
-    ChildStatus,
+    clock_ticks_per_sec, enter_net_namespace, pidfd_open, reap_any_children, reap_children,
+    user_ids, ChildStatus,
 };
 pub use raw_socket::{
     bind_socket, connect_socket, int_option, listen_socket, set_int_option, set_linger_option,
