@@ -178,3 +178,24 @@ pub fn wait_child_on(
         reactor::sys::poll_readable(&[exit.as_fd()], Some(left))?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_child_sees_an_exit_and_times_out_on_a_running_child() {
+        let mut done = Command::new("true").spawn().expect("true");
+        let status = wait_child(&mut done, Duration::from_secs(5)).expect("waited");
+        assert!(status.expect("exited").success());
+
+        let mut running = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let started = Instant::now();
+        let status = wait_child(&mut running, Duration::from_millis(50)).expect("waited");
+        assert!(status.is_none(), "sleep 30 exited: {status:?}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        running.kill().expect("kill");
+        let status = wait_child(&mut running, Duration::from_secs(5)).expect("waited");
+        assert!(status.is_some(), "a killed child is seen to exit");
+    }
+}
