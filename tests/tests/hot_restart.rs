@@ -317,12 +317,20 @@ fn a_failed_successor_leaves_the_old_process_serving() -> io::Result<()> {
     let addr = listening_addr(&old.wait_line("listening on", WAIT)?);
     echo_once(addr, "before")?;
 
-    replace_executable(&exe, |p| std::fs::write(p, "#!/bin/sh\nsleep 1\nexit 1\n"))?;
+    // The failing successor waits on a named pipe before it exits, so the second SIGUSR2
+    // below meets the hand-over under way however slow the machine.
+    let go = dir.join("go");
+    let made = Command::new("mkfifo").arg(&go).status()?;
+    assert!(made.success(), "mkfifo: {made}");
+    let script = format!("#!/bin/sh\nread line < '{}'\nexit 1\n", go.display());
+    replace_executable(&exe, |p| std::fs::write(p, &script))?;
     old.signal("USR2")?;
     old.wait_line("handing over", WAIT)?;
     // The successor is still starting: this one is ignored.
     old.signal("USR2")?;
     old.wait_line("SIGUSR2 ignored", WAIT)?;
+    // Now the successor may fail (opening the pipe waits for the script to read it).
+    std::fs::write(&go, "go\n")?;
     let why = old.wait_line("hand-over failed, still serving", WAIT)?;
     assert!(
         why.contains("ended before confirming") && why.contains("exit status: 1"),
