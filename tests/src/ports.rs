@@ -52,8 +52,12 @@ pub fn unassigned_port() -> io::Result<u16> {
 mod tests {
     use super::*;
 
+    /// The ports are in range and distinct, and a port something holds is never handed out.
+    /// (Whether a returned port is still free a moment later is not asserted: any other
+    /// program on the machine may bind it in between, which is why callers that start a
+    /// program on it try another port when the program cannot bind.)
     #[test]
-    fn ports_are_below_the_ephemeral_range_distinct_and_free() {
+    fn ports_are_below_the_ephemeral_range_distinct_and_never_held() {
         let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
             .expect("the range")
             .split_whitespace()
@@ -61,12 +65,30 @@ mod tests {
             .expect("two numbers")
             .parse()
             .expect("a number");
-        let a = unassigned_port().expect("a port");
-        let b = unassigned_port().expect("another");
-        assert_ne!(a, b);
-        for port in [a, b] {
+        let mut held = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let port = unassigned_port().expect("a port");
             assert!((FLOOR..low).contains(&u32::from(port)), "{port}");
-            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("still free");
+            assert!(seen.insert(port), "{port} handed out twice");
+            // Hold every port handed out (when it can still be bound) for the rest of the
+            // test; the held ones must never come back.
+            if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                held.push(listener);
+            }
         }
+        // Every port of the span is tried before giving up, so with the first port held the
+        // search wraps past it: NEXT is rewound to the held port's position and it must be
+        // skipped.
+        let Some(first) = held.first() else {
+            return;
+        };
+        let first_port = first.local_addr().expect("bound").port();
+        let span = low.saturating_sub(FLOOR).max(1);
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        let position = (u32::from(first_port) - FLOOR + span - start) % span;
+        NEXT.store(position, Ordering::Relaxed);
+        let next = unassigned_port().expect("a port");
+        assert_ne!(next, first_port, "a held port was handed out");
     }
 }

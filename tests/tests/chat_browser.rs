@@ -44,34 +44,45 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts chromedriver on a free port and waits until it is ready for sessions. Should
+    /// another program on the machine take the port first, chromedriver exits and another
+    /// port is tried.
     fn start() -> io::Result<Driver> {
-        // chromedriver takes no port 0: a free port no other test can take first.
-        let port = evdrive_tests::unassigned_port()?;
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let profile =
-            std::env::temp_dir().join(format!("evdrive-chromium-{}-{port}", std::process::id()));
-        let driver = Driver {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            profile,
-        };
-        // Wait until it answers: the status says when it is ready for sessions.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(body) = driver.request("GET", "/status", None) {
-                if body.contains("\"ready\":true") {
-                    return Ok(driver);
+        for _ in 0..5 {
+            // chromedriver takes no port 0: a port no other test can take first.
+            let port = evdrive_tests::unassigned_port()?;
+            let child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let profile = std::env::temp_dir()
+                .join(format!("evdrive-chromium-{}-{port}", std::process::id()));
+            let mut driver = Driver {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                profile,
+            };
+            // Wait until it answers: the status says when it is ready for sessions.
+            let deadline = Instant::now() + WAIT;
+            loop {
+                if driver.child.try_wait()?.is_some() {
+                    break; // it could not bind: another port
                 }
+                if let Ok(body) = driver.request("GET", "/status", None) {
+                    if body.contains("\"ready\":true") {
+                        return Ok(driver);
+                    }
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::other("chromedriver never became ready"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            if Instant::now() > deadline {
-                return Err(io::Error::other("chromedriver never became ready"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
+        Err(io::Error::other(
+            "chromedriver found no free port in 5 tries",
+        ))
     }
 
     /// One HTTP/1.1 request with a JSON body; returns the response body. A WebDriver error

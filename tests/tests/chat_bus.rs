@@ -51,9 +51,18 @@ struct Redis {
 }
 
 impl Redis {
-    /// Starts it on a free port, one no other test can take while it is down.
+    /// Starts it on a free port, one no other test can take while it is down. Should another
+    /// program on the machine take the port first, `redis-server` exits and another port is
+    /// tried.
     fn start() -> io::Result<Redis> {
-        Redis::start_on(unassigned_port()?)
+        let mut last = None;
+        for _ in 0..5 {
+            match Redis::start_on(unassigned_port()?) {
+                Ok(redis) => return Ok(redis),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried"))
     }
 
     /// Starts it on `port`, and returns once it accepts connections.
