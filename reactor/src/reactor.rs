@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
 
-use crate::core::{Core, Internal, Source};
+use crate::core::{Core, Source};
 use crate::handle::{Handle, Inbox, Mailbox, Posted};
 use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
-use crate::transport::Readiness;
 use crate::{ConnConfig, ConnId, ListenOptions, ListenerId, LoopCx, Protocol};
 
 /// Size of the one read buffer shared by every connection (S16).
@@ -417,12 +416,15 @@ impl<App: 'static> Reactor<App> {
         // 3a. Sources left ready last turn (budget spent, reading resumed): no edge will come.
         self.core.serve_ready(&mut self.scratch);
 
-        // 3b. Readiness events from the poller.
-        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        for event in events.iter() {
-            self.dispatch(event);
+        // 3b. Readiness events from the poller; the reactor's own sources (signals, waker)
+        // after the others of the same poll.
+        let own = self.core.dispatch_events(&self.events, &mut self.scratch);
+        if own.signals {
+            self.handle_signals();
         }
-        self.events = events;
+        if own.waker {
+            self.run_posted();
+        }
 
         // 3c. Readiness queued by transports without a descriptor, one entry per edge (empty
         // for sockets).
@@ -440,24 +442,6 @@ impl<App: 'static> Reactor<App> {
             stats.longest_turn = spent;
         }
         Ok(())
-    }
-
-    /// Handles one readiness event.
-    fn dispatch(&mut self, event: &mio::event::Event) {
-        let ready = Readiness {
-            readable: event.is_readable(),
-            writable: event.is_writable(),
-            read_closed: event.is_read_closed(),
-            error: event.is_error(),
-        };
-        match self
-            .core
-            .dispatch(event.token().0, ready, &mut self.scratch)
-        {
-            Some(Internal::Signals) => self.handle_signals(),
-            Some(Internal::Waker) => self.run_posted(),
-            None => {}
-        }
     }
 
     /// A handle for posting work into this reactor from other threads (created on first use).

@@ -95,6 +95,13 @@ pub(crate) enum Internal {
     Waker,
 }
 
+/// Which of the reactor's own sources a poll reported ready.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Own {
+    pub(crate) signals: bool,
+    pub(crate) waker: bool,
+}
+
 /// Everything a callback can reach: the user state and the rest of the loop.
 pub(crate) struct Core<App> {
     /// The user's state, shared by all handlers.
@@ -306,9 +313,45 @@ impl<App> Core<App> {
         self.injected_buf.clear();
     }
 
-    /// Serves one listener or connection that became ready. Returns the reactor's own source
-    /// (signals, waker) behind `index` for the loop to serve, if it is one.
+    /// Serves a poll's readiness events, in order. Returns which of the reactor's own sources
+    /// (signals, waker) were among them, for the loop to serve after the others.
+    ///
+    /// Every message's path starts here: the per-event work is inlined into this loop, so the
+    /// large frame it needs is set up once per poll rather than once per event (about 15
+    /// instructions per ping-pong message).
+    pub(crate) fn dispatch_events(&mut self, events: &mio::Events, scratch: &mut [u8]) -> Own {
+        let mut own = Own::default();
+        for event in events {
+            let ready = Readiness {
+                readable: event.is_readable(),
+                writable: event.is_writable(),
+                read_closed: event.is_read_closed(),
+                error: event.is_error(),
+            };
+            match self.dispatch_inline(event.token().0, ready, scratch) {
+                Some(Internal::Signals) => own.signals = true,
+                Some(Internal::Waker) => own.waker = true,
+                None => {}
+            }
+        }
+        own
+    }
+
+    /// Serves one listener or connection that became ready (from the ready list or an
+    /// injected edge). Returns the reactor's own source (signals, waker) behind `index` for
+    /// the loop to serve, if it is one.
     pub(crate) fn dispatch(
+        &mut self,
+        index: usize,
+        ready: Readiness,
+        scratch: &mut [u8],
+    ) -> Option<Internal> {
+        self.dispatch_inline(index, ready, scratch)
+    }
+
+    /// [`dispatch`](Self::dispatch)'s body, inlined into the poll's event loop.
+    #[inline(always)]
+    fn dispatch_inline(
         &mut self,
         index: usize,
         ready: Readiness,
