@@ -98,7 +98,9 @@ impl<App> Net<App> {
                 other,
                 data,
                 |d| d.len(),
-                |q, sp, d, now| q.push_slice(d, sp, now),
+                // What the socket did not take would most likely not go at the end of the
+                // turn either: a queue of its own, not the turn buffer.
+                |q, sp, d, now| q.push_copy(d, sp, now),
             )
             .is_err()
         {

@@ -256,6 +256,8 @@ impl<App> Core<App> {
 
     /// Starts a turn: reads the clock once for the timers.
     pub(crate) fn begin_turn(&mut self) {
+        // Writes made between turns were queued at the last turn's tick.
+        self.net.settle_turn_output();
         self.now = self.clock.now();
         self.stats.turns += 1;
     }
@@ -427,6 +429,7 @@ impl<App> Core<App> {
             }
             self.dead_buf.clear();
         }
+        self.net.settle_turn_output();
         self.stamp_touched();
         self.net.stats.queued_bytes = self.queued_total as u64;
         self.net.stats.timers_armed = self.wheel.len() as u64;

@@ -126,7 +126,7 @@ impl<App> Net<App> {
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return;
         };
-        let due = watchdog_due(conn);
+        let due = watchdog_due(conn, self.now);
         let id = ConnId {
             index: index as u32,
             generation: conn.generation,
@@ -295,14 +295,14 @@ impl<App> Net<App> {
 
 /// When the watchdog must next look at a connection: the earlier of its idle and write-stall
 /// deadlines, each a saturating sum rounded up.
-fn watchdog_due<App>(conn: &Conn<App>) -> Option<Tick> {
+fn watchdog_due<App>(conn: &Conn<App>, now: Tick) -> Option<Tick> {
     let idle_due = match (&conn.phase, conn.config.idle_timeout) {
         (Phase::Open { .. }, Some(idle)) => {
             Some(conn.last_activity.saturating_add(ticks_ceil(idle)))
         }
         _ => None,
     };
-    let stall_due = match (&conn.phase, conn.output.progress()) {
+    let stall_due = match (&conn.phase, conn.output.progress(now)) {
         (Phase::Dead, _) | (_, None) => None,
         (_, Some(progress)) => conn
             .config
@@ -345,7 +345,7 @@ impl<App> Core<App> {
             ConnTimer::Watchdog => {
                 conn.watchdog = None;
                 if let (Some(progress), Some(stall)) =
-                    (conn.output.progress(), conn.config.write_stall_timeout)
+                    (conn.output.progress(now), conn.config.write_stall_timeout)
                 {
                     if now >= progress.saturating_add(ticks_ceil(stall)) {
                         log::debug!("#{index}: no write progress for {stall:?}");

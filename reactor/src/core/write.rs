@@ -140,6 +140,28 @@ impl<App> Net<App> {
         (!rest.is_empty()).then_some(rest)
     }
 
+    /// Moves every range of the turn buffer still waiting into a queue of its own, then
+    /// clears the buffer: at the end of a turn (what the settle rounds left on the dirty list)
+    /// and at the start of one (writes made between turns), so a range never outlives the
+    /// turn, and its tick, it was queued in.
+    ///
+    /// Every range waits on the dirty list: a write marks its connection dirty, and a flush
+    /// that takes it off sends the range, moves what is left into a queue, or settles it
+    /// (connecting). Only a dead connection keeps a stale range, which nothing sends.
+    pub(crate) fn settle_turn_output(&mut self) {
+        if !self.spare.turn_in_use() {
+            return;
+        }
+        for &index in &self.dirty {
+            if let Some(Source::Conn(conn)) = self.sources.get_mut(index) {
+                if !conn.is_dead() {
+                    conn.output.settle(&mut self.spare, self.now);
+                }
+            }
+        }
+        self.spare.end_turn();
+    }
+
     /// Writes what a connection has queued, in one lookup of its slot (which also takes it off
     /// the dirty list when `undirty`). Returns what the flush must decide next, or `None` if
     /// there is nothing to decide: the connection is not writable, a write error killed it, or
@@ -154,6 +176,9 @@ impl<App> Net<App> {
             conn.dirty = false;
         }
         if conn.is_connecting() || conn.is_dead() {
+            // Not flushed this turn: a connecting one keeps its bytes for after the connect,
+            // out of the turn buffer (a dead one's are never sent, only measured).
+            conn.output.settle(&mut self.spare, self.now);
             return None;
         }
         if !conn.output.is_empty() {

@@ -22,7 +22,7 @@ impl<'a, App> Conns<'a, App> {
                         conn,
                         rest,
                         |d| d.len(),
-                        |q, sp, d, now| q.push_slice(d, sp, now),
+                        |q, sp, d, now| q.push_copy(d, sp, now),
                     )
                     .is_ok(),
                 None => true,

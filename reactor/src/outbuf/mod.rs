@@ -7,11 +7,11 @@
 //!   ^^^^ already sent
 //! ```
 //!
-//! A short write only moves `offset` forward: the unsent tail is never copied (S3). Small writes
-//! made during one loop turn are appended to the last owned chunk, so a handler that writes a
-//! header and a body separately still sends one iovec (S15). Shared chunks are reference
-//! counted, so one broadcast buffer sits in many queues without a copy (S16). An empty queue
-//! holds no allocation at all (S25).
+//! A short write only moves `offset` forward: the unsent tail is never copied again (S3).
+//! Small writes made during one loop turn are appended to the last owned chunk, so a handler
+//! that writes a header and a body separately still sends one iovec (S15). Shared chunks are
+//! reference counted, so one broadcast buffer sits in many queues without a copy (S16). An
+//! empty queue holds no allocation at all (S25).
 //!
 //! Descriptors queued with bytes (S29) are kept beside the chunks, each batch at the position
 //! of its first byte in the queue. A gather write never crosses a batch's position: the write
@@ -20,18 +20,29 @@
 //! took a byte, so a short write never sends it twice.
 //!
 //! # Implementation notes
-//! A queue that empties hands its box, and the buffer of its first chunk, to the reactor's
-//! [`Spare`] stock instead of freeing them, and the next queue that fills takes them back: an
-//! echo or a request/reply exchange allocates nothing per message, while an idle connection
-//! still owns nothing. The stock is small and bounded (`SPARE_QUEUES` boxes, none keeping more
-//! than `SPARE_CAPACITY` bytes), so it costs at most a few hundred KiB per reactor.
+//! A queue is in one of three states ([`OutQueue`]): empty; a range of the reactor's turn
+//! buffer ([`Spare`], `spare.rs`), where this turn's first small write to a connection with
+//! nothing queued is appended; or a queue of its own. The range is the common case of a
+//! request/reply exchange: one reply per turn, all of it taken by the end-of-turn flush, so
+//! the queue is empty again without a queue ever being made. Anything else moves the range
+//! into a queue of its own (a copy of a few bytes): a second write once another connection's
+//! bytes follow the range, a chunk, descriptors, a short write, or a range the turn's flush
+//! did not send (see `Net::settle_turn_output`). A queue that empties goes back to the
+//! reactor's bounded stock, and the next queue that fills takes it from there: steady traffic
+//! allocates nothing, while an idle connection still owns nothing.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use timers::Tick;
+
+mod flush;
+mod spare;
+
+#[cfg(test)]
+use flush::Flushed;
+pub(crate) use spare::Spare;
 
 /// A reference-counted, immutable byte buffer that can be queued on many connections at once
 /// without copying (S16).
@@ -100,96 +111,22 @@ const COALESCE_BELOW: usize = 4096;
 /// the stack; a longer queue is flushed by further calls in the same flush.
 const IOV_BATCH: usize = 64;
 
-/// How many emptied queues the reactor keeps for reuse: enough for every connection served in
-/// one busy turn of a few hundred, small enough to be negligible beside them.
-const SPARE_QUEUES: usize = 256;
-
-/// The largest chunk buffer kept in the stock: a queue that grew a larger one frees it.
-const SPARE_CAPACITY: usize = 2 * COALESCE_BELOW;
-
-/// The reactor's stock of emptied queues, reused by the next queue that fills, so steady
-/// traffic allocates nothing (S25 still holds: only the reactor owns them).
+/// The output queue of one connection: 16 bytes and no allocation while empty (S25).
 #[derive(Debug, Default)]
-pub(crate) struct Spare {
-    // Boxes, not values: a connection's queue is a box, and moving it in and out of the stock
-    // is what saves the allocation.
-    #[allow(clippy::vec_box)]
-    queues: Vec<Box<Queued>>,
+pub(crate) enum OutQueue {
+    /// Nothing queued.
+    #[default]
+    Empty,
+    /// This turn's bytes, `start..end` of the reactor's turn buffer (never empty). They were
+    /// queued at the turn's tick, so that is the queue's progress tick.
+    Turn { start: u32, end: u32 },
+    /// A queue of its own, boxed so that the connection slot stays small.
+    Queued(Box<Queued>),
 }
 
-impl Spare {
-    /// A queue holding `head`, from the stock when it has one.
-    fn take(&mut self, head: Chunk, now: Tick) -> Box<Queued> {
-        let len = head.bytes().len();
-        match self.queues.pop() {
-            Some(mut q) => {
-                q.head = head;
-                q.len = len;
-                q.progress = now;
-                q
-            }
-            None => Box::new(Queued {
-                head,
-                rest: VecDeque::new(),
-                offset: 0,
-                len,
-                progress: now,
-                sent: 0,
-                fds: VecDeque::new(),
-            }),
-        }
-    }
-
-    /// A queue holding a copy of `data`, reusing a stocked buffer when there is one.
-    #[inline(always)]
-    fn take_copy(&mut self, data: &[u8], now: Tick) -> Box<Queued> {
-        if let Some(mut q) = self.queues.pop() {
-            if let Chunk::Owned(v) = &mut q.head {
-                v.extend_from_slice(data);
-                q.len = data.len();
-                q.progress = now;
-                return q;
-            }
-            self.queues.push(q);
-        }
-        self.take(Chunk::Owned(data.to_vec()), now)
-    }
-
-    /// Stocks an emptied queue (or frees it when the stock is full).
-    #[inline(always)]
-    fn put(&mut self, mut q: Box<Queued>) {
-        if self.queues.len() >= SPARE_QUEUES {
-            return;
-        }
-        q.offset = 0;
-        q.len = 0;
-        q.sent = 0;
-        // Descriptors still queued were sent with the bytes that emptied the queue, or belong
-        // to a queue being dropped: either way closing our copies is right.
-        if !q.fds.is_empty() {
-            q.fds.clear();
-        }
-        match &mut q.head {
-            Chunk::Owned(v) if v.capacity() <= SPARE_CAPACITY => v.clear(),
-            _ => q.head = Chunk::Owned(Vec::new()),
-        }
-        if q.rest.capacity() > IOV_BATCH {
-            q.rest = VecDeque::new();
-        }
-        self.queues.push(q);
-    }
-}
-
-/// The output queue of one connection: one pointer while empty (S25).
-#[derive(Debug, Default)]
-pub(crate) struct OutQueue {
-    /// `None` while nothing is queued, so an idle connection pays 8 bytes and no allocation.
-    inner: Option<Box<Queued>>,
-}
-
-/// What is queued, boxed so that the connection slot stays small.
+/// What is queued, when it is more than a range of the turn buffer.
 #[derive(Debug)]
-struct Queued {
+pub(crate) struct Queued {
     /// The first chunk, kept inline so the common case (one chunk per turn) needs no deque
     /// allocation; it may be partly sent.
     head: Chunk,
@@ -207,30 +144,50 @@ struct Queued {
     fds: VecDeque<(u64, Vec<OwnedFd>)>,
 }
 
-/// What one flush achieved.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// The queue is empty.
-    All,
-    /// The kernel took less than offered: wait for writability.
-    Blocked,
-}
-
 impl OutQueue {
     /// Bytes waiting to be sent.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.inner.as_ref().map_or(0, |q| q.len)
+        match self {
+            OutQueue::Empty => 0,
+            OutQueue::Turn { start, end } => (end - start) as usize,
+            OutQueue::Queued(q) => q.len,
+        }
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.inner.is_none()
+        matches!(self, OutQueue::Empty)
     }
 
-    /// The tick the queue last made progress (or became non-empty); `None` when empty.
-    pub(crate) fn progress(&self) -> Option<Tick> {
-        self.inner.as_ref().map(|q| q.progress)
+    /// The tick the queue last made progress (or became non-empty); `None` when empty. `now`
+    /// is the current turn's tick: bytes in the turn buffer were queued at it.
+    pub(crate) fn progress(&self, now: Tick) -> Option<Tick> {
+        match self {
+            OutQueue::Empty => None,
+            OutQueue::Turn { .. } => Some(now),
+            OutQueue::Queued(q) => Some(q.progress),
+        }
+    }
+
+    /// Moves bytes held in the turn buffer into a queue of their own, before the turn buffer
+    /// is cleared or when more than one range can hold. `now` is the turn's tick, at which
+    /// they were queued.
+    #[cold]
+    pub(crate) fn settle(&mut self, spare: &mut Spare, now: Tick) {
+        if let OutQueue::Turn { start, end } = *self {
+            *self = OutQueue::Queued(spare.take_range(start as usize, end as usize, now));
+        }
+    }
+
+    /// The queue of its own, after moving a range of the turn buffer into one; `None` if
+    /// empty.
+    fn queued(&mut self, spare: &mut Spare, now: Tick) -> Option<&mut Queued> {
+        self.settle(spare, now);
+        match self {
+            OutQueue::Queued(q) => Some(q),
+            _ => None,
+        }
     }
 
     /// Queues `chunk`, appending small owned bytes to the last owned chunk instead.
@@ -239,8 +196,8 @@ impl OutQueue {
         if add == 0 {
             return;
         }
-        let Some(q) = self.inner.as_mut() else {
-            self.inner = Some(spare.take(chunk, now));
+        let Some(q) = self.queued(spare, now) else {
+            *self = OutQueue::Queued(spare.stock.take(chunk, now));
             return;
         };
         q.len += add;
@@ -255,27 +212,90 @@ impl OutQueue {
     }
 
     /// Queues a copy of `data`. Every small write passes here: inlined into the caller.
+    ///
+    /// The first write of a turn to an empty queue is appended to the turn buffer, and so are
+    /// further writes while this queue's range is the last one in it; the rest goes to a
+    /// queue of its own.
     #[inline(always)]
     pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
+        match self {
+            // `1..=room` bytes in one comparison: an empty write makes no range.
+            OutQueue::Empty if data.len().wrapping_sub(1) < spare.turn_room() => {
+                let start = spare.turn.len() as u32;
+                spare.turn.extend_from_slice(data);
+                let end = spare.turn.len() as u32;
+                // Empty here: a swap, not an assignment, which would call the drop of the old
+                // value; forgetting an empty queue leaks nothing.
+                let old = std::mem::replace(self, OutQueue::Turn { start, end });
+                debug_assert!(old.is_empty());
+                std::mem::forget(old);
+                return;
+            }
+            OutQueue::Turn { end, .. }
+                if *end as usize == spare.turn.len() && data.len() <= spare.turn_room() =>
+            {
+                spare.turn.extend_from_slice(data);
+                *end = spare.turn.len() as u32;
+                return;
+            }
+            OutQueue::Queued(q) => {
+                let last = q.rest.back_mut().unwrap_or(&mut q.head);
+                if let Chunk::Owned(last) = last {
+                    if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
+                        last.extend_from_slice(data);
+                        q.len += data.len();
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.push_slice_slow(data, spare, now);
+    }
+
+    /// [`push_slice`](Self::push_slice) when the bytes go to a queue of their own (or the
+    /// turn buffer is not allocated yet).
+    #[inline(never)]
+    fn push_slice_slow(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         if data.is_empty() {
             return;
         }
-        let Some(q) = self.inner.as_mut() else {
-            // Empty here: a swap, not an assignment, which would call the drop of `None`.
-            if let Some(old) = self.inner.replace(spare.take_copy(data, now)) {
-                drop(old);
-            }
-            return;
-        };
-        let last = q.rest.back_mut().unwrap_or(&mut q.head);
-        if let Chunk::Owned(last) = last {
-            if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
-                last.extend_from_slice(data);
-                q.len += data.len();
+        if self.is_empty() && spare.turn.capacity() == 0 {
+            // The reactor's first write: the turn buffer is made, once.
+            spare.allocate_turn();
+            if data.len() <= spare.turn_room() {
+                spare.turn.extend_from_slice(data);
+                *self = OutQueue::Turn {
+                    start: 0,
+                    end: spare.turn.len() as u32,
+                };
                 return;
             }
         }
-        self.push(Chunk::Owned(data.to_vec()), spare, now);
+        self.push_copy(data, spare, now);
+    }
+
+    /// Queues a copy of `data` in a queue of its own, never in the turn buffer: for the part
+    /// of a large write the kernel did not take at once, which a flush at the end of the turn
+    /// would most likely not send either.
+    pub(crate) fn push_copy(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
+        if data.is_empty() {
+            return;
+        }
+        match self.queued(spare, now) {
+            None => *self = OutQueue::Queued(spare.stock.take_copy(data, now)),
+            Some(q) => {
+                let last = q.rest.back_mut().unwrap_or(&mut q.head);
+                if let Chunk::Owned(last) = last {
+                    if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
+                        last.extend_from_slice(data);
+                        q.len += data.len();
+                        return;
+                    }
+                }
+                self.push(Chunk::Owned(data.to_vec()), spare, now);
+            }
+        }
     }
 
     /// Queues an owned buffer without copying it.
@@ -293,9 +313,12 @@ impl OutQueue {
         now: Tick,
     ) {
         debug_assert!(!data.is_empty());
-        let at = self.inner.as_ref().map_or(0, |q| q.sent + q.len as u64);
+        let at = match self.queued(spare, now) {
+            Some(q) => q.sent + q.len as u64,
+            None => 0,
+        };
         self.push(Chunk::Owned(data), spare, now);
-        if let Some(q) = self.inner.as_mut() {
+        if let OutQueue::Queued(q) = self {
             if !fds.is_empty() {
                 q.fds.push_back((at, fds));
             }
@@ -305,9 +328,10 @@ impl OutQueue {
     /// Descriptors queued and not yet sent.
     #[cfg(test)]
     pub(crate) fn fds_queued(&self) -> usize {
-        self.inner
-            .as_ref()
-            .map_or(0, |q| q.fds.iter().map(|(_, f)| f.len()).sum())
+        match self {
+            OutQueue::Queued(q) => q.fds.iter().map(|(_, f)| f.len()).sum(),
+            _ => 0,
+        }
     }
 
     /// Queues a shared buffer without copying it.
@@ -317,158 +341,7 @@ impl OutQueue {
 
     /// Drops everything queued and frees the queue's memory.
     pub(crate) fn clear(&mut self) {
-        self.inner = None;
-    }
-
-    /// Hands queued bytes to `write` (one gather write per call) until the queue is empty or the
-    /// writer takes less than offered. Returns what happened and how many bytes were written.
-    /// `WouldBlock` counts as blocked; other errors are returned (`EINTR` never reaches here:
-    /// the transport retries it).
-    #[inline(always)]
-    pub(crate) fn flush(
-        &mut self,
-        spare: &mut Spare,
-        now: Tick,
-        mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
-    ) -> io::Result<(Flushed, usize)> {
-        let Some(q) = self.inner.as_mut() else {
-            return Ok((Flushed::All, 0));
-        };
-        if !q.fds.is_empty() || !q.rest.is_empty() {
-            return self.flush_chunks(spare, now, write);
-        }
-        // The common case, one chunk and no descriptors (every TCP queue): one write of the
-        // head, with no batch positions or byte limits to work out, inlined into the caller.
-        let head = IoSlice::new(&q.head.bytes()[q.offset..]);
-        let offered = head.len();
-        let n = match write(&[head], &[]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((Flushed::Blocked, 0)),
-            Err(e) => return Err(e),
-        };
-        if n == offered {
-            if let Some(q) = self.inner.take() {
-                spare.put(q);
-            }
-            return Ok((Flushed::All, n));
-        }
-        if n > 0 {
-            q.progress = now;
-        }
-        self.consume(n, spare);
-        Ok((Flushed::Blocked, n))
-    }
-
-    /// [`flush`](Self::flush) of several chunks or of descriptors.
-    #[inline(never)]
-    fn flush_chunks(
-        &mut self,
-        spare: &mut Spare,
-        now: Tick,
-        mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
-    ) -> io::Result<(Flushed, usize)> {
-        let mut total = 0;
-        while let Some(q) = self.inner.as_mut() {
-            // Descriptors: this write carries the batch at its start, and stops short of the
-            // next batch, so every batch goes with the byte it was queued with.
-            let (carry, limit) = match q.fds.front() {
-                None => (false, usize::MAX),
-                Some(&(at, _)) if at == q.sent => (
-                    true,
-                    q.fds
-                        .get(1)
-                        .map_or(usize::MAX, |&(next, _)| (next - q.sent) as usize),
-                ),
-                Some(&(at, _)) => (false, (at - q.sent) as usize),
-            };
-            // No allocation unless descriptors go with this write.
-            let fds: Vec<BorrowedFd<'_>> = match q.fds.front() {
-                Some((_, batch)) if carry => batch.iter().map(|f| f.as_fd()).collect(),
-                _ => Vec::new(),
-            };
-            let head_bytes = &q.head.bytes()[q.offset..];
-            let head = IoSlice::new(&head_bytes[..head_bytes.len().min(limit)]);
-            let mut offered = head.len();
-            let result = if q.rest.is_empty() || offered == limit {
-                // The common case, one chunk: no iovec array to fill, and when it all goes
-                // (nothing after it), no chunk bookkeeping either.
-                match write(&[head], &fds) {
-                    Ok(n) if n == offered && n == q.len => {
-                        drop(fds);
-                        if let Some(q) = self.inner.take() {
-                            spare.put(q);
-                        }
-                        return Ok((Flushed::All, total + n));
-                    }
-                    other => other,
-                }
-            } else {
-                let mut iov = [IoSlice::new(&[]); IOV_BATCH];
-                iov[0] = head;
-                let mut n_iov = 1;
-                for chunk in q.rest.iter().take(IOV_BATCH - 1) {
-                    let take = chunk.bytes().len().min(limit - offered);
-                    iov[n_iov] = IoSlice::new(&chunk.bytes()[..take]);
-                    offered += take;
-                    n_iov += 1;
-                    if offered == limit {
-                        break;
-                    }
-                }
-                write(&iov[..n_iov], &fds)
-            };
-            drop(fds);
-            let n = match result {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok((Flushed::Blocked, total))
-                }
-                Err(e) => return Err(e),
-            };
-            if n > 0 {
-                q.progress = now;
-                if carry {
-                    // Sent with this write's first byte: dropping our copies closes them.
-                    q.fds.pop_front();
-                }
-            }
-            self.consume(n, spare);
-            total += n;
-            if n < offered {
-                return Ok((Flushed::Blocked, total));
-            }
-        }
-        Ok((Flushed::All, total))
-    }
-
-    /// Marks `n` bytes from the front as sent; stocks the queue when it empties.
-    fn consume(&mut self, mut n: usize, spare: &mut Spare) {
-        let Some(q) = self.inner.as_mut() else {
-            return;
-        };
-        debug_assert!(n <= q.len);
-        n = n.min(q.len);
-        q.len -= n;
-        q.sent += n as u64;
-        while n > 0 {
-            let head_left = q.head.bytes().len() - q.offset;
-            if n < head_left {
-                q.offset += n;
-                return;
-            }
-            n -= head_left;
-            q.offset = 0;
-            match q.rest.pop_front() {
-                Some(next) => q.head = next,
-                None => break,
-            }
-        }
-        if q.len == 0 {
-            // Give the queue back: an idle connection holds nothing (S25).
-            if let Some(q) = self.inner.take() {
-                spare.put(q);
-            }
-        }
+        *self = OutQueue::Empty;
     }
 }
 

@@ -1,8 +1,15 @@
 //! The output queue's unit tests: short writes keep order, an emptied queue goes back to a
 //! bounded stock, small writes coalesce, a would-block keeps the queue, descriptors stay with
-//! their bytes.
+//! their bytes, and ranges of the turn buffer behave as queues of their own whatever happens
+//! to them (sent, partly sent, interleaved, or not flushed in their turn).
 
+use std::io::{self, IoSlice};
+use std::os::fd::BorrowedFd;
+
+use super::spare::{SPARE_CAPACITY, SPARE_QUEUES, TURN_CAPACITY};
 use super::*;
+
+mod turn;
 
 /// A writer that accepts at most `limit` bytes per call and records them.
 fn short_writer<'a>(
@@ -44,32 +51,43 @@ fn short_writes_keep_order_and_free_memory() {
     }
     assert_eq!(out, expected);
     assert_eq!(q.len(), 0);
-    assert!(q.inner.is_none(), "an empty queue holds memory");
+    assert!(q.is_empty(), "an empty queue holds memory");
+}
+
+/// The queue a [`OutQueue::Queued`] holds, by address.
+fn boxed(q: &OutQueue) -> *const Queued {
+    match q {
+        OutQueue::Queued(b) => &**b as *const Queued,
+        other => panic!("not a queue of its own: {other:?}"),
+    }
 }
 
 #[test]
 fn an_emptied_queue_is_reused_and_the_stock_is_bounded() {
     let sp = &mut Spare::default();
     let mut q = OutQueue::default();
-    q.push_slice(b"ping", sp, 0);
-    let first = &**q.inner.as_ref().unwrap() as *const Queued;
+    q.push_copy(b"ping", sp, 0);
+    let first = boxed(&q);
     let mut out = Vec::new();
     q.flush(sp, 0, short_writer(&mut out, 100)).unwrap();
-    assert!(q.inner.is_none() && sp.queues.len() == 1);
-    q.push_slice(b"pong", sp, 1);
-    assert_eq!(&**q.inner.as_ref().unwrap() as *const Queued, first);
-    assert_eq!((q.len(), q.progress(), sp.queues.len()), (4, Some(1), 0));
+    assert!(q.is_empty() && sp.stock.queues.len() == 1);
+    q.push_copy(b"pong", sp, 1);
+    assert_eq!(boxed(&q), first);
+    assert_eq!(
+        (q.len(), q.progress(9), sp.stock.queues.len()),
+        (4, Some(1), 0)
+    );
     q.flush(sp, 1, short_writer(&mut out, 100)).unwrap();
     assert_eq!(out, b"pingpong");
     // A buffer grown past the bound is not kept; nor is a queue beyond the stock's size.
     q.push_vec(vec![0; SPARE_CAPACITY + 1], sp, 2);
     q.flush(sp, 2, short_writer(&mut out, usize::MAX)).unwrap();
-    match &sp.queues[0].head {
+    match &sp.stock.queues[0].head {
         Chunk::Owned(v) => assert_eq!(v.capacity(), 0),
         Chunk::Shared(_) => panic!("a stocked queue keeps a shared chunk"),
     }
     for _ in 0..SPARE_QUEUES + 10 {
-        sp.put(Box::new(Queued {
+        sp.stock.put(Box::new(Queued {
             head: Chunk::Owned(Vec::new()),
             rest: VecDeque::new(),
             offset: 0,
@@ -79,16 +97,27 @@ fn an_emptied_queue_is_reused_and_the_stock_is_bounded() {
             fds: VecDeque::new(),
         }));
     }
-    assert_eq!(sp.queues.len(), SPARE_QUEUES);
+    assert_eq!(sp.stock.queues.len(), SPARE_QUEUES);
 }
 
 #[test]
 fn small_writes_coalesce_into_one_chunk() {
+    let sp = &mut Spare::default();
+    // In the turn buffer: one range, however many writes.
     let mut q = OutQueue::default();
     for _ in 0..100 {
-        q.push_slice(b"abc", &mut Spare::default(), 0);
+        q.push_slice(b"abc", sp, 0);
     }
-    assert!(q.inner.as_ref().unwrap().rest.is_empty());
+    assert!(matches!(q, OutQueue::Turn { start: 0, end: 300 }));
+    // In a queue of its own: one chunk.
+    let mut q = OutQueue::default();
+    for _ in 0..100 {
+        q.push_copy(b"abc", sp, 0);
+    }
+    match &q {
+        OutQueue::Queued(b) => assert!(b.rest.is_empty()),
+        other => panic!("not a queue of its own: {other:?}"),
+    }
     assert_eq!(q.len(), 300);
 }
 
