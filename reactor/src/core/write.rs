@@ -43,8 +43,9 @@ impl<App> Net<App> {
         }
     }
 
-    /// Queues output on a connection through `push`, which gets the value back if the
-    /// connection does not exist or no longer takes writes (it is then returned in `Err`).
+    /// Queues output on a connection through `push`, which returns the bytes then queued;
+    /// the value comes back if the connection does not exist or no longer takes writes (it is
+    /// then returned in `Err`).
     /// Passing the hard cap aborts the connection as a slow consumer; the bytes are then
     /// dropped with the rest of its output, and the call still succeeds.
     #[inline]
@@ -53,7 +54,7 @@ impl<App> Net<App> {
         id: ConnId,
         value: T,
         len: impl FnOnce(&T) -> usize,
-        push: impl FnOnce(&mut OutQueue, &mut Spare, T, Tick),
+        push: impl FnOnce(&mut OutQueue, &mut Spare, T, Tick) -> usize,
     ) -> Result<(), T> {
         let now = self.now;
         let index = id.index as usize;
@@ -78,9 +79,8 @@ impl<App> Net<App> {
         }
         // The queue remembers `now` as its progress tick when it becomes non-empty: stall time
         // counts from the moment output started waiting.
-        push(&mut conn.output, &mut self.spare, value, now);
+        let after = push(&mut conn.output, &mut self.spare, value, now);
         self.queued_total += incoming;
-        let after = conn.output.len();
         if after > conn.config.max_output {
             self.stats.slow_consumers += 1;
             self.abort(index, CloseReason::SlowConsumer);

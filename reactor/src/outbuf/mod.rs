@@ -211,13 +211,14 @@ impl OutQueue {
         q.rest.push_back(chunk);
     }
 
-    /// Queues a copy of `data`. Every small write passes here: inlined into the caller.
+    /// Queues a copy of `data`; returns the bytes now queued. Every small write passes here:
+    /// inlined into the caller, where each way through it knows the length it leaves.
     ///
     /// The first write of a turn to an empty queue is appended to the turn buffer, and so are
     /// further writes while this queue's range is the last one in it; the rest goes to a
     /// queue of its own.
     #[inline(always)]
-    pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
+    pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) -> usize {
         match self {
             // `1..=room` bytes in one comparison: an empty write makes no range.
             OutQueue::Empty if data.len().wrapping_sub(1) < spare.turn_room() => {
@@ -229,14 +230,14 @@ impl OutQueue {
                 let old = std::mem::replace(self, OutQueue::Turn { start, end });
                 debug_assert!(old.is_empty());
                 std::mem::forget(old);
-                return;
+                return data.len();
             }
-            OutQueue::Turn { end, .. }
+            OutQueue::Turn { start, end }
                 if *end as usize == spare.turn.len() && data.len() <= spare.turn_room() =>
             {
                 spare.turn.extend_from_slice(data);
                 *end = spare.turn.len() as u32;
-                return;
+                return (*end - *start) as usize;
             }
             OutQueue::Queued(q) => {
                 let last = q.rest.back_mut().unwrap_or(&mut q.head);
@@ -244,21 +245,21 @@ impl OutQueue {
                     if data.len() < COALESCE_BELOW || last.capacity() - last.len() >= data.len() {
                         last.extend_from_slice(data);
                         q.len += data.len();
-                        return;
+                        return q.len;
                     }
                 }
             }
             _ => {}
         }
-        self.push_slice_slow(data, spare, now);
+        self.push_slice_slow(data, spare, now)
     }
 
     /// [`push_slice`](Self::push_slice) when the bytes go to a queue of their own (or the
     /// turn buffer is not allocated yet).
     #[inline(never)]
-    fn push_slice_slow(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
+    fn push_slice_slow(&mut self, data: &[u8], spare: &mut Spare, now: Tick) -> usize {
         if data.is_empty() {
-            return;
+            return self.len();
         }
         if self.is_empty() && spare.turn.capacity() == 0 {
             // The reactor's first write: the turn buffer is made, once.
@@ -269,19 +270,24 @@ impl OutQueue {
                     start: 0,
                     end: spare.turn.len() as u32,
                 };
-                return;
+                return data.len();
             }
         }
-        self.push_copy(data, spare, now);
+        self.push_copy(data, spare, now)
     }
 
     /// Queues a copy of `data` in a queue of its own, never in the turn buffer: for the part
     /// of a large write the kernel did not take at once, which a flush at the end of the turn
-    /// would most likely not send either.
-    pub(crate) fn push_copy(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
-        if data.is_empty() {
-            return;
+    /// would most likely not send either. Returns the bytes now queued.
+    pub(crate) fn push_copy(&mut self, data: &[u8], spare: &mut Spare, now: Tick) -> usize {
+        if !data.is_empty() {
+            self.copy_into_queue(data, spare, now);
         }
+        self.len()
+    }
+
+    /// [`push_copy`](Self::push_copy) of bytes that are not empty.
+    fn copy_into_queue(&mut self, data: &[u8], spare: &mut Spare, now: Tick) {
         match self.queued(spare, now) {
             None => *self = OutQueue::Queued(spare.stock.take_copy(data, now)),
             Some(q) => {
@@ -298,20 +304,21 @@ impl OutQueue {
         }
     }
 
-    /// Queues an owned buffer without copying it.
-    pub(crate) fn push_vec(&mut self, data: Vec<u8>, spare: &mut Spare, now: Tick) {
+    /// Queues an owned buffer without copying it; returns the bytes now queued.
+    pub(crate) fn push_vec(&mut self, data: Vec<u8>, spare: &mut Spare, now: Tick) -> usize {
         self.push(Chunk::Owned(data), spare, now);
+        self.len()
     }
 
-    /// Queues `data` with descriptors that go with its first byte (S29). `data` must not be
-    /// empty: descriptors travel with a byte.
+    /// Queues `data` with descriptors that go with its first byte (S29); returns the bytes
+    /// now queued. `data` must not be empty: descriptors travel with a byte.
     pub(crate) fn push_with_fds(
         &mut self,
         data: Vec<u8>,
         fds: Vec<OwnedFd>,
         spare: &mut Spare,
         now: Tick,
-    ) {
+    ) -> usize {
         debug_assert!(!data.is_empty());
         let at = match self.queued(spare, now) {
             Some(q) => q.sent + q.len as u64,
@@ -323,6 +330,7 @@ impl OutQueue {
                 q.fds.push_back((at, fds));
             }
         }
+        self.len()
     }
 
     /// Descriptors queued and not yet sent.
@@ -334,9 +342,10 @@ impl OutQueue {
         }
     }
 
-    /// Queues a shared buffer without copying it.
-    pub(crate) fn push_shared(&mut self, data: Shared, spare: &mut Spare, now: Tick) {
+    /// Queues a shared buffer without copying it; returns the bytes now queued.
+    pub(crate) fn push_shared(&mut self, data: Shared, spare: &mut Spare, now: Tick) -> usize {
         self.push(Chunk::Shared(data), spare, now);
+        self.len()
     }
 
     /// Drops everything queued and frees the queue's memory.
