@@ -38,9 +38,9 @@ impl OutQueue {
     ) -> io::Result<(Flushed, usize)> {
         let q = match self {
             OutQueue::Empty => return Ok((Flushed::All, 0)),
-            OutQueue::Turn { start, end } => {
+            OutQueue::Turn { start, len } => {
                 // This turn's bytes, in the turn buffer: nearly every reply.
-                let (start, end) = (*start as usize, *end as usize);
+                let (start, end) = (*start as usize, *start as usize + *len as usize);
                 let n = match write(&[IoSlice::new(&spare.turn[start..end])], &[]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,

@@ -117,9 +117,10 @@ pub(crate) enum OutQueue {
     /// Nothing queued.
     #[default]
     Empty,
-    /// This turn's bytes, `start..end` of the reactor's turn buffer (never empty). They were
-    /// queued at the turn's tick, so that is the queue's progress tick.
-    Turn { start: u32, end: u32 },
+    /// This turn's bytes, `len` (never 0) from `start` in the reactor's turn buffer. They
+    /// were queued at the turn's tick, so that is the queue's progress tick. (A start and a
+    /// length, not two ends: their sum cannot overflow, so taking the slice checks one bound.)
+    Turn { start: u32, len: u32 },
     /// A queue of its own, boxed so that the connection slot stays small.
     Queued(Box<Queued>),
 }
@@ -150,7 +151,7 @@ impl OutQueue {
     pub(crate) fn len(&self) -> usize {
         match self {
             OutQueue::Empty => 0,
-            OutQueue::Turn { start, end } => (end - start) as usize,
+            OutQueue::Turn { len, .. } => *len as usize,
             OutQueue::Queued(q) => q.len,
         }
     }
@@ -175,8 +176,9 @@ impl OutQueue {
     /// they were queued.
     #[cold]
     pub(crate) fn settle(&mut self, spare: &mut Spare, now: Tick) {
-        if let OutQueue::Turn { start, end } = *self {
-            *self = OutQueue::Queued(spare.take_range(start as usize, end as usize, now));
+        if let OutQueue::Turn { start, len } = *self {
+            let start = start as usize;
+            *self = OutQueue::Queued(spare.take_range(start, start + len as usize, now));
         }
     }
 
@@ -224,20 +226,21 @@ impl OutQueue {
             OutQueue::Empty if data.len().wrapping_sub(1) < spare.turn_room() => {
                 let start = spare.turn.len() as u32;
                 spare.turn.extend_from_slice(data);
-                let end = spare.turn.len() as u32;
+                let len = data.len() as u32;
                 // Empty here: a swap, not an assignment, which would call the drop of the old
                 // value; forgetting an empty queue leaks nothing.
-                let old = std::mem::replace(self, OutQueue::Turn { start, end });
+                let old = std::mem::replace(self, OutQueue::Turn { start, len });
                 debug_assert!(old.is_empty());
                 std::mem::forget(old);
                 return data.len();
             }
-            OutQueue::Turn { start, end }
-                if *end as usize == spare.turn.len() && data.len() <= spare.turn_room() =>
+            OutQueue::Turn { start, len }
+                if (*start + *len) as usize == spare.turn.len()
+                    && data.len() <= spare.turn_room() =>
             {
                 spare.turn.extend_from_slice(data);
-                *end = spare.turn.len() as u32;
-                return (*end - *start) as usize;
+                *len += data.len() as u32;
+                return *len as usize;
             }
             OutQueue::Queued(q) => {
                 let last = q.rest.back_mut().unwrap_or(&mut q.head);
@@ -268,7 +271,7 @@ impl OutQueue {
                 spare.turn.extend_from_slice(data);
                 *self = OutQueue::Turn {
                     start: 0,
-                    end: spare.turn.len() as u32,
+                    len: data.len() as u32,
                 };
                 return data.len();
             }

@@ -108,7 +108,7 @@ fn small_writes_coalesce_into_one_chunk() {
     for _ in 0..100 {
         q.push_slice(b"abc", sp, 0);
     }
-    assert!(matches!(q, OutQueue::Turn { start: 0, end: 300 }));
+    assert!(matches!(q, OutQueue::Turn { start: 0, len: 300 }));
     // In a queue of its own: one chunk.
     let mut q = OutQueue::default();
     for _ in 0..100 {

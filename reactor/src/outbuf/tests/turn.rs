@@ -26,7 +26,7 @@ fn a_reply_sent_from_the_turn_buffer_leaves_nothing_behind() {
     let sp = &mut Spare::default();
     let mut q = OutQueue::default();
     q.push_slice(b"pong", sp, 7);
-    assert!(matches!(q, OutQueue::Turn { start: 0, end: 4 }));
+    assert!(matches!(q, OutQueue::Turn { start: 0, len: 4 }));
     assert_eq!((q.len(), q.progress(7)), (4, Some(7)));
     assert_eq!(sp.turn.capacity(), TURN_CAPACITY);
     let (mut out, mut calls) = (Vec::new(), 0);
@@ -47,7 +47,7 @@ fn a_short_write_moves_the_rest_of_a_range_into_a_queue() {
     let mut q = OutQueue::default();
     q.push_slice(b"hello ", sp, 3);
     q.push_slice(b"world", sp, 3);
-    assert!(matches!(q, OutQueue::Turn { start: 0, end: 11 }));
+    assert!(matches!(q, OutQueue::Turn { start: 0, len: 11 }));
     let mut out = Vec::new();
     let (state, n) = q.flush(sp, 4, short_writer(&mut out, 4)).unwrap();
     assert_eq!((state, n), (Flushed::Blocked, 4));
@@ -87,7 +87,7 @@ fn two_connections_interleaving_writes_in_one_turn_each_send_once_in_order() {
     assert!(matches!(a, OutQueue::Queued(_)));
     // `b`'s range is still the last one: it grows.
     b.push_slice(b"b2 ", sp, 0);
-    assert!(matches!(b, OutQueue::Turn { start: 3, end: 9 }));
+    assert!(matches!(b, OutQueue::Turn { start: 3, len: 6 }));
     a.push_slice(b"a3", sp, 0);
     b.push_slice(b"b3", sp, 0);
     for (q, expected) in [(&mut a, &b"a1 a2 a3"[..]), (&mut b, &b"b1 b2 b3"[..])] {
@@ -252,8 +252,8 @@ proptest! {
             prop_assert!(sp.turn.capacity() <= TURN_CAPACITY);
             for i in 0..3 {
                 prop_assert_eq!(queues[i].len(), given[i].len() - sent[i].len());
-                if let OutQueue::Turn { start, end } = queues[i] {
-                    prop_assert!(start < end && end as usize <= sp.turn.len());
+                if let OutQueue::Turn { start, len } = queues[i] {
+                    prop_assert!(len > 0 && (start + len) as usize <= sp.turn.len());
                     prop_assert_eq!(queues[i].progress(now), Some(now));
                 }
             }
