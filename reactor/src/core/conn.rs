@@ -7,7 +7,7 @@ use timers::{Tick, TimerKey};
 
 use crate::outbuf::OutQueue;
 use crate::transport::Stream;
-use crate::{CloseReason, ConnConfig, Protocol};
+use crate::{CloseReason, ConnConfig};
 
 /// Names a connection of one reactor. Carries a generation, so an id kept after its connection
 /// closed never reaches a later connection that reused the slot.
@@ -89,9 +89,7 @@ pub(crate) struct Heartbeat {
 }
 
 /// One connection's slot.
-pub(crate) struct Conn<App> {
-    /// The protocol handler; `None` only while one of its callbacks runs.
-    pub(super) handler: Option<Box<dyn Protocol<App>>>,
+pub(crate) struct Conn {
     /// The socket, behind the syscall seam.
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
@@ -203,7 +201,7 @@ pub(crate) struct Extras {
     pub(super) soft_output: Option<TimerKey>,
 }
 
-impl<App> fmt::Debug for Conn<App> {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("phase", &self.phase)
@@ -213,9 +211,8 @@ impl<App> fmt::Debug for Conn<App> {
     }
 }
 
-impl<App> Conn<App> {
+impl Conn {
     pub(super) fn new(
-        handler: Box<dyn Protocol<App>>,
         stream: Stream,
         generation: u32,
         phase: Phase,
@@ -223,7 +220,6 @@ impl<App> Conn<App> {
         now: Tick,
     ) -> Self {
         Conn {
-            handler: Some(handler),
             carries_fds: stream.carries_fds(),
             stream,
             generation,
@@ -256,16 +252,6 @@ impl<App> Conn<App> {
         let first = self.touched == 0;
         self.touched |= what;
         first
-    }
-
-    /// Puts a handler taken out for a callback back into its (empty) slot. Every message
-    /// passes here: swapping in and testing what came out costs less than an assignment, which
-    /// calls the old value's drop first.
-    #[inline]
-    pub(super) fn put_back(&mut self, handler: Box<dyn Protocol<App>>) {
-        if let Some(old) = self.handler.replace(handler) {
-            drop(old);
-        }
     }
 
     /// The extras, created on first use.
@@ -365,13 +351,16 @@ impl<App> Conn<App> {
 
 #[cfg(test)]
 mod tests {
-    /// The slot of an idle connection is the bulk of its memory (S25); keep it small.
+    /// The slot of an idle connection, with its handler's entry beside it, is the bulk of its
+    /// memory (S25); keep it small.
     #[test]
     fn idle_connection_slot_stays_small() {
-        let size = std::mem::size_of::<crate::core::Source<()>>();
+        let slot = std::mem::size_of::<crate::core::Source<()>>();
+        let handler = std::mem::size_of::<Option<Box<dyn crate::Protocol<()>>>>();
+        let size = slot + handler;
         eprintln!(
-            "slot {size} conn {} extras {} timer entry {}",
-            std::mem::size_of::<super::Conn<()>>(),
+            "slot {slot} handler {handler} conn {} extras {} timer entry {}",
+            std::mem::size_of::<super::Conn>(),
             std::mem::size_of::<super::Extras>(),
             std::mem::size_of::<crate::timer::TimerEntry>()
         );

@@ -32,9 +32,13 @@ impl<App> Net<App> {
         let generation = self.next_generation;
         let now = self.clock.now_ceil();
         let inserted = self.sources.insert(Source::Conn(Conn::new(
-            handler, stream, generation, phase, config, now,
+            stream, generation, phase, config, now,
         )));
         debug_assert_eq!(inserted, index);
+        if self.handlers.len() <= index {
+            self.handlers.resize_with(index + 1, || None);
+        }
+        self.handlers[index] = Some(handler);
         self.arm_opening(index);
         self.stats.open += 1;
         Ok(ConnId {

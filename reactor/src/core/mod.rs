@@ -77,7 +77,7 @@ const SETTLE_ROUNDS: usize = 8;
 pub(crate) enum Source<App> {
     /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
     Listener(Box<Listener<App>>),
-    Conn(Conn<App>),
+    Conn(Conn),
     /// A UDP socket (S30); boxed like listeners, for the slab's element size.
     Udp(Box<udp::UdpSource<App>>),
     /// The read end of the signal pipe.
@@ -116,6 +116,10 @@ pub(crate) struct Net<App> {
     registry: mio::Registry,
     /// Listeners, connections and internal sources; the key is the mio token.
     sources: Slab<Source<App>>,
+    /// Each connection's protocol handler, at its slot's key (`None` for other sources, free
+    /// slots, and while one of the handler's callbacks runs). Kept beside the slots rather
+    /// than in them: a handler goes back after its callback without a look-up of the slot.
+    handlers: Vec<Option<Box<dyn Protocol<App>>>>,
     /// Every timeout of the reactor (S8, S9).
     wheel: Wheel<TimerEntry>,
     /// Turns time into ticks; set by hand in the test harness.
@@ -197,6 +201,7 @@ impl<App> Core<App> {
             net: Net {
                 registry,
                 sources: Slab::new(),
+                handlers: Vec::new(),
                 wheel: Wheel::new(),
                 clock: Clock::new(),
                 now: 0,
@@ -244,12 +249,9 @@ impl<App> Core<App> {
         f: impl FnOnce(&mut dyn Protocol<App>, &mut Cx<'_, App>) -> R,
     ) -> Option<R> {
         let id = self.id_at(index)?;
-        let mut handler = self.conn_at(index)?.handler.take()?;
+        let mut handler = self.take_handler(index)?;
         let result = f(&mut *handler, &mut Cx::new(self, id));
-        // Slots are only removed by `finalize`, never during a callback.
-        if let Some(conn) = self.conn_at(index) {
-            conn.put_back(handler);
-        }
+        self.put_handler(index, handler);
         self.install_replacement(index, id);
         Some(result)
     }
@@ -527,21 +529,41 @@ impl<App> Net<App> {
     }
 
     /// The connection at a slab index.
-    fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
+    fn conn_at(&mut self, index: usize) -> Option<&mut Conn> {
         match self.sources.get_mut(index) {
             Some(Source::Conn(c)) => Some(c),
             _ => None,
         }
     }
 
+    /// Takes the handler of the connection at `index` out for a callback (`None`: its
+    /// callback is running, or there is none).
+    #[inline(always)]
+    fn take_handler(&mut self, index: usize) -> Option<Box<dyn Protocol<App>>> {
+        self.handlers.get_mut(index)?.take()
+    }
+
+    /// Puts a handler taken out for a callback back. Its connection is still there: slots
+    /// are only removed by `finalize`, never during a callback. Every message passes here:
+    /// swapping in and testing what came out costs less than an assignment, which calls the
+    /// old value's drop first.
+    #[inline(always)]
+    fn put_handler(&mut self, index: usize, handler: Box<dyn Protocol<App>>) {
+        if let Some(slot) = self.handlers.get_mut(index) {
+            if let Some(old) = slot.replace(handler) {
+                drop(old);
+            }
+        }
+    }
+
     /// The connection an id names, if it still exists.
-    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.conn_at(id.index as usize)
             .filter(|c| c.generation == id.generation)
     }
 
     /// The connection an id names, if it still exists.
-    fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
+    fn conn_ref(&self, id: ConnId) -> Option<&Conn> {
         match self.sources.get(id.index as usize) {
             Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
             _ => None,

@@ -45,10 +45,20 @@ impl<App> Core<App> {
     /// (the poller's events, the ready list): every message's path begins here.
     #[inline(always)]
     pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
+        // Bytes were handed to the handler in an earlier round of the loop.
+        let mut delivered = false;
         for _ in 0..READS_PER_TURN {
             let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) else {
                 return;
             };
+            // Backpressure as soon as a read's output passes the high-water mark, not only at
+            // the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            // Checked before the next read, with the slot looked up for it; after a short read
+            // no read follows, and the flush applies the water marks.
+            if delivered && conn.above_high_water() {
+                self.mark_ready(index);
+                return;
+            }
             if !conn.wants_read() {
                 return;
             }
@@ -88,44 +98,25 @@ impl<App> Core<App> {
                 self.net.touched.push(index);
             }
             let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
-            // Backpressure as soon as this read's output passes the high-water mark, not only
-            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
-            // Checked after the delivery, with the slot at hand where there is one.
-            let above_high_water = if !first_byte
-                && !with_fds
-                && conn.is_open()
-                && !conn.linked
-                && conn.input.is_empty()
-            {
-                // Every message's path: what `deliver` does in its common case, with the slot
-                // this loop already holds.
-                match conn.handler.take() {
-                    Some(mut handler) => {
-                        let id = ConnId {
-                            index: index as u32,
-                            generation: conn.generation,
-                        };
-                        let swaps = self.net.swaps();
-                        let data = &scratch[..n];
-                        let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
-                        // Slots are only removed by `finalize`, never during a callback.
-                        let mut above = false;
-                        if let Some(conn) = self.conn_at(index) {
-                            conn.put_back(handler);
-                            above = conn.above_high_water();
+            if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
+                // Every message's path: what `deliver` does in its common case, without
+                // looking the slot up again. A handler whose callback is running (never the
+                // case from the loop) drops the bytes, as in `deliver`.
+                let id = ConnId {
+                    index: index as u32,
+                    generation: conn.generation,
+                };
+                if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
+                    let swaps = self.net.swaps();
+                    let data = &scratch[..n];
+                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                    self.put_handler(index, handler);
+                    if self.net.replacement.is_some() || consumed < n {
+                        self.install_replacement(index, id);
+                        if consumed < n {
+                            self.keep_unconsumed(index, &data[consumed..], swaps);
                         }
-                        if self.net.replacement.is_some() || consumed < n {
-                            self.install_replacement(index, id);
-                            if consumed < n {
-                                self.keep_unconsumed(index, &data[consumed..], swaps);
-                            }
-                            above = self.conn_at(index).is_some_and(|c| c.above_high_water());
-                        }
-                        above
                     }
-                    // Its callback is running (never the case from the loop): as in
-                    // `deliver`, the bytes are dropped.
-                    None => conn.above_high_water(),
                 }
             } else {
                 if first_byte {
@@ -136,12 +127,8 @@ impl<App> Core<App> {
                     self.deliver_fds(index, fds);
                 }
                 self.deliver(index, &scratch[..n]);
-                self.conn_at(index).is_some_and(|c| c.above_high_water())
-            };
-            if above_high_water {
-                self.mark_ready(index);
-                return;
             }
+            delivered = true;
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
             if n < scratch.len() && !drain_all {
@@ -171,19 +158,16 @@ impl<App> Core<App> {
                 return;
             }
             // Nothing kept: the handler reads straight from `new` (the read loop has its own
-            // copy of this for fresh reads). The handler is taken out of the slot found above
-            // (what `call` does, without looking the slot up again).
+            // copy of this for fresh reads), as `call` would run it without looking the slot
+            // up again.
             let id = ConnId {
                 index: index as u32,
                 generation: conn.generation,
             };
-            let consumed = match conn.handler.take() {
+            let consumed = match self.take_handler(index) {
                 Some(mut handler) => {
                     let consumed = handler.on_data(&mut Cx::new(self, id), new);
-                    // Slots are only removed by `finalize`, never during a callback.
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.put_back(handler);
-                    }
+                    self.put_handler(index, handler);
                     // What `call` does after every callback: a successor the handler asked
                     // for takes over now.
                     self.install_replacement(index, id);

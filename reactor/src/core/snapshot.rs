@@ -111,7 +111,7 @@ impl<App> Net<App> {
                     buffered: c.input.len(),
                     paused: c.paused_by_user || c.paused_by_output,
                     state: c.phase_name(),
-                    timers: Net::conn_timers(c),
+                    timers: Net::<App>::conn_timers(c),
                     bytes_in: c.bytes_in,
                     bytes_out: c.bytes_out,
                 }),

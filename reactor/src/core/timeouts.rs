@@ -265,7 +265,7 @@ impl<App> Net<App> {
     }
 
     /// Cancels every timer of a connection being removed.
-    pub(crate) fn cancel_conn_timers(&mut self, conn: &mut Conn<App>) {
+    pub(crate) fn cancel_conn_timers(&mut self, conn: &mut Conn) {
         let mut extras = conn.extras.take().map(|b| *b).unwrap_or_default();
         for key in [conn.take_phase_timer(), conn.watchdog.take()]
             .into_iter()
@@ -283,7 +283,7 @@ impl<App> Net<App> {
     }
 
     /// Timers armed for a connection (for snapshots).
-    pub(crate) fn conn_timers(conn: &Conn<App>) -> usize {
+    pub(crate) fn conn_timers(conn: &Conn) -> usize {
         [conn.phase_timer(), conn.watchdog].iter().flatten().count()
             + conn.extras.as_ref().map_or(0, |x| {
                 x.user_timers.len()
@@ -295,7 +295,7 @@ impl<App> Net<App> {
 
 /// When the watchdog must next look at a connection: the earlier of its idle and write-stall
 /// deadlines, each a saturating sum rounded up.
-fn watchdog_due<App>(conn: &Conn<App>) -> Option<Tick> {
+fn watchdog_due(conn: &Conn) -> Option<Tick> {
     let idle_due = match (&conn.phase, conn.config.idle_timeout) {
         (Phase::Open { .. }, Some(idle)) => {
             Some(conn.last_activity.saturating_add(ticks_ceil(idle)))
