@@ -74,11 +74,6 @@ pub(crate) enum WriteHalf {
     Shut,
 }
 
-/// [`Conn::touched`]: bytes were read since the last stamp.
-pub(crate) const TOUCHED_READ: u8 = 1;
-/// [`Conn::touched`]: bytes were written since the last stamp.
-pub(crate) const TOUCHED_WRITE: u8 = 2;
-
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -132,13 +127,11 @@ pub(crate) struct Conn {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
-    /// Traffic since the last stamp ([`TOUCHED_READ`], [`TOUCHED_WRITE`]); nonzero while on the
-    /// loop's list of connections to stamp, so a connection is listed once per turn however
-    /// often it reads and writes.
-    pub(super) touched: u8,
-    /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
-    /// so that a timeout counted from it can never end before its time has passed.
-    pub(super) last_activity: Tick,
+    /// The stamp period (`Net::stamp_seq`) in which the connection was last put on the loop's
+    /// list of connections to stamp, so that it is listed once per period however often it
+    /// reads and writes. Its last traffic's stamp is kept beside the slots, in
+    /// `Net::activity`.
+    pub(super) listed: u64,
     /// Bytes received.
     pub(super) bytes_in: u64,
     /// Bytes the kernel accepted.
@@ -218,6 +211,7 @@ impl Conn {
         phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
+        stamp_seq: u64,
     ) -> Self {
         Conn {
             carries_fds: stream.carries_fds(),
@@ -238,19 +232,18 @@ impl Conn {
             watchdog: None,
             extras: None,
             created: now,
-            touched: 0,
-            last_activity: now,
+            listed: stamp_seq.wrapping_sub(1),
             bytes_in: 0,
             bytes_out: 0,
         }
     }
 
-    /// Records traffic (`TOUCHED_READ` or `TOUCHED_WRITE`) for the next stamp. Returns whether
-    /// the connection must be put on the list to stamp (it had no traffic since the last one).
+    /// Records traffic in the stamp period `seq`. Returns whether the connection must be put
+    /// on the list to stamp (it had no traffic in this period yet).
     #[inline]
-    pub(super) fn touch(&mut self, what: u8) -> bool {
-        let first = self.touched == 0;
-        self.touched |= what;
+    pub(super) fn touch(&mut self, seq: u64) -> bool {
+        let first = self.listed != seq;
+        self.listed = seq;
         first
     }
 
@@ -351,15 +344,16 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
-    /// The slot of an idle connection, with its handler's entry beside it, is the bulk of its
-    /// memory (S25); keep it small.
+    /// The slot of an idle connection, with its handler's and its activity stamp's entries
+    /// beside it, is the bulk of its memory (S25); keep it small.
     #[test]
     fn idle_connection_slot_stays_small() {
         let slot = std::mem::size_of::<crate::core::Source<()>>();
         let handler = std::mem::size_of::<Option<Box<dyn crate::Protocol<()>>>>();
-        let size = slot + handler;
+        let stamp = std::mem::size_of::<timers::Tick>();
+        let size = slot + handler + stamp;
         eprintln!(
-            "slot {slot} handler {handler} conn {} extras {} timer entry {}",
+            "slot {slot} handler {handler} activity {stamp} conn {} extras {} timer entry {}",
             std::mem::size_of::<super::Conn>(),
             std::mem::size_of::<super::Extras>(),
             std::mem::size_of::<crate::timer::TimerEntry>()

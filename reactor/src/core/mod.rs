@@ -120,6 +120,11 @@ pub(crate) struct Net<App> {
     /// slots, and while one of the handler's callbacks runs). Kept beside the slots rather
     /// than in them: a handler goes back after its callback without a look-up of the slot.
     handlers: Vec<Option<Box<dyn Protocol<App>>>>,
+    /// Each connection's last traffic either way, at its slot's key: a tick rounded up from
+    /// the clock read after the transfer, so that a timeout counted from it can never end
+    /// before its time has passed. Beside the slots, so the end of the turn stamps the
+    /// connections with traffic without a look-up of each slot.
+    activity: Vec<Tick>,
     /// Every timeout of the reactor (S8, S9).
     wheel: Wheel<TimerEntry>,
     /// Turns time into ticks; set by hand in the test harness.
@@ -134,10 +139,15 @@ pub(crate) struct Net<App> {
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
-    /// Connections with traffic since the last stamp (each once, what it did in its
-    /// `Conn::touched`), stamped with one clock reading at the end of the turn, and before
-    /// timers fire when some are due (see `stamp_touched`).
+    /// Connections with traffic since the last stamp (each once, see `Conn::listed`), stamped
+    /// with one clock reading at the end of the turn, and before timers fire when some are
+    /// due (see `stamp_touched`).
     touched: Vec<usize>,
+    /// Counts the stamps: the period a connection's traffic is listed in (`Conn::listed`).
+    stamp_seq: u64,
+    /// Connections with extras (a read timeout's `last_read`) that read since the last stamp,
+    /// perhaps more than once.
+    touched_reads: Vec<usize>,
     /// Readiness raised by transports without a descriptor, one entry per edge.
     injected: Injected,
     /// Reused buffers the per-turn lists are swapped into while they are served.
@@ -202,6 +212,9 @@ impl<App> Core<App> {
                 registry,
                 sources: Slab::new(),
                 handlers: Vec::new(),
+                activity: Vec::new(),
+                stamp_seq: 0,
+                touched_reads: Vec::new(),
                 wheel: Wheel::new(),
                 clock: Clock::new(),
                 now: 0,
@@ -554,6 +567,11 @@ impl<App> Net<App> {
                 drop(old);
             }
         }
+    }
+
+    /// The stamp of the last traffic of the connection at `index`.
+    fn last_activity(&self, index: usize) -> Tick {
+        self.activity.get(index).copied().unwrap_or(0)
     }
 
     /// The connection an id names, if it still exists.

@@ -9,7 +9,7 @@
 //! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
 //! the turn began must not shorten the idle timeout counted from it.
 
-use crate::core::conn::{Phase, TOUCHED_READ};
+use crate::core::conn::Phase;
 use crate::core::{Core, Net, Source, READS_PER_TURN};
 use crate::{CloseReason, ConnId, Cx};
 
@@ -94,8 +94,11 @@ impl<App> Core<App> {
                 }
             );
             self.net.stats.bytes_in += n as u64;
-            if conn.touch(TOUCHED_READ) {
+            if conn.touch(self.net.stamp_seq) {
                 self.net.touched.push(index);
+            }
+            if conn.extras.is_some() {
+                self.net.touched_reads.push(index);
             }
             let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
             if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
