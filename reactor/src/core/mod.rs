@@ -286,7 +286,7 @@ impl<App> Core<App> {
                     conn.ready = false;
                     // Offer input kept while reading was paused, then read what queued meanwhile.
                     self.deliver(index, &[]);
-                    self.read(index, scratch, true);
+                    self.read(index, scratch);
                 }
                 Some(Source::Listener(l)) => {
                     l.ready = false;
@@ -372,26 +372,13 @@ impl<App> Core<App> {
         ready: Readiness,
         scratch: &mut [u8],
     ) -> Option<Internal> {
+        // Connections first: every message's path, with no look-up of its own.
+        if self.serve_conn(index, Some(ready), scratch) {
+            return None;
+        }
         match self.sources.get(index) {
             Some(Source::Listener(_)) => self.accept(index),
-            Some(Source::Conn(conn)) => {
-                if conn.is_connecting() {
-                    self.finish_connect(index);
-                    if !self.conn_at(index).is_some_and(|c| c.is_open()) {
-                        return None;
-                    }
-                } else if ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
-                    // Most edges say "writable" while nothing waits: only a queue or a pending
-                    // FIN gives the flush work.
-                    self.flush(index);
-                }
-                if ready.readable || ready.read_closed || ready.error {
-                    // The peer's FIN or an error is already reported: no later edge will come,
-                    // so read to the end instead of stopping at a short read.
-                    let drain_all = ready.read_closed || ready.error;
-                    self.read(index, scratch, drain_all);
-                }
-            }
+            Some(Source::Conn(_)) => {} // served above
             Some(Source::Udp(_)) => self.udp_ready(index, ready),
             Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
