@@ -251,7 +251,7 @@ impl<App> Core<App> {
             index: index as u32,
             generation: conn.generation,
         };
-        let handler = conn.handler.take();
+        let handler = self.net.handlers.get_mut(index).and_then(Option::take);
         // Close the descriptor before the handler hears of it.
         drop(conn);
         if let Some(mut handler) = handler {

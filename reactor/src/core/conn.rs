@@ -7,7 +7,7 @@ use timers::{Tick, TimerKey};
 
 use crate::outbuf::OutQueue;
 use crate::transport::Stream;
-use crate::{CloseReason, ConnConfig, Protocol};
+use crate::{CloseReason, ConnConfig};
 
 /// Names a connection of one reactor. Carries a generation, so an id kept after its connection
 /// closed never reaches a later connection that reused the slot.
@@ -74,11 +74,6 @@ pub(crate) enum WriteHalf {
     Shut,
 }
 
-/// [`Conn::touched`]: bytes were read since the last stamp.
-pub(crate) const TOUCHED_READ: u8 = 1;
-/// [`Conn::touched`]: bytes were written since the last stamp.
-pub(crate) const TOUCHED_WRITE: u8 = 2;
-
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -89,9 +84,7 @@ pub(crate) struct Heartbeat {
 }
 
 /// One connection's slot.
-pub(crate) struct Conn<App> {
-    /// The protocol handler; `None` only while one of its callbacks runs.
-    pub(super) handler: Option<Box<dyn Protocol<App>>>,
+pub(crate) struct Conn {
     /// The socket, behind the syscall seam.
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
@@ -134,13 +127,11 @@ pub(crate) struct Conn<App> {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
-    /// Traffic since the last stamp ([`TOUCHED_READ`], [`TOUCHED_WRITE`]); nonzero while on the
-    /// loop's list of connections to stamp, so a connection is listed once per turn however
-    /// often it reads and writes.
-    pub(super) touched: u8,
-    /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
-    /// so that a timeout counted from it can never end before its time has passed.
-    pub(super) last_activity: Tick,
+    /// The stamp period (`Net::stamp_seq`) in which the connection was last put on the loop's
+    /// list of connections to stamp, so that it is listed once per period however often it
+    /// reads and writes. Its last traffic's stamp is kept beside the slots, in
+    /// `Net::activity`.
+    pub(super) listed: u64,
     /// Bytes received.
     pub(super) bytes_in: u64,
     /// Bytes the kernel accepted.
@@ -203,7 +194,7 @@ pub(crate) struct Extras {
     pub(super) soft_output: Option<TimerKey>,
 }
 
-impl<App> fmt::Debug for Conn<App> {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("phase", &self.phase)
@@ -213,17 +204,16 @@ impl<App> fmt::Debug for Conn<App> {
     }
 }
 
-impl<App> Conn<App> {
+impl Conn {
     pub(super) fn new(
-        handler: Box<dyn Protocol<App>>,
         stream: Stream,
         generation: u32,
         phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
+        stamp_seq: u64,
     ) -> Self {
         Conn {
-            handler: Some(handler),
             carries_fds: stream.carries_fds(),
             stream,
             generation,
@@ -242,30 +232,19 @@ impl<App> Conn<App> {
             watchdog: None,
             extras: None,
             created: now,
-            touched: 0,
-            last_activity: now,
+            listed: stamp_seq.wrapping_sub(1),
             bytes_in: 0,
             bytes_out: 0,
         }
     }
 
-    /// Records traffic (`TOUCHED_READ` or `TOUCHED_WRITE`) for the next stamp. Returns whether
-    /// the connection must be put on the list to stamp (it had no traffic since the last one).
+    /// Records traffic in the stamp period `seq`. Returns whether the connection must be put
+    /// on the list to stamp (it had no traffic in this period yet).
     #[inline]
-    pub(super) fn touch(&mut self, what: u8) -> bool {
-        let first = self.touched == 0;
-        self.touched |= what;
+    pub(super) fn touch(&mut self, seq: u64) -> bool {
+        let first = self.listed != seq;
+        self.listed = seq;
         first
-    }
-
-    /// Puts a handler taken out for a callback back into its (empty) slot. Every message
-    /// passes here: swapping in and testing what came out costs less than an assignment, which
-    /// calls the old value's drop first.
-    #[inline]
-    pub(super) fn put_back(&mut self, handler: Box<dyn Protocol<App>>) {
-        if let Some(old) = self.handler.replace(handler) {
-            drop(old);
-        }
     }
 
     /// The extras, created on first use.
@@ -365,13 +344,17 @@ impl<App> Conn<App> {
 
 #[cfg(test)]
 mod tests {
-    /// The slot of an idle connection is the bulk of its memory (S25); keep it small.
+    /// The slot of an idle connection, with its handler's and its activity stamp's entries
+    /// beside it, is the bulk of its memory (S25); keep it small.
     #[test]
     fn idle_connection_slot_stays_small() {
-        let size = std::mem::size_of::<crate::core::Source<()>>();
+        let slot = std::mem::size_of::<crate::core::Source<()>>();
+        let handler = std::mem::size_of::<Option<Box<dyn crate::Protocol<()>>>>();
+        let stamp = std::mem::size_of::<timers::Tick>();
+        let size = slot + handler + stamp;
         eprintln!(
-            "slot {size} conn {} extras {} timer entry {}",
-            std::mem::size_of::<super::Conn<()>>(),
+            "slot {slot} handler {handler} activity {stamp} conn {} extras {} timer entry {}",
+            std::mem::size_of::<super::Conn>(),
             std::mem::size_of::<super::Extras>(),
             std::mem::size_of::<crate::timer::TimerEntry>()
         );

@@ -132,6 +132,7 @@ impl<App> Net<App> {
     /// queued, and the flush then goes on as usual.
     fn write_through(&mut self, id: ConnId, data: &[u8]) -> usize {
         let index = id.index as usize;
+        let seq = self.stamp_seq;
         let Some(conn) = self.conn_mut(id) else {
             return 0;
         };
@@ -141,7 +142,7 @@ impl<App> Net<App> {
         match conn.stream.write_vectored(&[std::io::IoSlice::new(data)]) {
             Ok(n) => {
                 conn.bytes_out += n as u64;
-                let listed = n > 0 && conn.touch(crate::core::conn::TOUCHED_WRITE);
+                let listed = n > 0 && conn.touch(seq);
                 self.stats.bytes_out += n as u64;
                 if listed {
                     self.touched.push(index);

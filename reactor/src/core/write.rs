@@ -23,7 +23,7 @@ use std::io::{self, IoSlice};
 
 use timers::Tick;
 
-use crate::core::conn::{Phase, WriteHalf, TOUCHED_WRITE};
+use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
@@ -132,7 +132,7 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            if conn.touch(TOUCHED_WRITE) {
+            if conn.touch(self.stamp_seq) {
                 self.touched.push(index);
             }
         }
@@ -196,7 +196,7 @@ impl<App> Net<App> {
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         self.stats.bytes_out += written as u64;
-                        if conn.touch(TOUCHED_WRITE) {
+                        if conn.touch(self.stamp_seq) {
                             self.touched.push(index);
                         }
                     }
