@@ -175,7 +175,9 @@ impl<App> Net<App> {
         if undirty {
             conn.dirty = false;
         }
-        if conn.is_connecting() || conn.is_dead() {
+        // Matched here rather than through `Conn`'s predicates, which are not inlined into
+        // this (every message's) path.
+        if matches!(conn.phase, Phase::Connecting { .. } | Phase::Dead) {
             // Not flushed this turn: a connecting one keeps its bytes for after the connect,
             // out of the turn buffer (a dead one's are never sent, only measured).
             conn.output.settle(&mut self.spare, self.now);
