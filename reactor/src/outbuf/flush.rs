@@ -52,7 +52,7 @@ impl OutQueue {
                     std::mem::forget(std::mem::take(self));
                     return Ok((Flushed::All, n));
                 }
-                self.keep_rest(start + n, end, spare, now);
+                self.keep_rest(n, spare, now);
                 return Ok((Flushed::Blocked, n));
             }
             OutQueue::Queued(q) => q,
@@ -82,14 +82,17 @@ impl OutQueue {
         Ok((Flushed::Blocked, n))
     }
 
-    /// A range of the turn buffer was sent up to `from`: the rest, `from..end`, moves into a
+    /// The first `sent` bytes of a range of the turn buffer went out: the rest moves into a
     /// queue of its own, whose progress tick is `now` (bytes went out, or were queued this
-    /// turn).
+    /// turn). The range is read again here, not kept across the write by the caller.
     #[cold]
     #[inline(never)]
-    fn keep_rest(&mut self, from: usize, end: usize, spare: &mut Spare, now: Tick) {
-        debug_assert!(from < end);
-        *self = OutQueue::Queued(spare.take_range(from, end, now));
+    fn keep_rest(&mut self, sent: usize, spare: &mut Spare, now: Tick) {
+        if let OutQueue::Turn { start, len } = *self {
+            let (start, len) = (start as usize, len as usize);
+            debug_assert!(sent < len);
+            *self = OutQueue::Queued(spare.take_range(start + sent, start + len, now));
+        }
     }
 
     /// [`flush`](Self::flush) of several chunks or of descriptors.
