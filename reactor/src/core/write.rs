@@ -184,9 +184,8 @@ impl<App> Net<App> {
             return None;
         }
         if !conn.output.is_empty() {
-            let now = self.now;
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(&mut self.spare, now, |iov, fds| {
+            match output.flush(&mut self.spare, &self.now, |iov, fds| {
                 if fds.is_empty() {
                     stream.write_vectored(iov)
                 } else {

@@ -28,12 +28,13 @@ impl OutQueue {
     /// writer takes less than offered. Returns what happened and how many bytes were written.
     /// `WouldBlock` counts as blocked; other errors are returned (`EINTR` never reaches here:
     /// the transport retries it). What a blocked flush leaves of a range of the turn buffer
-    /// moves into a queue of its own.
+    /// moves into a queue of its own. `now`, the tick a blocked queue made progress at, is
+    /// passed by reference: only a short write reads it.
     #[inline(always)]
     pub(crate) fn flush(
         &mut self,
         spare: &mut Spare,
-        now: Tick,
+        now: &Tick,
         mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
         let q = match self {
@@ -52,13 +53,13 @@ impl OutQueue {
                     std::mem::forget(std::mem::take(self));
                     return Ok((Flushed::All, n));
                 }
-                self.keep_rest(n, spare, now);
+                self.keep_rest(n, spare, *now);
                 return Ok((Flushed::Blocked, n));
             }
             OutQueue::Queued(q) => q,
         };
         if !q.fds.is_empty() || !q.rest.is_empty() {
-            return self.flush_chunks(spare, now, write);
+            return self.flush_chunks(spare, *now, write);
         }
         // One chunk and no descriptors (every TCP queue): one write of the head, with no batch
         // positions or byte limits to work out, inlined into the caller.
@@ -76,7 +77,7 @@ impl OutQueue {
             return Ok((Flushed::All, n));
         }
         if n > 0 {
-            q.progress = now;
+            q.progress = *now;
         }
         self.consume(n, spare);
         Ok((Flushed::Blocked, n))

@@ -44,7 +44,7 @@ fn short_writes_keep_order_and_free_memory() {
     let expected: Vec<u8> = [&b"hello shared "[..], &[b'x'; 10_000], b"end"].concat();
     let mut out = Vec::new();
     loop {
-        let (state, _) = q.flush(sp, 1, short_writer(&mut out, 7)).unwrap();
+        let (state, _) = q.flush(sp, &1, short_writer(&mut out, 7)).unwrap();
         if state == Flushed::All {
             break;
         }
@@ -69,7 +69,7 @@ fn an_emptied_queue_is_reused_and_the_stock_is_bounded() {
     q.push_copy(b"ping", sp, 0);
     let first = boxed(&q);
     let mut out = Vec::new();
-    q.flush(sp, 0, short_writer(&mut out, 100)).unwrap();
+    q.flush(sp, &0, short_writer(&mut out, 100)).unwrap();
     assert!(q.is_empty() && sp.stock.queues.len() == 1);
     q.push_copy(b"pong", sp, 1);
     assert_eq!(boxed(&q), first);
@@ -77,11 +77,11 @@ fn an_emptied_queue_is_reused_and_the_stock_is_bounded() {
         (q.len(), q.progress(9), sp.stock.queues.len()),
         (4, Some(1), 0)
     );
-    q.flush(sp, 1, short_writer(&mut out, 100)).unwrap();
+    q.flush(sp, &1, short_writer(&mut out, 100)).unwrap();
     assert_eq!(out, b"pingpong");
     // A buffer grown past the bound is not kept; nor is a queue beyond the stock's size.
     q.push_vec(vec![0; SPARE_CAPACITY + 1], sp, 2);
-    q.flush(sp, 2, short_writer(&mut out, usize::MAX)).unwrap();
+    q.flush(sp, &2, short_writer(&mut out, usize::MAX)).unwrap();
     match &sp.stock.queues[0].head {
         Chunk::Owned(v) => assert_eq!(v.capacity(), 0),
         Chunk::Shared(_) => panic!("a stocked queue keeps a shared chunk"),
@@ -127,7 +127,7 @@ fn would_block_leaves_queue_intact() {
     let sp = &mut Spare::default();
     q.push_slice(b"data", sp, 0);
     let (state, n) = q
-        .flush(sp, 0, |_, _| Err(io::ErrorKind::WouldBlock.into()))
+        .flush(sp, &0, |_, _| Err(io::ErrorKind::WouldBlock.into()))
         .unwrap();
     assert_eq!((state, n), (Flushed::Blocked, 0));
     assert_eq!(q.len(), 4);
@@ -172,7 +172,7 @@ mod fds {
             while !q.is_empty() {
                 let budget = budgets[round % budgets.len()];
                 round += 1;
-                let (_, _) = q.flush(sp, 0, |iov, fds| {
+                let (_, _) = q.flush(sp, &0, |iov, fds| {
                     let offered: usize = iov.iter().map(|s| s.len()).sum();
                     let n = offered.min(budget);
                     // Every fifth call the kernel takes nothing.

@@ -30,7 +30,7 @@ fn a_reply_sent_from_the_turn_buffer_leaves_nothing_behind() {
     assert_eq!((q.len(), q.progress(7)), (4, Some(7)));
     assert_eq!(sp.turn.capacity(), TURN_CAPACITY);
     let (mut out, mut calls) = (Vec::new(), 0);
-    let (state, n) = q.flush(sp, 7, taking_all(&mut out, &mut calls)).unwrap();
+    let (state, n) = q.flush(sp, &7, taking_all(&mut out, &mut calls)).unwrap();
     assert_eq!((state, n, calls), (Flushed::All, 4, 1));
     assert_eq!(out, b"pong");
     assert!(q.is_empty() && q.progress(7).is_none());
@@ -49,7 +49,7 @@ fn a_short_write_moves_the_rest_of_a_range_into_a_queue() {
     q.push_slice(b"world", sp, 3);
     assert!(matches!(q, OutQueue::Turn { start: 0, len: 11 }));
     let mut out = Vec::new();
-    let (state, n) = q.flush(sp, 4, short_writer(&mut out, 4)).unwrap();
+    let (state, n) = q.flush(sp, &4, short_writer(&mut out, 4)).unwrap();
     assert_eq!((state, n), (Flushed::Blocked, 4));
     assert!(matches!(q, OutQueue::Queued(_)));
     // Bytes went out: the stall clock starts again at the flush's tick.
@@ -58,7 +58,7 @@ fn a_short_write_moves_the_rest_of_a_range_into_a_queue() {
     sp.end_turn();
     let mut other = OutQueue::default();
     other.push_slice(b"XXXXXXXXXXXXXXXX", sp, 5);
-    let (state, _) = q.flush(sp, 5, short_writer(&mut out, 100)).unwrap();
+    let (state, _) = q.flush(sp, &5, short_writer(&mut out, 100)).unwrap();
     assert_eq!(state, Flushed::All);
     assert_eq!(out, b"hello world");
     assert!(q.is_empty());
@@ -70,7 +70,7 @@ fn a_range_that_would_block_keeps_its_tick() {
     let mut q = OutQueue::default();
     q.push_slice(b"data", sp, 3);
     let (state, n) = q
-        .flush(sp, 3, |_, _| Err(io::ErrorKind::WouldBlock.into()))
+        .flush(sp, &3, |_, _| Err(io::ErrorKind::WouldBlock.into()))
         .unwrap();
     assert_eq!((state, n), (Flushed::Blocked, 0));
     assert_eq!((q.len(), q.progress(8)), (4, Some(3)));
@@ -92,7 +92,7 @@ fn two_connections_interleaving_writes_in_one_turn_each_send_once_in_order() {
     b.push_slice(b"b3", sp, 0);
     for (q, expected) in [(&mut a, &b"a1 a2 a3"[..]), (&mut b, &b"b1 b2 b3"[..])] {
         let (mut out, mut calls) = (Vec::new(), 0);
-        let (state, _) = q.flush(sp, 0, taking_all(&mut out, &mut calls)).unwrap();
+        let (state, _) = q.flush(sp, &0, taking_all(&mut out, &mut calls)).unwrap();
         // S15: everything one turn gave a connection leaves in one write.
         assert_eq!((state, calls), (Flushed::All, 1));
         assert_eq!(out, expected);
@@ -114,7 +114,7 @@ fn a_range_not_flushed_in_its_turn_is_settled_before_the_buffer_is_reused() {
     other.push_slice(b"something else", sp, 12);
     q.push_slice(b"!", sp, 12);
     let mut out = Vec::new();
-    q.flush(sp, 12, short_writer(&mut out, 100)).unwrap();
+    q.flush(sp, &12, short_writer(&mut out, 100)).unwrap();
     assert_eq!(out, b"for later!");
 }
 
@@ -130,7 +130,7 @@ fn chunks_and_descriptors_move_a_range_into_a_queue_first() {
     let mut seen_at = Vec::new();
     let mut out = Vec::new();
     while !q.is_empty() {
-        q.flush(sp, 0, |iov, fds| {
+        q.flush(sp, &0, |iov, fds| {
             if !fds.is_empty() {
                 seen_at.push(out.len());
             }
@@ -237,7 +237,7 @@ proptest! {
                 Op::Flush(i, budget) => {
                     let before = queues[i].len();
                     let (state, n) = queues[i]
-                        .flush(sp, now, short_writer(&mut sent[i], budget))
+                        .flush(sp, &now, short_writer(&mut sent[i], budget))
                         .unwrap();
                     prop_assert_eq!(queues[i].len(), before - n);
                     prop_assert_eq!(state == Flushed::All, queues[i].is_empty());
@@ -259,7 +259,7 @@ proptest! {
             }
         }
         for i in 0..3 {
-            queues[i].flush(sp, 0, short_writer(&mut sent[i], usize::MAX)).unwrap();
+            queues[i].flush(sp, &0, short_writer(&mut sent[i], usize::MAX)).unwrap();
             prop_assert!(queues[i].is_empty());
             prop_assert_eq!(&sent[i], &given[i]);
         }
