@@ -83,6 +83,17 @@ pub(crate) struct Heartbeat {
     pub(super) read_idle: std::time::Duration,
 }
 
+/// [`Conn::paused_by_user`]'s bit.
+const PAUSED_BY_USER: u8 = 1;
+/// [`Conn::paused_by_output`]'s bit.
+const PAUSED_BY_OUTPUT: u8 = 2;
+/// [`Conn::linked`]'s bit.
+const LINKED: u8 = 4;
+/// [`Conn::set_paused_by_link`]'s bit.
+const PAUSED_BY_LINK: u8 = 8;
+/// [`Conn::eof`]'s bit.
+const EOF: u8 = 16;
+
 /// One connection's slot.
 pub(crate) struct Conn {
     /// The socket, behind the syscall seam.
@@ -100,18 +111,10 @@ pub(crate) struct Conn {
     pub(super) output: OutQueue,
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(super) config: Rc<ConnConfig>,
-    /// The handler asked to stop reading.
-    pub(super) paused_by_user: bool,
-    /// Output passed the high-water mark; reading stops until it drains below low water.
-    pub(super) paused_by_output: bool,
-    /// Joined to another connection (`core::link`): input goes to the other's output, and this
-    /// connection's own water marks pause the other's reading instead of its own.
-    pub(super) linked: bool,
-    /// Linked, and the other connection's output is above its high-water mark: reading stops
-    /// until that output drains to its low-water mark (S21 across a link).
-    pub(super) paused_by_link: bool,
-    /// The peer sent end of stream.
-    pub(super) eof: bool,
+    /// What stops or diverts reading, one bit each ([`PAUSED_BY_USER`], [`PAUSED_BY_OUTPUT`],
+    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`]): in one byte, so that whether to read, asked
+    /// before every read, is one test in the common case (none set).
+    flags: u8,
     /// On the list of connections to flush at the end of this turn.
     pub(super) dirty: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
@@ -221,11 +224,7 @@ impl Conn {
             input: InBuf::default(),
             output: OutQueue::default(),
             config,
-            paused_by_user: false,
-            paused_by_output: false,
-            linked: false,
-            paused_by_link: false,
-            eof: false,
+            flags: 0,
             dirty: false,
             ready: false,
             rejected: false,
@@ -260,20 +259,97 @@ impl Conn {
         }
     }
 
+    /// The handler asked to stop reading.
+    #[inline]
+    pub(super) fn paused_by_user(&self) -> bool {
+        self.flags & PAUSED_BY_USER != 0
+    }
+
+    /// Sets or clears [`paused_by_user`](Self::paused_by_user).
+    #[inline]
+    pub(super) fn set_paused_by_user(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_USER;
+        } else {
+            self.flags &= !PAUSED_BY_USER;
+        }
+    }
+
+    /// Output passed the high-water mark; reading stops until it drains below low water.
+    #[inline]
+    pub(super) fn paused_by_output(&self) -> bool {
+        self.flags & PAUSED_BY_OUTPUT != 0
+    }
+
+    /// Sets or clears [`paused_by_output`](Self::paused_by_output).
+    #[inline]
+    pub(super) fn set_paused_by_output(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_OUTPUT;
+        } else {
+            self.flags &= !PAUSED_BY_OUTPUT;
+        }
+    }
+
+    /// Joined to another connection (`core::link`): input goes to the other's output, and this
+    /// connection's own water marks pause the other's reading instead of its own.
+    #[inline]
+    pub(super) fn linked(&self) -> bool {
+        self.flags & LINKED != 0
+    }
+
+    /// Sets or clears [`linked`](Self::linked).
+    #[inline]
+    pub(super) fn set_linked(&mut self, on: bool) {
+        if on {
+            self.flags |= LINKED;
+        } else {
+            self.flags &= !LINKED;
+        }
+    }
+
+    /// Marks the connection linked, with the other connection's output above its high-water
+    /// mark: reading stops until that output drains to its low-water mark (S21 across a link).
+    #[inline]
+    pub(super) fn set_paused_by_link(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_LINK;
+        } else {
+            self.flags &= !PAUSED_BY_LINK;
+        }
+    }
+
+    /// The peer sent end of stream.
+    #[inline]
+    pub(super) fn eof(&self) -> bool {
+        self.flags & EOF != 0
+    }
+
+    /// Sets or clears [`eof`](Self::eof).
+    #[inline]
+    pub(super) fn set_eof(&mut self, on: bool) {
+        if on {
+            self.flags |= EOF;
+        } else {
+            self.flags &= !EOF;
+        }
+    }
+
     /// Whether input should be read from the socket now.
+    #[inline]
     pub(super) fn wants_read(&self) -> bool {
         match self.phase {
             // A linked connection's own output is fed by the other side, so its high water
             // pauses the other's reading, not its own (`paused_by_link` on the other).
             Phase::Open { .. } => {
-                !self.eof
-                    && !self.paused_by_user
-                    && (!self.paused_by_output || self.linked)
-                    && !self.paused_by_link
+                let f = self.flags;
+                f == 0
+                    || (f & (EOF | PAUSED_BY_USER | PAUSED_BY_LINK) == 0
+                        && f & (PAUSED_BY_OUTPUT | LINKED) != PAUSED_BY_OUTPUT)
             }
             // A closing connection reads (and discards) until the peer's end of stream, so that
             // unread input never turns the final close into an RST (S14).
-            Phase::Closing { .. } => !self.eof,
+            Phase::Closing { .. } => !self.eof(),
             Phase::Connecting { .. } | Phase::Dead => false,
         }
     }
@@ -282,7 +358,7 @@ impl Conn {
     /// flush (S21). A linked connection's output is the other direction's (`core::link`).
     #[inline]
     pub(super) fn above_high_water(&self) -> bool {
-        self.output.len() > self.config.high_water && !self.linked
+        self.output.len() > self.config.high_water && !self.linked()
     }
 
     /// Whether the handler may still queue output.

@@ -21,7 +21,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        conn.paused_by_user = true;
+        conn.set_paused_by_user(true);
         true
     }
 
@@ -31,8 +31,8 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        if conn.paused_by_user {
-            conn.paused_by_user = false;
+        if conn.paused_by_user() {
+            conn.set_paused_by_user(false);
             self.mark_ready(id.index as usize);
         }
         true
@@ -136,7 +136,8 @@ impl<App> Core<App> {
                 self.net.touched_reads.push(index);
             }
             let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
-            if !first_byte && !with_fds && conn.is_open() && !conn.linked && conn.input.is_empty() {
+            if !first_byte && !with_fds && conn.is_open() && !conn.linked() && conn.input.is_empty()
+            {
                 // Every message's path: what `deliver` does in its common case, without
                 // looking the slot up again. A handler whose callback is running (never the
                 // case from the loop) drops the bytes, as in `deliver`.
@@ -199,7 +200,7 @@ impl<App> Core<App> {
         if !conn.is_open() {
             return;
         }
-        if conn.linked {
+        if conn.linked() {
             self.forward(index, new);
             return;
         }
@@ -298,7 +299,7 @@ impl<App> Core<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        conn.eof = true;
+        conn.set_eof(true);
         match conn.phase {
             // A closing connection whose FIN is out is done; otherwise the flush ends it once
             // the output is out.

@@ -89,7 +89,7 @@ impl<App> Net<App> {
             queued: c.output.len(),
             age: ms(c.created),
             idle: ms(last_activity),
-            paused: c.paused_by_user || c.paused_by_output,
+            paused: c.paused_by_user() || c.paused_by_output(),
         })
     }
 
@@ -110,7 +110,7 @@ impl<App> Net<App> {
                     idle: ms(self.last_activity(index)),
                     queued: c.output.len(),
                     buffered: c.input.len(),
-                    paused: c.paused_by_user || c.paused_by_output,
+                    paused: c.paused_by_user() || c.paused_by_output(),
                     state: c.phase_name(),
                     timers: Net::<App>::conn_timers(c),
                     bytes_in: c.bytes_in,

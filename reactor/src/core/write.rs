@@ -212,7 +212,7 @@ impl<App> Net<App> {
         }
         let queued = conn.output.len();
         if queued == 0
-            && !conn.paused_by_output
+            && !conn.paused_by_output()
             && conn.extras.is_none()
             && matches!(
                 conn.phase,
@@ -227,7 +227,7 @@ impl<App> Net<App> {
             return None;
         }
         let config = &conn.config;
-        let water = match (conn.is_open(), conn.paused_by_output) {
+        let water = match (conn.is_open(), conn.paused_by_output()) {
             (true, false) if queued > config.high_water => Water::High,
             (true, true) if queued <= config.low_water => Water::Drained,
             _ => Water::Same,
@@ -307,13 +307,13 @@ impl<App> Core<App> {
             Water::Same => {}
             Water::High => {
                 if let Some(conn) = self.conn_at(index) {
-                    conn.paused_by_output = true;
+                    conn.set_paused_by_output(true);
                 }
                 self.call(index, |h, cx| h.on_high_water(cx));
             }
             Water::Drained => {
                 if let Some(conn) = self.conn_at(index) {
-                    conn.paused_by_output = false;
+                    conn.set_paused_by_output(false);
                 }
                 // Input may have queued up while paused, with no new edge to announce it.
                 self.mark_ready(index);
