@@ -222,8 +222,9 @@ impl OutQueue {
     #[inline(always)]
     pub(crate) fn push_slice(&mut self, data: &[u8], spare: &mut Spare, now: Tick) -> usize {
         match self {
-            // `1..=room` bytes in one comparison: an empty write makes no range.
-            OutQueue::Empty if data.len().wrapping_sub(1) < spare.turn_room() => {
+            // An empty write makes no range; the room test is the one the append repeats,
+            // so it is made once.
+            OutQueue::Empty if !data.is_empty() && data.len() <= spare.turn_room() => {
                 let start = spare.turn.len() as u32;
                 spare.turn.extend_from_slice(data);
                 let len = data.len() as u32;
