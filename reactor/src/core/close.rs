@@ -29,7 +29,7 @@ impl<App> Net<App> {
             Phase::Open { write, .. } => write == WriteHalf::Shut,
         };
         let reason = match reason {
-            CloseReason::Local if conn.eof => CloseReason::PeerClosed,
+            CloseReason::Local if conn.eof() => CloseReason::PeerClosed,
             other => other,
         };
         conn.set_reason(reason);
@@ -149,7 +149,7 @@ impl<App> Net<App> {
         // the peer's end of stream, bounded by the linger timer armed when the close began.
         if let Some(conn) = self.conn_at(index) {
             if matches!(conn.phase, Phase::Closing { .. }) {
-                if conn.eof {
+                if conn.eof() {
                     self.kill(index, CloseReason::Local);
                 } else {
                     // The peer's FIN may already be queued behind unread input.
@@ -251,7 +251,7 @@ impl<App> Core<App> {
             index: index as u32,
             generation: conn.generation,
         };
-        let handler = conn.handler.take();
+        let handler = self.net.handlers.get_mut(index).and_then(Option::take);
         // Close the descriptor before the handler hears of it.
         drop(conn);
         if let Some(mut handler) = handler {

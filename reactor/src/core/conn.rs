@@ -7,7 +7,7 @@ use timers::{Tick, TimerKey};
 
 use crate::outbuf::OutQueue;
 use crate::transport::Stream;
-use crate::{CloseReason, ConnConfig, Protocol};
+use crate::{CloseReason, ConnConfig};
 
 /// Names a connection of one reactor. Carries a generation, so an id kept after its connection
 /// closed never reaches a later connection that reused the slot.
@@ -74,11 +74,6 @@ pub(crate) enum WriteHalf {
     Shut,
 }
 
-/// [`Conn::touched`]: bytes were read since the last stamp.
-pub(crate) const TOUCHED_READ: u8 = 1;
-/// [`Conn::touched`]: bytes were written since the last stamp.
-pub(crate) const TOUCHED_WRITE: u8 = 2;
-
 /// A periodic handler timer plus a read-idle timeout (S13).
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -88,10 +83,19 @@ pub(crate) struct Heartbeat {
     pub(super) read_idle: std::time::Duration,
 }
 
+/// [`Conn::paused_by_user`]'s bit.
+const PAUSED_BY_USER: u8 = 1;
+/// [`Conn::paused_by_output`]'s bit.
+const PAUSED_BY_OUTPUT: u8 = 2;
+/// [`Conn::linked`]'s bit.
+const LINKED: u8 = 4;
+/// [`Conn::set_paused_by_link`]'s bit.
+const PAUSED_BY_LINK: u8 = 8;
+/// [`Conn::eof`]'s bit.
+const EOF: u8 = 16;
+
 /// One connection's slot.
-pub(crate) struct Conn<App> {
-    /// The protocol handler; `None` only while one of its callbacks runs.
-    pub(super) handler: Option<Box<dyn Protocol<App>>>,
+pub(crate) struct Conn {
     /// The socket, behind the syscall seam.
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
@@ -107,18 +111,10 @@ pub(crate) struct Conn<App> {
     pub(super) output: OutQueue,
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(super) config: Rc<ConnConfig>,
-    /// The handler asked to stop reading.
-    pub(super) paused_by_user: bool,
-    /// Output passed the high-water mark; reading stops until it drains below low water.
-    pub(super) paused_by_output: bool,
-    /// Joined to another connection (`core::link`): input goes to the other's output, and this
-    /// connection's own water marks pause the other's reading instead of its own.
-    pub(super) linked: bool,
-    /// Linked, and the other connection's output is above its high-water mark: reading stops
-    /// until that output drains to its low-water mark (S21 across a link).
-    pub(super) paused_by_link: bool,
-    /// The peer sent end of stream.
-    pub(super) eof: bool,
+    /// What stops or diverts reading, one bit each ([`PAUSED_BY_USER`], [`PAUSED_BY_OUTPUT`],
+    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`]): in one byte, so that whether to read, asked
+    /// before every read, is one test in the common case (none set).
+    flags: u8,
     /// On the list of connections to flush at the end of this turn.
     pub(super) dirty: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
@@ -134,13 +130,11 @@ pub(crate) struct Conn<App> {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
-    /// Traffic since the last stamp ([`TOUCHED_READ`], [`TOUCHED_WRITE`]); nonzero while on the
-    /// loop's list of connections to stamp, so a connection is listed once per turn however
-    /// often it reads and writes.
-    pub(super) touched: u8,
-    /// Last traffic either way, as a tick rounded up from the clock read after the transfer,
-    /// so that a timeout counted from it can never end before its time has passed.
-    pub(super) last_activity: Tick,
+    /// The stamp period (`Net::stamp_seq`) in which the connection was last put on the loop's
+    /// list of connections to stamp, so that it is listed once per period however often it
+    /// reads and writes. Its last traffic's stamp is kept beside the slots, in
+    /// `Net::activity`.
+    pub(super) listed: u64,
     /// Bytes received.
     pub(super) bytes_in: u64,
     /// Bytes the kernel accepted.
@@ -203,7 +197,7 @@ pub(crate) struct Extras {
     pub(super) soft_output: Option<TimerKey>,
 }
 
-impl<App> fmt::Debug for Conn<App> {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("phase", &self.phase)
@@ -213,17 +207,16 @@ impl<App> fmt::Debug for Conn<App> {
     }
 }
 
-impl<App> Conn<App> {
+impl Conn {
     pub(super) fn new(
-        handler: Box<dyn Protocol<App>>,
         stream: Stream,
         generation: u32,
         phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
+        stamp_seq: u64,
     ) -> Self {
         Conn {
-            handler: Some(handler),
             carries_fds: stream.carries_fds(),
             stream,
             generation,
@@ -231,41 +224,26 @@ impl<App> Conn<App> {
             input: InBuf::default(),
             output: OutQueue::default(),
             config,
-            paused_by_user: false,
-            paused_by_output: false,
-            linked: false,
-            paused_by_link: false,
-            eof: false,
+            flags: 0,
             dirty: false,
             ready: false,
             rejected: false,
             watchdog: None,
             extras: None,
             created: now,
-            touched: 0,
-            last_activity: now,
+            listed: stamp_seq.wrapping_sub(1),
             bytes_in: 0,
             bytes_out: 0,
         }
     }
 
-    /// Records traffic (`TOUCHED_READ` or `TOUCHED_WRITE`) for the next stamp. Returns whether
-    /// the connection must be put on the list to stamp (it had no traffic since the last one).
+    /// Records traffic in the stamp period `seq`. Returns whether the connection must be put
+    /// on the list to stamp (it had no traffic in this period yet).
     #[inline]
-    pub(super) fn touch(&mut self, what: u8) -> bool {
-        let first = self.touched == 0;
-        self.touched |= what;
+    pub(super) fn touch(&mut self, seq: u64) -> bool {
+        let first = self.listed != seq;
+        self.listed = seq;
         first
-    }
-
-    /// Puts a handler taken out for a callback back into its (empty) slot. Every message
-    /// passes here: swapping in and testing what came out costs less than an assignment, which
-    /// calls the old value's drop first.
-    #[inline]
-    pub(super) fn put_back(&mut self, handler: Box<dyn Protocol<App>>) {
-        if let Some(old) = self.handler.replace(handler) {
-            drop(old);
-        }
     }
 
     /// The extras, created on first use.
@@ -281,20 +259,97 @@ impl<App> Conn<App> {
         }
     }
 
+    /// The handler asked to stop reading.
+    #[inline]
+    pub(super) fn paused_by_user(&self) -> bool {
+        self.flags & PAUSED_BY_USER != 0
+    }
+
+    /// Sets or clears [`paused_by_user`](Self::paused_by_user).
+    #[inline]
+    pub(super) fn set_paused_by_user(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_USER;
+        } else {
+            self.flags &= !PAUSED_BY_USER;
+        }
+    }
+
+    /// Output passed the high-water mark; reading stops until it drains below low water.
+    #[inline]
+    pub(super) fn paused_by_output(&self) -> bool {
+        self.flags & PAUSED_BY_OUTPUT != 0
+    }
+
+    /// Sets or clears [`paused_by_output`](Self::paused_by_output).
+    #[inline]
+    pub(super) fn set_paused_by_output(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_OUTPUT;
+        } else {
+            self.flags &= !PAUSED_BY_OUTPUT;
+        }
+    }
+
+    /// Joined to another connection (`core::link`): input goes to the other's output, and this
+    /// connection's own water marks pause the other's reading instead of its own.
+    #[inline]
+    pub(super) fn linked(&self) -> bool {
+        self.flags & LINKED != 0
+    }
+
+    /// Sets or clears [`linked`](Self::linked).
+    #[inline]
+    pub(super) fn set_linked(&mut self, on: bool) {
+        if on {
+            self.flags |= LINKED;
+        } else {
+            self.flags &= !LINKED;
+        }
+    }
+
+    /// Marks the connection linked, with the other connection's output above its high-water
+    /// mark: reading stops until that output drains to its low-water mark (S21 across a link).
+    #[inline]
+    pub(super) fn set_paused_by_link(&mut self, on: bool) {
+        if on {
+            self.flags |= PAUSED_BY_LINK;
+        } else {
+            self.flags &= !PAUSED_BY_LINK;
+        }
+    }
+
+    /// The peer sent end of stream.
+    #[inline]
+    pub(super) fn eof(&self) -> bool {
+        self.flags & EOF != 0
+    }
+
+    /// Sets or clears [`eof`](Self::eof).
+    #[inline]
+    pub(super) fn set_eof(&mut self, on: bool) {
+        if on {
+            self.flags |= EOF;
+        } else {
+            self.flags &= !EOF;
+        }
+    }
+
     /// Whether input should be read from the socket now.
+    #[inline]
     pub(super) fn wants_read(&self) -> bool {
         match self.phase {
             // A linked connection's own output is fed by the other side, so its high water
             // pauses the other's reading, not its own (`paused_by_link` on the other).
             Phase::Open { .. } => {
-                !self.eof
-                    && !self.paused_by_user
-                    && (!self.paused_by_output || self.linked)
-                    && !self.paused_by_link
+                let f = self.flags;
+                f == 0
+                    || (f & (EOF | PAUSED_BY_USER | PAUSED_BY_LINK) == 0
+                        && f & (PAUSED_BY_OUTPUT | LINKED) != PAUSED_BY_OUTPUT)
             }
             // A closing connection reads (and discards) until the peer's end of stream, so that
             // unread input never turns the final close into an RST (S14).
-            Phase::Closing { .. } => !self.eof,
+            Phase::Closing { .. } => !self.eof(),
             Phase::Connecting { .. } | Phase::Dead => false,
         }
     }
@@ -303,7 +358,7 @@ impl<App> Conn<App> {
     /// flush (S21). A linked connection's output is the other direction's (`core::link`).
     #[inline]
     pub(super) fn above_high_water(&self) -> bool {
-        self.output.len() > self.config.high_water && !self.linked
+        self.output.len() > self.config.high_water && !self.linked()
     }
 
     /// Whether the handler may still queue output.
@@ -365,13 +420,17 @@ impl<App> Conn<App> {
 
 #[cfg(test)]
 mod tests {
-    /// The slot of an idle connection is the bulk of its memory (S25); keep it small.
+    /// The slot of an idle connection, with its handler's and its activity stamp's entries
+    /// beside it, is the bulk of its memory (S25); keep it small.
     #[test]
     fn idle_connection_slot_stays_small() {
-        let size = std::mem::size_of::<crate::core::Source<()>>();
+        let slot = std::mem::size_of::<crate::core::Source<()>>();
+        let handler = std::mem::size_of::<Option<Box<dyn crate::Protocol<()>>>>();
+        let stamp = std::mem::size_of::<timers::Tick>();
+        let size = slot + handler + stamp;
         eprintln!(
-            "slot {size} conn {} extras {} timer entry {}",
-            std::mem::size_of::<super::Conn<()>>(),
+            "slot {slot} handler {handler} activity {stamp} conn {} extras {} timer entry {}",
+            std::mem::size_of::<super::Conn>(),
             std::mem::size_of::<super::Extras>(),
             std::mem::size_of::<crate::timer::TimerEntry>()
         );

@@ -31,10 +31,17 @@ impl<App> Net<App> {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let now = self.clock.now_ceil();
+        let seq = self.stamp_seq;
         let inserted = self.sources.insert(Source::Conn(Conn::new(
-            handler, stream, generation, phase, config, now,
+            stream, generation, phase, config, now, seq,
         )));
         debug_assert_eq!(inserted, index);
+        if self.handlers.len() <= index {
+            self.handlers.resize_with(index + 1, || None);
+            self.activity.resize(index + 1, 0);
+        }
+        self.handlers[index] = Some(handler);
+        self.activity[index] = now;
         self.arm_opening(index);
         self.stats.open += 1;
         Ok(ConnId {
@@ -129,8 +136,8 @@ impl<App> Core<App> {
             };
         }
         let now = self.net.clock.now_ceil();
-        if let Some(conn) = self.conn_at(index) {
-            conn.last_activity = now;
+        if let Some(at) = self.net.activity.get_mut(index) {
+            *at = now;
         }
         self.net.stats.connected += 1;
         self.arm_watchdog(index);

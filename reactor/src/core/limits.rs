@@ -122,7 +122,7 @@ impl<App> Net<App> {
             .sources
             .iter()
             .filter_map(|(i, s)| match s {
-                Source::Conn(c) if c.is_open() => Some((c.last_activity, i)),
+                Source::Conn(c) if c.is_open() => Some((self.last_activity(i), i)),
                 _ => None,
             })
             .min();

@@ -42,7 +42,7 @@ impl<App> Net<App> {
     pub(crate) fn link(&mut self, a: ConnId, b: ConnId) -> bool {
         let linkable = |net: &Self, id: ConnId| {
             net.conn_ref(id).is_some_and(|c| {
-                !c.linked && matches!(c.phase, Phase::Open { .. } | Phase::Connecting { .. })
+                !c.linked() && matches!(c.phase, Phase::Open { .. } | Phase::Connecting { .. })
             })
         };
         if a == b || !linkable(self, a) || !linkable(self, b) {
@@ -50,7 +50,7 @@ impl<App> Net<App> {
         }
         for (this, other) in [(a, b), (b, a)] {
             if let Some(conn) = self.conn_mut(this) {
-                conn.linked = true;
+                conn.set_linked(true);
                 conn.extras().link = Some(other);
             }
         }
@@ -62,7 +62,7 @@ impl<App> Net<App> {
             if !kept.is_empty() {
                 self.forward(this.index as usize, &kept);
             }
-            if self.conn_ref(this).is_some_and(|c| c.eof) {
+            if self.conn_ref(this).is_some_and(|c| c.eof()) {
                 self.request_shutdown_write(other);
             }
         }
@@ -72,7 +72,7 @@ impl<App> Net<App> {
     /// The connection linked to the one at `index`, if it is linked.
     fn linked_to(&mut self, index: usize) -> Option<ConnId> {
         let conn = self.conn_at(index)?;
-        if !conn.linked {
+        if !conn.linked() {
             return None;
         }
         conn.extras.as_ref()?.link
@@ -111,10 +111,10 @@ impl<App> Net<App> {
         if over {
             // The flush of `other` hears the drain (`link_water`) and resumes this side.
             if let Some(c) = self.conn_mut(other) {
-                c.paused_by_output = true;
+                c.set_paused_by_output(true);
             }
             if let Some(c) = self.conn_at(index) {
-                c.paused_by_link = true;
+                c.set_paused_by_link(true);
             }
         }
         true
@@ -130,6 +130,7 @@ impl<App> Net<App> {
     /// queued, and the flush then goes on as usual.
     fn write_through(&mut self, id: ConnId, data: &[u8]) -> usize {
         let index = id.index as usize;
+        let seq = self.stamp_seq;
         let Some(conn) = self.conn_mut(id) else {
             return 0;
         };
@@ -139,7 +140,7 @@ impl<App> Net<App> {
         match conn.stream.write_vectored(&[std::io::IoSlice::new(data)]) {
             Ok(n) => {
                 conn.bytes_out += n as u64;
-                let listed = n > 0 && conn.touch(crate::core::conn::TOUCHED_WRITE);
+                let listed = n > 0 && conn.touch(seq);
                 self.stats.bytes_out += n as u64;
                 if listed {
                     self.touched.push(index);
@@ -168,10 +169,10 @@ impl<App> Net<App> {
             Water::Drained => (false, true),
         };
         if let Some(c) = self.conn_at(index) {
-            c.paused_by_output = high;
+            c.set_paused_by_output(high);
         }
         if let Some(c) = self.conn_mut(other) {
-            c.paused_by_link = high;
+            c.set_paused_by_link(high);
         }
         if resume {
             // Input may have queued in the kernel meanwhile, with no edge to announce it.
@@ -201,7 +202,7 @@ impl<App> Net<App> {
         };
         let done = |net: &mut Self, i: usize| {
             net.conn_at(i).is_some_and(|c| {
-                c.eof
+                c.eof()
                     && matches!(
                         c.phase,
                         Phase::Open {
@@ -227,7 +228,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        conn.linked = false;
+        conn.set_linked(false);
         let kind = conn
             .extras
             .as_mut()
@@ -239,8 +240,8 @@ impl<App> Net<App> {
         let Some(peer) = self.conn_mut(other) else {
             return;
         };
-        peer.linked = false;
-        peer.paused_by_link = false;
+        peer.set_linked(false);
+        peer.set_paused_by_link(false);
         if let Some(x) = peer.extras.as_mut() {
             x.link = None;
         }

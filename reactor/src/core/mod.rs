@@ -85,7 +85,7 @@ const SETTLE_ROUNDS: usize = 8;
 pub(crate) enum Source<App> {
     /// Boxed: listeners are few, and the slab's element size is set by the largest variant.
     Listener(Box<Listener<App>>),
-    Conn(Conn<App>),
+    Conn(Conn),
     /// A UDP socket (S30); boxed like listeners, for the slab's element size.
     Udp(Box<udp::UdpSource<App>>),
     /// The read end of the signal pipe.
@@ -124,6 +124,15 @@ pub(crate) struct Net<App> {
     registry: mio::Registry,
     /// Listeners, connections and internal sources; the key is the mio token.
     sources: Slab<Source<App>>,
+    /// Each connection's protocol handler, at its slot's key (`None` for other sources, free
+    /// slots, and while one of the handler's callbacks runs). Kept beside the slots rather
+    /// than in them: a handler goes back after its callback without a look-up of the slot.
+    handlers: Vec<Option<Box<dyn Protocol<App>>>>,
+    /// Each connection's last traffic either way, at its slot's key: a tick rounded up from
+    /// the clock read after the transfer, so that a timeout counted from it can never end
+    /// before its time has passed. Beside the slots, so the end of the turn stamps the
+    /// connections with traffic without a look-up of each slot.
+    activity: Vec<Tick>,
     /// Every timeout of the reactor (S8, S9).
     wheel: Wheel<TimerEntry>,
     /// Turns time into ticks; set by hand in the test harness.
@@ -138,10 +147,15 @@ pub(crate) struct Net<App> {
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
-    /// Connections with traffic since the last stamp (each once, what it did in its
-    /// `Conn::touched`), stamped with one clock reading at the end of the turn, and before
-    /// timers fire when some are due (see `stamp_touched`).
+    /// Connections with traffic since the last stamp (each once, see `Conn::listed`), stamped
+    /// with one clock reading at the end of the turn, and before timers fire when some are
+    /// due (see `stamp_touched`).
     touched: Vec<usize>,
+    /// Counts the stamps: the period a connection's traffic is listed in (`Conn::listed`).
+    stamp_seq: u64,
+    /// Connections with extras (a read timeout's `last_read`) that read since the last stamp,
+    /// perhaps more than once.
+    touched_reads: Vec<usize>,
     /// Readiness raised by transports without a descriptor, one entry per edge.
     injected: Injected,
     /// Reused buffers the per-turn lists are swapped into while they are served.
@@ -205,6 +219,10 @@ impl<App> Core<App> {
             net: Net {
                 registry,
                 sources: Slab::new(),
+                handlers: Vec::new(),
+                activity: Vec::new(),
+                stamp_seq: 0,
+                touched_reads: Vec::new(),
                 wheel: Wheel::new(),
                 clock: Clock::new(),
                 now: 0,
@@ -252,12 +270,9 @@ impl<App> Core<App> {
         f: impl FnOnce(&mut dyn Protocol<App>, &mut Cx<'_, App>) -> R,
     ) -> Option<R> {
         let id = self.id_at(index)?;
-        let mut handler = self.conn_at(index)?.handler.take()?;
+        let mut handler = self.take_handler(index)?;
         let result = f(&mut *handler, &mut Cx::new(self, id));
-        // Slots are only removed by `finalize`, never during a callback.
-        if let Some(conn) = self.conn_at(index) {
-            conn.put_back(handler);
-        }
+        self.put_handler(index, handler);
         self.install_replacement(index, id);
         Some(result)
     }
@@ -279,7 +294,7 @@ impl<App> Core<App> {
                     conn.ready = false;
                     // Offer input kept while reading was paused, then read what queued meanwhile.
                     self.deliver(index, &[]);
-                    self.read(index, scratch, true);
+                    self.read(index, scratch);
                 }
                 Some(Source::Listener(l)) => {
                     l.ready = false;
@@ -365,26 +380,13 @@ impl<App> Core<App> {
         ready: Readiness,
         scratch: &mut [u8],
     ) -> Option<Internal> {
+        // Connections first: every message's path, with no look-up of its own.
+        if self.serve_conn(index, Some(ready), scratch) {
+            return None;
+        }
         match self.sources.get(index) {
             Some(Source::Listener(_)) => self.accept(index),
-            Some(Source::Conn(conn)) => {
-                if conn.is_connecting() {
-                    self.finish_connect(index);
-                    if !self.conn_at(index).is_some_and(|c| c.is_open()) {
-                        return None;
-                    }
-                } else if ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
-                    // Most edges say "writable" while nothing waits: only a queue or a pending
-                    // FIN gives the flush work.
-                    self.flush(index);
-                }
-                if ready.readable || ready.read_closed || ready.error {
-                    // The peer's FIN or an error is already reported: no later edge will come,
-                    // so read to the end instead of stopping at a short read.
-                    let drain_all = ready.read_closed || ready.error;
-                    self.read(index, scratch, drain_all);
-                }
-            }
+            Some(Source::Conn(_)) => {} // served above
             Some(Source::Udp(_)) => self.udp_ready(index, ready),
             Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
@@ -535,21 +537,46 @@ impl<App> Net<App> {
     }
 
     /// The connection at a slab index.
-    fn conn_at(&mut self, index: usize) -> Option<&mut Conn<App>> {
+    fn conn_at(&mut self, index: usize) -> Option<&mut Conn> {
         match self.sources.get_mut(index) {
             Some(Source::Conn(c)) => Some(c),
             _ => None,
         }
     }
 
+    /// Takes the handler of the connection at `index` out for a callback (`None`: its
+    /// callback is running, or there is none).
+    #[inline(always)]
+    fn take_handler(&mut self, index: usize) -> Option<Box<dyn Protocol<App>>> {
+        self.handlers.get_mut(index)?.take()
+    }
+
+    /// Puts a handler taken out for a callback back. Its connection is still there: slots
+    /// are only removed by `finalize`, never during a callback. Every message passes here:
+    /// swapping in and testing what came out costs less than an assignment, which calls the
+    /// old value's drop first.
+    #[inline(always)]
+    fn put_handler(&mut self, index: usize, handler: Box<dyn Protocol<App>>) {
+        if let Some(slot) = self.handlers.get_mut(index) {
+            if let Some(old) = slot.replace(handler) {
+                drop(old);
+            }
+        }
+    }
+
+    /// The stamp of the last traffic of the connection at `index`.
+    fn last_activity(&self, index: usize) -> Tick {
+        self.activity.get(index).copied().unwrap_or(0)
+    }
+
     /// The connection an id names, if it still exists.
-    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn<App>> {
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.conn_at(id.index as usize)
             .filter(|c| c.generation == id.generation)
     }
 
     /// The connection an id names, if it still exists.
-    fn conn_ref(&self, id: ConnId) -> Option<&Conn<App>> {
+    fn conn_ref(&self, id: ConnId) -> Option<&Conn> {
         match self.sources.get(id.index as usize) {
             Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
             _ => None,

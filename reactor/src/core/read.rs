@@ -9,8 +9,9 @@
 //! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
 //! the turn began must not shorten the idle timeout counted from it.
 
-use crate::core::conn::{Phase, TOUCHED_READ};
+use crate::core::conn::Phase;
 use crate::core::{Core, Net, Source, READS_PER_TURN};
+use crate::transport::Readiness;
 use crate::{CloseReason, ConnId, Cx};
 
 impl<App> Net<App> {
@@ -20,7 +21,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        conn.paused_by_user = true;
+        conn.set_paused_by_user(true);
         true
     }
 
@@ -30,8 +31,8 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        if conn.paused_by_user {
-            conn.paused_by_user = false;
+        if conn.paused_by_user() {
+            conn.set_paused_by_user(false);
             self.mark_ready(id.index as usize);
         }
         true
@@ -40,17 +41,61 @@ impl<App> Net<App> {
 
 impl<App> Core<App> {
     /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
-    /// budget. `drain_all` forbids stopping at a short read (needed when no new edge will come:
-    /// ready-list service, or the peer's FIN already reported). Inlined into its two callers
-    /// (the poller's events, the ready list): every message's path begins here.
+    /// budget, without stopping at a short read (its callers, the ready list, have no new edge
+    /// coming).
+    pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8]) {
+        self.serve_conn(index, None, scratch);
+    }
+
+    /// Serves a connection's readiness: `ready` from the poller, or `None` for the ready list
+    /// (read everything: no edge will come). With the poller's readiness it first settles a
+    /// connect or flushes on writability, then reads until `WouldBlock`, end of stream, a
+    /// pause, or the per-turn budget. Returns `false` if `index` is not a connection.
+    ///
+    /// Every message's path begins here, inlined into the poller's event loop: the slot is
+    /// looked up once for the checks and the first read (and again only after something that
+    /// may have changed it: a callback, a connect, a flush).
     #[inline(always)]
-    pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8], drain_all: bool) {
+    pub(crate) fn serve_conn(
+        &mut self,
+        index: usize,
+        ready: Option<Readiness>,
+        scratch: &mut [u8],
+    ) -> bool {
+        let mut conn = match self.net.sources.get_mut(index) {
+            Some(Source::Conn(conn)) => conn,
+            _ => return false,
+        };
+        // The peer's FIN or an error is already reported (or no edge will come at all): read
+        // to the end instead of stopping at a short read.
+        let mut drain_all = true;
+        if let Some(ready) = ready {
+            let readable = ready.readable || ready.read_closed || ready.error;
+            drain_all = ready.read_closed || ready.error;
+            let connecting = conn.is_connecting();
+            // Most edges say "writable" while nothing waits: only a queue or a pending FIN
+            // gives the flush work.
+            if connecting || ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
+                if connecting {
+                    self.finish_connect(index);
+                } else {
+                    self.flush(index);
+                }
+                if !readable {
+                    return true;
+                }
+                // The slot again, after the connect's verdict or the flush.
+                conn = match self.net.sources.get_mut(index) {
+                    Some(Source::Conn(conn)) if !connecting || conn.is_open() => conn,
+                    _ => return true,
+                };
+            } else if !readable {
+                return true;
+            }
+        }
         for _ in 0..READS_PER_TURN {
-            let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) else {
-                return;
-            };
             if !conn.wants_read() {
-                return;
+                return true;
             }
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
             let result = if conn.carries_fds {
@@ -60,17 +105,17 @@ impl<App> Core<App> {
             };
             let n = match result {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) => {
                     let reason = CloseReason::from_io(e);
                     log::debug!("read from #{index}: {reason}");
                     self.kill(index, reason);
-                    return;
+                    return true;
                 }
             };
             if n == 0 {
                 self.on_eof(index);
-                return;
+                return true;
             }
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
@@ -84,48 +129,33 @@ impl<App> Core<App> {
                 }
             );
             self.net.stats.bytes_in += n as u64;
-            if conn.touch(TOUCHED_READ) {
+            if conn.touch(self.net.stamp_seq) {
                 self.net.touched.push(index);
             }
+            if conn.extras.is_some() {
+                self.net.touched_reads.push(index);
+            }
             let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
-            // Backpressure as soon as this read's output passes the high-water mark, not only
-            // at the end-of-turn flush: the ready list resumes reading if the flush drains it.
-            // Checked after the delivery, with the slot at hand where there is one.
-            let above_high_water = if !first_byte
-                && !with_fds
-                && conn.is_open()
-                && !conn.linked
-                && conn.input.is_empty()
+            if !first_byte && !with_fds && conn.is_open() && !conn.linked() && conn.input.is_empty()
             {
-                // Every message's path: what `deliver` does in its common case, with the slot
-                // this loop already holds.
-                match conn.handler.take() {
-                    Some(mut handler) => {
-                        let id = ConnId {
-                            index: index as u32,
-                            generation: conn.generation,
-                        };
-                        let swaps = self.net.swaps();
-                        let data = &scratch[..n];
-                        let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
-                        // Slots are only removed by `finalize`, never during a callback.
-                        let mut above = false;
-                        if let Some(conn) = self.conn_at(index) {
-                            conn.put_back(handler);
-                            above = conn.above_high_water();
+                // Every message's path: what `deliver` does in its common case, without
+                // looking the slot up again. A handler whose callback is running (never the
+                // case from the loop) drops the bytes, as in `deliver`.
+                let id = ConnId {
+                    index: index as u32,
+                    generation: conn.generation,
+                };
+                if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
+                    let swaps = self.net.swaps();
+                    let data = &scratch[..n];
+                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                    self.put_handler(index, handler);
+                    if self.net.replacement.is_some() || consumed < n {
+                        self.install_replacement(index, id);
+                        if consumed < n {
+                            self.keep_unconsumed(index, &data[consumed..], swaps);
                         }
-                        if self.net.replacement.is_some() || consumed < n {
-                            self.install_replacement(index, id);
-                            if consumed < n {
-                                self.keep_unconsumed(index, &data[consumed..], swaps);
-                            }
-                            above = self.conn_at(index).is_some_and(|c| c.above_high_water());
-                        }
-                        above
                     }
-                    // Its callback is running (never the case from the loop): as in
-                    // `deliver`, the bytes are dropped.
-                    None => conn.above_high_water(),
                 }
             } else {
                 if first_byte {
@@ -136,20 +166,28 @@ impl<App> Core<App> {
                     self.deliver_fds(index, fds);
                 }
                 self.deliver(index, &scratch[..n]);
-                self.conn_at(index).is_some_and(|c| c.above_high_water())
-            };
-            if above_high_water {
-                self.mark_ready(index);
-                return;
             }
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
             if n < scratch.len() && !drain_all {
-                return;
+                return true;
+            }
+            // The slot again for the next read: the callback may have changed it.
+            conn = match self.net.sources.get_mut(index) {
+                Some(Source::Conn(conn)) => conn,
+                _ => return true,
+            };
+            // Backpressure as soon as a read's output passes the high-water mark, not only at
+            // the end-of-turn flush: the ready list resumes reading if the flush drains it.
+            // (After a short read no read follows, and the flush applies the water marks.)
+            if conn.above_high_water() {
+                self.mark_ready(index);
+                return true;
             }
         }
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
+        true
     }
 
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
@@ -162,7 +200,7 @@ impl<App> Core<App> {
         if !conn.is_open() {
             return;
         }
-        if conn.linked {
+        if conn.linked() {
             self.forward(index, new);
             return;
         }
@@ -171,19 +209,16 @@ impl<App> Core<App> {
                 return;
             }
             // Nothing kept: the handler reads straight from `new` (the read loop has its own
-            // copy of this for fresh reads). The handler is taken out of the slot found above
-            // (what `call` does, without looking the slot up again).
+            // copy of this for fresh reads), as `call` would run it without looking the slot
+            // up again.
             let id = ConnId {
                 index: index as u32,
                 generation: conn.generation,
             };
-            let consumed = match conn.handler.take() {
+            let consumed = match self.take_handler(index) {
                 Some(mut handler) => {
                     let consumed = handler.on_data(&mut Cx::new(self, id), new);
-                    // Slots are only removed by `finalize`, never during a callback.
-                    if let Some(conn) = self.conn_at(index) {
-                        conn.put_back(handler);
-                    }
+                    self.put_handler(index, handler);
                     // What `call` does after every callback: a successor the handler asked
                     // for takes over now.
                     self.install_replacement(index, id);
@@ -264,7 +299,7 @@ impl<App> Core<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        conn.eof = true;
+        conn.set_eof(true);
         match conn.phase {
             // A closing connection whose FIN is out is done; otherwise the flush ends it once
             // the output is out.

@@ -67,13 +67,13 @@ impl<App> Core<App> {
         if wanted != id {
             return;
         }
-        let Some(conn) = self.conn_at(index) else {
-            return;
-        };
-        if !conn.is_open() {
+        if !self.conn_at(index).is_some_and(|c| c.is_open()) {
             return;
         }
-        let old = conn.handler.replace(handler);
+        let Some(slot) = self.net.handlers.get_mut(index) else {
+            return;
+        };
+        let old = slot.replace(handler);
         drop(old);
         self.net.swaps += 1;
         log::debug!("#{index} handler replaced");

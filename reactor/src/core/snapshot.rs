@@ -80,6 +80,7 @@ impl<App> Net<App> {
     /// The counters of the connection `id` names, if it still exists.
     pub(crate) fn conn_stats(&self, id: ConnId) -> Option<ConnStats> {
         let c = self.conn_ref(id)?;
+        let last_activity = self.last_activity(id.index as usize);
         let now = self.clock.now();
         let ms = |t: u64| Duration::from_millis(now.saturating_sub(t));
         Some(ConnStats {
@@ -87,8 +88,8 @@ impl<App> Net<App> {
             bytes_out: c.bytes_out,
             queued: c.output.len(),
             age: ms(c.created),
-            idle: ms(c.last_activity),
-            paused: c.paused_by_user || c.paused_by_output,
+            idle: ms(last_activity),
+            paused: c.paused_by_user() || c.paused_by_output(),
         })
     }
 
@@ -106,12 +107,12 @@ impl<App> Net<App> {
                     },
                     peer: c.stream.peer_addr().ok(),
                     age: ms(c.created),
-                    idle: ms(c.last_activity),
+                    idle: ms(self.last_activity(index)),
                     queued: c.output.len(),
                     buffered: c.input.len(),
-                    paused: c.paused_by_user || c.paused_by_output,
+                    paused: c.paused_by_user() || c.paused_by_output(),
                     state: c.phase_name(),
-                    timers: Net::conn_timers(c),
+                    timers: Net::<App>::conn_timers(c),
                     bytes_in: c.bytes_in,
                     bytes_out: c.bytes_out,
                 }),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use timers::{Tick, TimerKey};
 
-use crate::core::conn::{Conn, Heartbeat, Phase, TOUCHED_READ};
+use crate::core::conn::{Conn, Heartbeat, Phase};
 use crate::core::{Core, Net, Source};
 use crate::timer::{ticks_ceil, ConnTimer, TimerEntry};
 use crate::{CloseReason, ConnId, TimerId};
@@ -69,27 +69,32 @@ impl<App> Net<App> {
     /// Stamps the connections with traffic since the last stamp with the clock read now,
     /// rounded up. The reading comes after the transfers, so it is never earlier than the time
     /// a byte arrived or left; one reading per turn instead of one per transfer, and each
-    /// connection listed once however often it read and wrote (`Conn::touch`).
+    /// connection listed once however often it read and wrote (`Conn::touch`). The stamps
+    /// live beside the slots (`Net::activity`): a store each, no look-up; only a read
+    /// timeout's `last_read`, in the few connections' extras, takes one.
     pub(crate) fn stamp_touched(&mut self) {
-        if self.touched.is_empty() {
+        if self.touched.is_empty() && self.touched_reads.is_empty() {
             return;
         }
         let at = self.clock.now_ceil();
-        for i in 0..self.touched.len() {
-            let index = self.touched[i];
-            let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
-                continue;
-            };
-            conn.last_activity = at;
-            let read = conn.touched & TOUCHED_READ != 0;
-            conn.touched = 0;
-            if read {
+        // A slot freed and taken again since its traffic gets a later stamp than its
+        // creation's: later is never early.
+        for &index in &self.touched {
+            if let Some(stamp) = self.activity.get_mut(index) {
+                *stamp = at;
+            }
+        }
+        for i in 0..self.touched_reads.len() {
+            let index = self.touched_reads[i];
+            if let Some(Source::Conn(conn)) = self.sources.get_mut(index) {
                 if let Some(extras) = conn.extras.as_deref_mut() {
                     extras.last_read = at;
                 }
             }
         }
         self.touched.clear();
+        self.touched_reads.clear();
+        self.stamp_seq += 1;
     }
 
     /// Cancels the timer bounding a connection's current phase: the phase ends, or what it
@@ -123,10 +128,11 @@ impl<App> Net<App> {
     /// idle timeout) and the write-stall deadline (queued output with a stall timeout), or
     /// disarms it when neither applies. Moving an armed watchdog is O(1).
     pub(crate) fn arm_watchdog(&mut self, index: usize) {
+        let last_activity = self.last_activity(index);
         let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
             return;
         };
-        let due = watchdog_due(conn);
+        let due = watchdog_due(conn, last_activity);
         let id = ConnId {
             index: index as u32,
             generation: conn.generation,
@@ -265,7 +271,7 @@ impl<App> Net<App> {
     }
 
     /// Cancels every timer of a connection being removed.
-    pub(crate) fn cancel_conn_timers(&mut self, conn: &mut Conn<App>) {
+    pub(crate) fn cancel_conn_timers(&mut self, conn: &mut Conn) {
         let mut extras = conn.extras.take().map(|b| *b).unwrap_or_default();
         for key in [conn.take_phase_timer(), conn.watchdog.take()]
             .into_iter()
@@ -283,7 +289,7 @@ impl<App> Net<App> {
     }
 
     /// Timers armed for a connection (for snapshots).
-    pub(crate) fn conn_timers(conn: &Conn<App>) -> usize {
+    pub(crate) fn conn_timers(conn: &Conn) -> usize {
         [conn.phase_timer(), conn.watchdog].iter().flatten().count()
             + conn.extras.as_ref().map_or(0, |x| {
                 x.user_timers.len()
@@ -295,11 +301,9 @@ impl<App> Net<App> {
 
 /// When the watchdog must next look at a connection: the earlier of its idle and write-stall
 /// deadlines, each a saturating sum rounded up.
-fn watchdog_due<App>(conn: &Conn<App>) -> Option<Tick> {
+fn watchdog_due(conn: &Conn, last_activity: Tick) -> Option<Tick> {
     let idle_due = match (&conn.phase, conn.config.idle_timeout) {
-        (Phase::Open { .. }, Some(idle)) => {
-            Some(conn.last_activity.saturating_add(ticks_ceil(idle)))
-        }
+        (Phase::Open { .. }, Some(idle)) => Some(last_activity.saturating_add(ticks_ceil(idle))),
         _ => None,
     };
     let stall_due = match (&conn.phase, conn.output.progress()) {
@@ -320,6 +324,7 @@ impl<App> Core<App> {
     pub(crate) fn fire_conn(&mut self, key: TimerKey, id: ConnId, kind: ConnTimer) {
         let now = self.now;
         let index = id.index as usize;
+        let last_activity = self.last_activity(index);
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -354,7 +359,7 @@ impl<App> Core<App> {
                     }
                 }
                 if let (Phase::Open { .. }, Some(idle)) = (conn.phase, conn.config.idle_timeout) {
-                    if now >= conn.last_activity.saturating_add(ticks_ceil(idle)) {
+                    if now >= last_activity.saturating_add(ticks_ceil(idle)) {
                         self.close(index, CloseReason::IdleTimeout);
                     }
                 }

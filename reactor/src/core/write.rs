@@ -23,7 +23,7 @@ use std::io::{self, IoSlice};
 
 use timers::Tick;
 
-use crate::core::conn::{Phase, WriteHalf, TOUCHED_WRITE};
+use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{OutQueue, Spare};
 use crate::{CloseReason, ConnId};
@@ -132,7 +132,7 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            if conn.touch(TOUCHED_WRITE) {
+            if conn.touch(self.stamp_seq) {
                 self.touched.push(index);
             }
         }
@@ -171,7 +171,7 @@ impl<App> Net<App> {
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         self.stats.bytes_out += written as u64;
-                        if conn.touch(TOUCHED_WRITE) {
+                        if conn.touch(self.stamp_seq) {
                             self.touched.push(index);
                         }
                     }
@@ -186,7 +186,7 @@ impl<App> Net<App> {
         }
         let queued = conn.output.len();
         if queued == 0
-            && !conn.paused_by_output
+            && !conn.paused_by_output()
             && conn.extras.is_none()
             && matches!(
                 conn.phase,
@@ -201,7 +201,7 @@ impl<App> Net<App> {
             return None;
         }
         let config = &conn.config;
-        let water = match (conn.is_open(), conn.paused_by_output) {
+        let water = match (conn.is_open(), conn.paused_by_output()) {
             (true, false) if queued > config.high_water => Water::High,
             (true, true) if queued <= config.low_water => Water::Drained,
             _ => Water::Same,
@@ -281,13 +281,13 @@ impl<App> Core<App> {
             Water::Same => {}
             Water::High => {
                 if let Some(conn) = self.conn_at(index) {
-                    conn.paused_by_output = true;
+                    conn.set_paused_by_output(true);
                 }
                 self.call(index, |h, cx| h.on_high_water(cx));
             }
             Water::Drained => {
                 if let Some(conn) = self.conn_at(index) {
-                    conn.paused_by_output = false;
+                    conn.set_paused_by_output(false);
                 }
                 // Input may have queued up while paused, with no new edge to announce it.
                 self.mark_ready(index);
