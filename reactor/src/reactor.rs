@@ -411,7 +411,7 @@ impl<App: 'static> Reactor<App> {
             }
         }
         let started = Instant::now();
-        self.core.begin_turn();
+        self.core.begin_turn(started);
 
         // 3a. Sources left ready last turn (budget spent, reading resumed): no edge will come.
         self.core.serve_ready(&mut self.scratch);
@@ -434,9 +434,9 @@ impl<App: 'static> Reactor<App> {
         self.core.fire_due();
 
         // 5 and 6. Flush what was written this turn, then remove what finished.
-        self.core.end_turn();
+        let ended = self.core.end_turn().unwrap_or_else(Instant::now);
 
-        let spent = started.elapsed();
+        let spent = ended.saturating_duration_since(started);
         let stats = self.core.stats_mut();
         if spent > stats.longest_turn {
             stats.longest_turn = spent;

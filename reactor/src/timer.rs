@@ -100,6 +100,23 @@ impl Clock {
         self.manual.unwrap_or_else(|| self.start.elapsed())
     }
 
+    /// Time from the start to `reading` (an `Instant::now()` the caller took, so that one
+    /// reading serves the clock and the caller's own measure; a hand-set clock ignores it).
+    fn elapsed_at(&self, reading: Instant) -> Duration {
+        self.manual
+            .unwrap_or_else(|| reading.saturating_duration_since(self.start))
+    }
+
+    /// [`now`](Self::now) at `reading`.
+    pub(crate) fn now_at(&self, reading: Instant) -> Tick {
+        ticks_floor(self.elapsed_at(reading))
+    }
+
+    /// [`now_ceil`](Self::now_ceil) at `reading`.
+    pub(crate) fn now_ceil_at(&self, reading: Instant) -> Tick {
+        ticks_ceil(self.elapsed_at(reading))
+    }
+
     /// The clock's reading as an instant (the start plus `elapsed`; a hand-set clock that ran
     /// past what `Instant` can hold stays at the start).
     pub(crate) fn instant(&self) -> Instant {

@@ -277,9 +277,10 @@ impl<App> Core<App> {
         Some(result)
     }
 
-    /// Starts a turn: reads the clock once for the timers.
-    pub(crate) fn begin_turn(&mut self) {
-        self.now = self.clock.now();
+    /// Starts a turn at `started` (the loop's reading of the clock when the wait ended): the
+    /// tick the timers are polled with.
+    pub(crate) fn begin_turn(&mut self, started: std::time::Instant) {
+        self.now = self.clock.now_at(started);
         self.stats.turns += 1;
     }
 
@@ -418,8 +419,9 @@ impl<App> Core<App> {
     }
 
     /// Flushes what was written this turn, then removes what finished. Closing handlers may
-    /// write to others, so this repeats a few times.
-    pub(crate) fn end_turn(&mut self) {
+    /// write to others, so this repeats a few times. Returns the clock reading that stamped
+    /// the turn's traffic, if there was any (the loop measures the turn with it).
+    pub(crate) fn end_turn(&mut self) -> Option<std::time::Instant> {
         for _ in 0..SETTLE_ROUNDS {
             if self.dirty.is_empty() && self.dead.is_empty() {
                 break;
@@ -437,9 +439,10 @@ impl<App> Core<App> {
             }
             self.dead_buf.clear();
         }
-        self.stamp_touched();
+        let reading = self.stamp_touched();
         self.net.stats.queued_bytes = self.queued_total as u64;
         self.net.stats.timers_armed = self.wheel.len() as u64;
+        reading
     }
 
     /// Fires one expired timer.

@@ -71,12 +71,14 @@ impl<App> Net<App> {
     /// a byte arrived or left; one reading per turn instead of one per transfer, and each
     /// connection listed once however often it read and wrote (`Conn::touch`). The stamps
     /// live beside the slots (`Net::activity`): a store each, no look-up; only a read
-    /// timeout's `last_read`, in the few connections' extras, takes one.
-    pub(crate) fn stamp_touched(&mut self) {
+    /// timeout's `last_read`, in the few connections' extras, takes one. Returns the clock
+    /// reading, if it took one.
+    pub(crate) fn stamp_touched(&mut self) -> Option<std::time::Instant> {
         if self.touched.is_empty() && self.touched_reads.is_empty() {
-            return;
+            return None;
         }
-        let at = self.clock.now_ceil();
+        let reading = std::time::Instant::now();
+        let at = self.clock.now_ceil_at(reading);
         // A slot freed and taken again since its traffic gets a later stamp than its
         // creation's: later is never early.
         for &index in &self.touched {
@@ -95,6 +97,7 @@ impl<App> Net<App> {
         self.touched.clear();
         self.touched_reads.clear();
         self.stamp_seq += 1;
+        Some(reading)
     }
 
     /// Cancels the timer bounding a connection's current phase: the phase ends, or what it

@@ -21,14 +21,15 @@ use crate::sys;
 /// A connection's transport.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    Tcp(mio::net::TcpStream),
+    /// Non-blocking, registered by its descriptor (see `tcp.rs`).
+    Tcp(std::net::TcpStream),
     Unix(UnixConn),
     /// Any other transport, through the trait object.
     Other(Box<dyn Transport>),
 }
 
 /// Calls the [`Transport`] method `$m` of whichever transport the stream holds (by its trait
-/// path for the sockets: `mio`'s own methods of the same names must not be picked instead).
+/// path for the sockets: their own inherent methods of the same names must not be picked).
 macro_rules! each {
     ($self:expr, $m:ident($($arg:expr),*)) => {
         match $self {

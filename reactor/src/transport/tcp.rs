@@ -3,9 +3,10 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use mio::unix::SourceFd;
 use mio::Interest;
 
 use super::{Acceptor, Registration, Stream, Transport};
@@ -57,14 +58,19 @@ pub(crate) fn connect(
         sys::set_recv_buffer_size(fd.as_fd(), n)?;
     }
     let attempt = sys::connect(fd.as_fd(), &addr);
-    let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
-    Ok((Stream::Tcp(stream), attempt))
+    Ok((Stream::Tcp(std::net::TcpStream::from(fd)), attempt))
 }
 
-impl Transport for mio::net::TcpStream {
+/// A connection's TCP socket is the standard library's stream (non-blocking), registered by
+/// its descriptor: its `as_fd` is inlined into every `recv` and `send`, where `mio`'s stream
+/// costs a call each.
+impl Transport for std::net::TcpStream {
     fn register(&mut self, at: Registration<'_>) -> io::Result<()> {
-        at.registry
-            .register(self, at.token, Interest::READABLE | Interest::WRITABLE)
+        at.registry.register(
+            &mut SourceFd(&self.as_raw_fd()),
+            at.token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -106,7 +112,7 @@ impl Transport for mio::net::TcpStream {
     }
 
     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        registry.deregister(self)
+        registry.deregister(&mut SourceFd(&self.as_raw_fd()))
     }
 
     fn into_fd(self: Box<Self>) -> Option<std::os::fd::OwnedFd> {
@@ -120,7 +126,9 @@ impl Acceptor for mio::net::TcpListener {
     }
 
     fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
-        mio::net::TcpListener::accept(self).map(|(s, a)| (Stream::Tcp(s), Some(a)))
+        // Accepted non-blocking and close-on-exec (`accept4`).
+        mio::net::TcpListener::accept(self)
+            .map(|(s, a)| (Stream::Tcp(OwnedFd::from(s).into()), Some(a)))
     }
 
     fn has_pending(&self) -> bool {
