@@ -362,6 +362,7 @@ impl Conn {
     }
 
     /// Whether the handler may still queue output.
+    #[inline]
     pub(super) fn accepts_writes(&self) -> bool {
         matches!(
             self.phase,
@@ -375,16 +376,19 @@ impl Conn {
         )
     }
 
+    #[inline]
     pub(super) fn is_connecting(&self) -> bool {
         matches!(self.phase, Phase::Connecting { .. })
     }
 
+    #[inline]
     pub(super) fn is_open(&self) -> bool {
         matches!(self.phase, Phase::Open { .. })
     }
 
+    #[inline]
     pub(super) fn is_dead(&self) -> bool {
-        self.phase == Phase::Dead
+        matches!(self.phase, Phase::Dead)
     }
 
     /// The phase's name, for snapshots.

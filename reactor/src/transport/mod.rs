@@ -135,7 +135,7 @@ pub(crate) fn adopt(fd: OwnedFd) -> io::Result<Stream> {
     sys::set_nonblocking(fd.as_fd())?;
     match sys::socket_domain(fd.as_fd())? {
         libc::AF_UNIX => Ok(Stream::Unix(unix::UnixConn::from_fd(fd))),
-        libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(std::net::TcpStream::from(fd))),
+        libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(tcp::TcpConn(fd))),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a TCP or Unix-domain stream socket",

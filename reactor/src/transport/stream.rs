@@ -14,6 +14,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use mio::Registry;
 
+use super::tcp::TcpConn;
 use super::unix::UnixConn;
 use super::{Readiness, Registration, Transport};
 use crate::sys;
@@ -21,8 +22,7 @@ use crate::sys;
 /// A connection's transport.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    /// Non-blocking, registered by its descriptor (see `tcp.rs`).
-    Tcp(std::net::TcpStream),
+    Tcp(TcpConn),
     Unix(UnixConn),
     /// Any other transport, through the trait object.
     Other(Box<dyn Transport>),
@@ -46,7 +46,7 @@ impl Stream {
     /// The descriptor itself, taken out without closing it (`None`: the transport has none).
     pub(crate) fn into_fd(self) -> Option<OwnedFd> {
         match self {
-            Stream::Tcp(s) => Some(s.into()),
+            Stream::Tcp(s) => Some(s.0),
             Stream::Unix(s) => Some(s.into_owned_fd()),
             Stream::Other(s) => s.into_fd(),
         }

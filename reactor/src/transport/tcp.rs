@@ -58,16 +58,26 @@ pub(crate) fn connect(
         sys::set_recv_buffer_size(fd.as_fd(), n)?;
     }
     let attempt = sys::connect(fd.as_fd(), &addr);
-    Ok((Stream::Tcp(std::net::TcpStream::from(fd)), attempt))
+    Ok((Stream::Tcp(TcpConn(fd)), attempt))
 }
 
-/// A connection's TCP socket is the standard library's stream (non-blocking), registered by
-/// its descriptor: its `as_fd` is inlined into every `recv` and `send`, where `mio`'s stream
-/// costs a call each.
-impl Transport for std::net::TcpStream {
+/// A connection's TCP socket: the descriptor itself (non-blocking), registered by it. Every
+/// call on it goes through `sys` with the descriptor, which `OwnedFd` lends inlined; `mio`'s
+/// and the standard library's streams each cost a call per `recv` and `send` to get it.
+#[derive(Debug)]
+pub(crate) struct TcpConn(pub(crate) OwnedFd);
+
+impl AsFd for TcpConn {
+    #[inline]
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Transport for TcpConn {
     fn register(&mut self, at: Registration<'_>) -> io::Result<()> {
         at.registry.register(
-            &mut SourceFd(&self.as_raw_fd()),
+            &mut SourceFd(&self.0.as_raw_fd()),
             at.token,
             Interest::READABLE | Interest::WRITABLE,
         )
@@ -112,11 +122,11 @@ impl Transport for std::net::TcpStream {
     }
 
     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        registry.deregister(&mut SourceFd(&self.as_raw_fd()))
+        registry.deregister(&mut SourceFd(&self.0.as_raw_fd()))
     }
 
     fn into_fd(self: Box<Self>) -> Option<std::os::fd::OwnedFd> {
-        Some((*self).into())
+        Some(self.0)
     }
 }
 
@@ -127,8 +137,7 @@ impl Acceptor for mio::net::TcpListener {
 
     fn accept(&mut self) -> io::Result<(Stream, Option<SocketAddr>)> {
         // Accepted non-blocking and close-on-exec (`accept4`).
-        mio::net::TcpListener::accept(self)
-            .map(|(s, a)| (Stream::Tcp(OwnedFd::from(s).into()), Some(a)))
+        mio::net::TcpListener::accept(self).map(|(s, a)| (Stream::Tcp(TcpConn(s.into())), Some(a)))
     }
 
     fn has_pending(&self) -> bool {
