@@ -406,7 +406,9 @@ fn read_budget_serves_others_and_resumes_without_an_edge() -> io::Result<()> {
     let a = l.connect();
     let b = l.connect();
     h.turn()?; // accepts both
-    let big = 4 << 20;
+
+    // More than one turn's read budget (64 reads of the 64 KiB scratch buffer, 4 MiB).
+    let big = 16 << 20;
     a.send(&vec![1u8; big]);
     b.send(b"quick");
     h.turn()?;
