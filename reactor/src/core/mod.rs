@@ -69,13 +69,14 @@ pub(crate) use write::WRITE_THROUGH_MIN;
 /// put on the ready list and served next turn without waiting for a new edge.
 ///
 /// Only full reads go on past the first (a short read ends the loop), so this bounds the bytes
-/// one connection moves per read pass: 64 reads of the 64 KiB scratch buffer, 4 MiB, a few
-/// milliseconds of the loop (twice that in a turn that serves the connection from the ready
-/// list and then from a new edge). Each time the budget runs out, the next poll is a
-/// zero-timeout `epoll_wait` that only the budget causes: for a stream that keeps the socket
-/// full, one per 128 reads. At 16 reads it was one per 32, which put a 64 KiB echo above the C
-/// server's system calls per MB (that server has no budget; BENCHMARKS.md, issue 17).
-pub(crate) const READS_PER_TURN: usize = 64;
+/// one connection moves per read pass: 16 reads of the 64 KiB scratch buffer, 1 MiB. Each time
+/// the budget runs out, the next poll is a zero-timeout `epoll_wait` that only the budget
+/// causes: for a stream that keeps the socket full, one per 32 reads, about 1.5 % of its
+/// system calls (the C server, which has no budget, makes none). A larger budget buys those
+/// back at the other connections' expense: with one streamer beside 50 ping-pong connections,
+/// their p99 latency was 4.3–5.0 ms at 16 reads, 5.9–7.5 ms at 32 and 8.7–10.5 ms at 64, and
+/// the streamer was no faster (BENCHMARKS.md, issue 17's streaming system calls).
+pub(crate) const READS_PER_TURN: usize = 16;
 
 /// How often one turn repeats its flush and close steps when closing handlers write to other
 /// connections (which then need a flush, whose errors close more). Anything left goes next turn.
