@@ -1,5 +1,4 @@
-//! Ports for programs that take no port 0 (`redis-server`, `chromedriver`,
-//! `systemd-socket-activate`).
+//! Ports for programs that take no port 0 (`redis-server`, `systemd-socket-activate`).
 //!
 //! The usual trick, binding port 0 and closing the socket to learn a free port, hands such a
 //! program a port from the kernel's ephemeral range (`ip_local_port_range`), and every connect

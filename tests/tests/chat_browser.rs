@@ -10,9 +10,10 @@
 
 mod samples_util;
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -35,7 +36,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=800,500",
 ];
 
-/// `chromedriver` on a free port, stopped (with its browser) when dropped.
+/// `chromedriver` on a port of its own, stopped (with its browser) when dropped.
 struct Driver {
     child: Child,
     addr: SocketAddr,
@@ -44,45 +45,57 @@ struct Driver {
 }
 
 impl Driver {
-    /// Starts chromedriver on a free port and waits until it is ready for sessions. Should
-    /// another program on the machine take the port first, chromedriver exits and another
-    /// port is tried.
+    /// Starts chromedriver on a port the kernel picks (`--port=0`) and returns once it says
+    /// which: it prints "ChromeDriver was started successfully on port N." after binding, so
+    /// no port can be taken from under it and no polling is needed.
     fn start() -> io::Result<Driver> {
-        for _ in 0..5 {
-            // chromedriver takes no port 0: a port no other test can take first.
-            let port = evdrive_tests::unassigned_port()?;
-            let child = Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let profile = std::env::temp_dir()
-                .join(format!("evdrive-chromium-{}-{port}", std::process::id()));
-            let mut driver = Driver {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                profile,
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel::<String>();
+        // Drained for chromedriver's whole life, so its pipe never fills.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = lines.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::other("chromedriver never said it had started"));
             };
-            // Wait until it answers: the status says when it is ready for sessions.
-            let deadline = Instant::now() + WAIT;
-            loop {
-                if driver.child.try_wait()?.is_some() {
-                    break; // it could not bind: another port
-                }
-                if let Ok(body) = driver.request("GET", "/status", None) {
-                    if body.contains("\"ready\":true") {
-                        return Ok(driver);
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let port = rest.trim_end_matches('.').trim().parse::<u16>();
+                match port {
+                    Ok(port) => break port,
+                    Err(_) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(io::Error::other(format!("chromedriver said {line:?}")));
                     }
                 }
-                if Instant::now() > deadline {
-                    return Err(io::Error::other("chromedriver never became ready"));
-                }
-                std::thread::sleep(Duration::from_millis(20));
             }
+        };
+        let profile =
+            std::env::temp_dir().join(format!("evdrive-chromium-{}-{port}", std::process::id()));
+        let driver = Driver {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            profile,
+        };
+        let status = driver.request("GET", "/status", None)?;
+        if !status.contains("\"ready\":true") {
+            return Err(io::Error::other(format!(
+                "chromedriver not ready: {status}"
+            )));
         }
-        Err(io::Error::other(
-            "chromedriver found no free port in 5 tries",
-        ))
+        Ok(driver)
     }
 
     /// One HTTP/1.1 request with a JSON body; returns the response body. A WebDriver error
