@@ -43,6 +43,63 @@ impl<App> Net<App> {
         }
     }
 
+    /// Queues a copy of a small write (below `WRITE_THROUGH_MIN`): every handler's reply
+    /// passes here. Returns `false` if the connection does not exist or no longer takes writes.
+    ///
+    /// The common case is decided first, and all of it before anything changes: no loop-wide
+    /// budget, an open connection with nothing queued, bytes that stay within both output
+    /// limits (so neither the abort nor the soft-limit timer can follow) and fit the turn
+    /// buffer. They become the connection's range of the turn buffer, copied last, so that
+    /// nothing is kept in registers across the copy. Anything else takes
+    /// [`queue`](Self::queue), out of line.
+    #[inline(always)]
+    pub(crate) fn queue_small(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let index = id.index as usize;
+        let len = data.len();
+        let common = self.limits.output_budget.is_none() && len != 0;
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return self.queue_small_slow(id, data);
+        };
+        if !(common
+            && conn.generation == id.generation
+            && conn.accepts_writes()
+            && conn.output.is_empty()
+            && len <= conn.config.soft_output
+            && len <= conn.config.max_output)
+        {
+            return self.queue_small_slow(id, data);
+        }
+        if !conn.dirty {
+            // A full list grows on the other path: no call (to grow it) on this one.
+            if self.dirty.len() == self.dirty.capacity() {
+                return self.queue_small_slow(id, data);
+            }
+            self.dirty.push(index);
+            conn.dirty = true;
+        }
+        // Marked dirty without a range if the buffer is full: the other path queues the bytes
+        // and finds it marked already.
+        let Some((start, bytes)) = self.spare.turn.claim(len) else {
+            return self.queue_small_slow(id, data);
+        };
+        self.queued_total += len;
+        conn.output.start_turn(start, len);
+        bytes.copy_from_slice(data);
+        true
+    }
+
+    /// [`queue_small`](Self::queue_small) past its common case.
+    #[inline(never)]
+    fn queue_small_slow(&mut self, id: ConnId, data: &[u8]) -> bool {
+        self.queue(
+            id,
+            data,
+            |d| d.len(),
+            |q, sp, d, now| q.push_slice(d, sp, now),
+        )
+        .is_ok()
+    }
+
     /// Queues output on a connection through `push`, which returns the bytes then queued;
     /// the value comes back if the connection does not exist or no longer takes writes (it is
     /// then returned in `Err`).

@@ -42,7 +42,7 @@ impl OutQueue {
             OutQueue::Turn { start, len } => {
                 // This turn's bytes, in the turn buffer: nearly every reply.
                 let (start, end) = (*start as usize, *start as usize + *len as usize);
-                let n = match write(&[IoSlice::new(&spare.turn[start..end])], &[]) {
+                let n = match write(&[IoSlice::new(spare.turn.range(start, end))], &[]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                     Err(e) => return Err(e),
