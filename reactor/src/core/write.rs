@@ -348,13 +348,28 @@ impl<App> Core<App> {
         self.flush_as(index, true);
     }
 
+    /// Flushes every connection of a dirty list taken off `Net::dirty`, taking each off the
+    /// list. A function of its own, so the loop's registers are not shared with the rest of
+    /// the end of the turn.
+    #[inline(never)]
+    pub(crate) fn flush_all(&mut self, dirty: &[usize]) {
+        for &index in dirty {
+            self.flush_dirty(index);
+        }
+    }
+
     /// Inlined into both: the end-of-turn flush is every message's path.
     #[inline(always)]
     fn flush_as(&mut self, index: usize, undirty: bool) {
-        let Some(after) = self.write_out(index, undirty) else {
-            return;
-        };
+        if let Some(after) = self.write_out(index, undirty) {
+            self.after_write(index, after);
+        }
+    }
 
+    /// What follows a write that crossed a mark, left output queued or had a FIN waiting:
+    /// out of line, as few flushes get here.
+    #[inline(never)]
+    fn after_write(&mut self, index: usize, after: AfterWrite) {
         if after.back_below_soft {
             self.track_soft_output(index);
         }
