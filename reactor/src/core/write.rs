@@ -242,12 +242,10 @@ impl<App> Net<App> {
         }
         if !conn.output.is_empty() {
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(&mut self.spare, &self.now, |iov, fds| {
-                if fds.is_empty() {
-                    stream.write_vectored(iov)
-                } else {
-                    stream.write_with_fds(iov, fds)
-                }
+            match output.flush(&mut self.spare, &self.now, |iov, fds| match (iov, fds) {
+                ([one], []) => stream.send(one),
+                (_, []) => stream.write_vectored(iov),
+                _ => stream.write_with_fds(iov, fds),
             }) {
                 Ok((_, written)) => {
                     self.queued_total -= written;
