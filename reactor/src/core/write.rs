@@ -25,7 +25,7 @@ use timers::Tick;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
-use crate::outbuf::{OutQueue, Spare};
+use crate::outbuf::{Flushed, OutQueue, Spare};
 use crate::{CloseReason, ConnId};
 
 /// The smallest single write sent at once when nothing is queued (see the module's notes):
@@ -232,14 +232,24 @@ impl<App> Net<App> {
         if undirty {
             conn.dirty = false;
         }
-        // Matched here rather than through `Conn`'s predicates, which are not inlined into
-        // this (every message's) path.
-        if matches!(conn.phase, Phase::Connecting { .. } | Phase::Dead) {
-            // Not flushed this turn: a connecting one keeps its bytes for after the connect,
-            // out of the turn buffer (a dead one's are never sent, only measured).
-            conn.output.settle(&mut self.spare, self.now);
-            return None;
-        }
+        // The phase, looked at once. Matched here rather than through `Conn`'s predicates,
+        // which are not inlined into this (every message's) path.
+        let open = match conn.phase {
+            Phase::Open {
+                write: WriteHalf::Open,
+                ..
+            } => true,
+            Phase::Connecting { .. } | Phase::Dead => {
+                // Not flushed this turn: a connecting one keeps its bytes for after the
+                // connect, out of the turn buffer (a dead one's are never sent, only measured).
+                conn.output.settle(&mut self.spare, self.now);
+                return None;
+            }
+            // Closing, or half-closed: a FIN waits for the queue to empty, or went.
+            _ => false,
+        };
+        // Bytes still queued after the flush: none unless the kernel took less than offered.
+        let mut queued = 0;
         if !conn.output.is_empty() {
             let crate::core::conn::Conn { stream, output, .. } = conn;
             match output.flush(&mut self.spare, &self.now, |iov, fds| match (iov, fds) {
@@ -247,7 +257,7 @@ impl<App> Net<App> {
                 (_, []) => stream.write_vectored(iov),
                 _ => stream.write_with_fds(iov, fds),
             }) {
-                Ok((_, written)) => {
+                Ok((flushed, written)) => {
                     self.queued_total -= written;
                     if written > 0 {
                         conn.bytes_out += written as u64;
@@ -255,6 +265,9 @@ impl<App> Net<App> {
                         if conn.touch(self.stamp_seq) {
                             self.touched.push(index);
                         }
+                    }
+                    if flushed == Flushed::Blocked {
+                        queued = conn.output.len();
                     }
                 }
                 Err(e) => {
@@ -265,18 +278,7 @@ impl<App> Net<App> {
                 }
             }
         }
-        let queued = conn.output.len();
-        if queued == 0
-            && !conn.paused_by_output()
-            && conn.extras.is_none()
-            && matches!(
-                conn.phase,
-                Phase::Open {
-                    write: WriteHalf::Open,
-                    ..
-                }
-            )
-        {
+        if queued == 0 && open && !conn.paused_by_output() && conn.extras.is_none() {
             // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
             // waiting on the peer, no FIN pending.
             return None;

@@ -40,8 +40,7 @@ use timers::Tick;
 mod flush;
 mod spare;
 
-#[cfg(test)]
-use flush::Flushed;
+pub(crate) use flush::Flushed;
 pub(crate) use spare::Spare;
 
 /// A reference-counted, immutable byte buffer that can be queued on many connections at once
