@@ -54,6 +54,7 @@ impl<App> Net<App> {
     /// [`queue`](Self::queue), out of line.
     #[inline(always)]
     pub(crate) fn queue_small(&mut self, id: ConnId, data: &[u8]) -> bool {
+        debug_assert!(data.len() < WRITE_THROUGH_MIN);
         let index = id.index as usize;
         let len = data.len();
         let common = self.limits.output_budget.is_none() && len != 0;
@@ -64,8 +65,8 @@ impl<App> Net<App> {
             && conn.generation == id.generation
             && conn.accepts_writes()
             && conn.output.is_empty()
-            && len <= conn.config.soft_output
-            && len <= conn.config.max_output)
+            && (conn.small_writes_fit
+                || (len <= conn.config.soft_output && len <= conn.config.max_output)))
         {
             return self.queue_small_slow(id, data);
         }
