@@ -76,8 +76,14 @@ impl Stream {
     pub(crate) fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => sys::send(s.as_fd(), buf),
-            _ => self.write_vectored(&[IoSlice::new(buf)]),
+            _ => self.send_other(buf),
         }
+    }
+
+    /// [`send`](Self::send) through any other transport, out of line.
+    #[inline(never)]
+    fn send_other(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
     }
 
     pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
