@@ -233,21 +233,18 @@ impl<App> Net<App> {
         if undirty {
             conn.dirty = false;
         }
-        // The phase, looked at once. Matched here rather than through `Conn`'s predicates,
-        // which are not inlined into this (every message's) path.
-        let open = match conn.phase {
-            Phase::Open {
-                write: WriteHalf::Open,
-                ..
-            } => true,
-            Phase::Connecting { .. } | Phase::Dead => {
-                // Not flushed this turn: a connecting one keeps its bytes for after the
-                // connect, out of the turn buffer (a dead one's are never sent, only measured).
-                conn.output.settle(&mut self.spare, self.now);
-                return None;
-            }
-            // Closing, or half-closed: a FIN waits for the queue to empty, or went.
-            _ => false,
+        // Matched here rather than through `Conn`'s predicates, which are not inlined into
+        // this (every message's) path: open and writable, nearly every flush, first.
+        let open = if let Phase::Open { write, .. } = conn.phase {
+            write == WriteHalf::Open
+        } else if let Phase::Closing { .. } = conn.phase {
+            false
+        } else {
+            // Connecting or dead, not flushed this turn: a connecting one keeps its bytes for
+            // after the connect, out of the turn buffer (a dead one's are never sent, only
+            // measured).
+            conn.output.settle(&mut self.spare, self.now);
+            return None;
         };
         // Bytes still queued after the flush: none unless the kernel took less than offered.
         let mut queued = 0;
