@@ -354,6 +354,27 @@ impl Conn {
         }
     }
 
+    /// Whether nothing about the connection asks more of a read than every message's path:
+    /// open with writes taken, no first-byte timer, none of the read flags (pauses, link, end
+    /// of stream), no descriptor passing, no extras, no kept input. Then it
+    /// [`wants_read`](Self::wants_read), [`accepts_writes`](Self::accepts_writes), and a read's
+    /// bytes go straight to the handler. Computed from the state each time, so it cannot
+    /// disagree with it; its tests are the cheap ones, one per part.
+    #[inline]
+    pub(super) fn is_plain(&self) -> bool {
+        self.flags == 0
+            && matches!(
+                self.phase,
+                Phase::Open {
+                    first_byte: None,
+                    write: WriteHalf::Open
+                }
+            )
+            && !self.carries_fds
+            && self.extras.is_none()
+            && self.input.is_empty()
+    }
+
     /// Whether queued output is above the high-water mark, so reading should wait for the
     /// flush (S21). A linked connection's output is the other direction's (`core::link`).
     #[inline]
@@ -424,6 +445,78 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// An open connection with nothing special about it, over a transport that reads nothing.
+    fn plain_conn() -> Conn {
+        let stream = Stream::Other(Box::new(crate::transport::Detached));
+        let phase = Phase::Open {
+            first_byte: None,
+            write: WriteHalf::Open,
+        };
+        Conn::new(stream, 1, phase, Rc::new(ConnConfig::default()), 0, 0)
+    }
+
+    /// `is_plain` stands for every test of a read's common path: when it holds, the tests it
+    /// replaces pass, and each thing that asks more of a read makes it false.
+    #[test]
+    fn plain_means_every_read_check_passes() {
+        let conn = plain_conn();
+        assert!(conn.is_plain());
+        assert!(conn.wants_read() && conn.accepts_writes() && conn.is_open());
+        assert!(!conn.is_connecting() && !conn.linked() && conn.input.is_empty());
+
+        let key = timers::Wheel::new().insert(10, ());
+        let phases = [
+            Phase::Open {
+                first_byte: Some(key),
+                write: WriteHalf::Open,
+            },
+            Phase::Open {
+                first_byte: None,
+                write: WriteHalf::ShutRequested,
+            },
+            Phase::Open {
+                first_byte: None,
+                write: WriteHalf::Shut,
+            },
+            Phase::Connecting {
+                timer: None,
+                write: WriteHalf::Open,
+            },
+            Phase::Closing {
+                linger: None,
+                fin_sent: false,
+            },
+            Phase::Dead,
+        ];
+        for phase in phases {
+            let mut conn = plain_conn();
+            conn.phase = phase;
+            assert!(!conn.is_plain(), "{phase:?}");
+        }
+        for bit in [
+            PAUSED_BY_USER,
+            PAUSED_BY_OUTPUT,
+            LINKED,
+            PAUSED_BY_LINK,
+            EOF,
+        ] {
+            let mut conn = plain_conn();
+            conn.flags = bit;
+            assert!(!conn.is_plain(), "flag {bit}");
+        }
+        let mut conn = plain_conn();
+        conn.carries_fds = true;
+        assert!(!conn.is_plain(), "descriptor passing");
+        let mut conn = plain_conn();
+        conn.extras();
+        assert!(!conn.is_plain(), "extras");
+        let mut conn = plain_conn();
+        conn.input.extend_from_slice(b"GET");
+        assert!(!conn.is_plain(), "kept input");
+    }
+
     /// The slot of an idle connection, with its handler's and its activity stamp's entries
     /// beside it, is the bulk of its memory (S25); keep it small.
     #[test]

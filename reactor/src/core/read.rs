@@ -94,11 +94,14 @@ impl<App> Core<App> {
             }
         }
         for _ in 0..READS_PER_TURN {
-            if !conn.wants_read() {
+            // The common case answers every question of a read at once (see `is_plain`): it
+            // reads, and its bytes go straight to the handler.
+            let plain = conn.is_plain();
+            if !plain && !conn.wants_read() {
                 return true;
             }
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
-            let result = if conn.carries_fds {
+            let result = if !plain && conn.carries_fds {
                 conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
             } else {
                 conn.stream.read(scratch)
@@ -119,25 +122,11 @@ impl<App> Core<App> {
             }
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
-            // A byte ends the first-byte timeout, the open phase's timer (a closing
-            // connection's timer is its linger timeout, which stays).
-            let first_byte = matches!(
-                conn.phase,
-                Phase::Open {
-                    first_byte: Some(_),
-                    ..
-                }
-            );
             self.net.stats.bytes_in += n as u64;
             if conn.touch(self.net.stamp_seq) {
                 self.net.touched.push(index);
             }
-            if conn.extras.is_some() {
-                self.net.touched_reads.push(index);
-            }
-            let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
-            if !first_byte && !with_fds && conn.is_open() && !conn.linked() && conn.input.is_empty()
-            {
+            if plain {
                 // Every message's path: what `deliver` does in its common case, without
                 // looking the slot up again. A handler whose callback is running (never the
                 // case from the loop) drops the bytes, as in `deliver`.
@@ -158,6 +147,19 @@ impl<App> Core<App> {
                     }
                 }
             } else {
+                // A byte ends the first-byte timeout, the open phase's timer (a closing
+                // connection's timer is its linger timeout, which stays).
+                let first_byte = matches!(
+                    conn.phase,
+                    Phase::Open {
+                        first_byte: Some(_),
+                        ..
+                    }
+                );
+                if conn.extras.is_some() {
+                    self.net.touched_reads.push(index);
+                }
+                let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
                 if first_byte {
                     self.end_phase_timer(index);
                 }
