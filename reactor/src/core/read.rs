@@ -69,13 +69,19 @@ impl<App> Core<App> {
         // The peer's FIN or an error is already reported (or no edge will come at all): read
         // to the end instead of stopping at a short read.
         let mut drain_all = true;
+        // The common case answers every question below at once (see `is_plain`): the
+        // connection is open with writes taken, it reads, and its bytes go straight to the
+        // handler. Asked again whenever the slot may have changed.
+        let mut plain = conn.is_plain();
         if let Some(ready) = ready {
             let readable = ready.readable || ready.read_closed || ready.error;
             drain_all = ready.read_closed || ready.error;
-            let connecting = conn.is_connecting();
+            let connecting = !plain && conn.is_connecting();
             // Most edges say "writable" while nothing waits: only a queue or a pending FIN
             // gives the flush work.
-            if connecting || ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
+            if connecting
+                || ready.writable && (!conn.output.is_empty() || !(plain || conn.accepts_writes()))
+            {
                 if connecting {
                     self.finish_connect(index);
                 } else {
@@ -89,14 +95,12 @@ impl<App> Core<App> {
                     Some(Source::Conn(conn)) if !connecting || conn.is_open() => conn,
                     _ => return true,
                 };
+                plain = conn.is_plain();
             } else if !readable {
                 return true;
             }
         }
         for _ in 0..READS_PER_TURN {
-            // The common case answers every question of a read at once (see `is_plain`): it
-            // reads, and its bytes go straight to the handler.
-            let plain = conn.is_plain();
             if !plain && !conn.wants_read() {
                 return true;
             }
@@ -186,6 +190,7 @@ impl<App> Core<App> {
                 self.mark_ready(index);
                 return true;
             }
+            plain = conn.is_plain();
         }
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
