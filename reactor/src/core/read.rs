@@ -74,8 +74,8 @@ impl<App> Core<App> {
         // handler. Asked again whenever the slot may have changed.
         let mut plain = conn.is_plain();
         if let Some(ready) = ready {
-            let readable = ready.readable || ready.read_closed || ready.error;
             drain_all = ready.read_closed || ready.error;
+            let readable = ready.readable || drain_all;
             let connecting = !plain && conn.is_connecting();
             // Most edges say "writable" while nothing waits: only a queue or a pending FIN
             // gives the flush work.
@@ -143,7 +143,7 @@ impl<App> Core<App> {
                     let data = &scratch[..n];
                     let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
                     self.put_handler(index, handler);
-                    if self.net.replacement.is_some() || consumed < n {
+                    if consumed < n || self.net.replacement.is_some() {
                         self.install_replacement(index, id);
                         if consumed < n {
                             self.keep_unconsumed(index, &data[consumed..], swaps);
