@@ -93,6 +93,8 @@ const LINKED: u8 = 4;
 const PAUSED_BY_LINK: u8 = 8;
 /// [`Conn::eof`]'s bit.
 const EOF: u8 = 16;
+/// [`Conn::carries_fds`]'s bit, fixed for the connection's life.
+const CARRIES_FDS: u8 = 32;
 
 /// One connection's slot.
 pub(crate) struct Conn {
@@ -100,9 +102,6 @@ pub(crate) struct Conn {
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(super) generation: u32,
-    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
-    /// ask for them. Asked once here, so a TCP read pays nothing for descriptor passing.
-    pub(super) carries_fds: bool,
     /// Where the connection is in its life, with the data of that phase.
     pub(super) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
@@ -112,8 +111,8 @@ pub(crate) struct Conn {
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(super) config: Rc<ConnConfig>,
     /// What stops or diverts reading, one bit each ([`PAUSED_BY_USER`], [`PAUSED_BY_OUTPUT`],
-    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`]): in one byte, so that whether to read, asked
-    /// before every read, is one test in the common case (none set).
+    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`], [`CARRIES_FDS`]): in one byte, so that whether
+    /// to read, asked before every read, is one test in the common case (none set).
     flags: u8,
     /// On the list of connections to flush at the end of this turn.
     pub(super) dirty: bool,
@@ -216,15 +215,15 @@ impl Conn {
         now: Tick,
         stamp_seq: u64,
     ) -> Self {
+        let flags = if stream.carries_fds() { CARRIES_FDS } else { 0 };
         Conn {
-            carries_fds: stream.carries_fds(),
             stream,
             generation,
             phase,
             input: InBuf::default(),
             output: OutQueue::default(),
             config,
-            flags: 0,
+            flags,
             dirty: false,
             ready: false,
             rejected: false,
@@ -319,6 +318,14 @@ impl Conn {
         }
     }
 
+    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
+    /// ask for them. Asked of the transport once, so a TCP read pays nothing for descriptor
+    /// passing; a flag bit, so that a plain connection's test covers it.
+    #[inline]
+    pub(super) fn carries_fds(&self) -> bool {
+        self.flags & CARRIES_FDS != 0
+    }
+
     /// The peer sent end of stream.
     #[inline]
     pub(super) fn eof(&self) -> bool {
@@ -356,7 +363,7 @@ impl Conn {
 
     /// Whether nothing about the connection asks more of a read than every message's path:
     /// open with writes taken, no first-byte timer, none of the read flags (pauses, link, end
-    /// of stream), no descriptor passing, no extras, no kept input. Then it
+    /// of stream, descriptor passing), no extras, no kept input. Then it
     /// [`wants_read`](Self::wants_read), [`accepts_writes`](Self::accepts_writes), and a read's
     /// bytes go straight to the handler. Computed from the state each time, so it cannot
     /// disagree with it; its tests are the cheap ones, one per part.
@@ -370,7 +377,6 @@ impl Conn {
                     write: WriteHalf::Open
                 }
             )
-            && !self.carries_fds
             && self.extras.is_none()
             && self.input.is_empty()
     }
@@ -507,8 +513,8 @@ mod tests {
             assert!(!conn.is_plain(), "flag {bit}");
         }
         let mut conn = plain_conn();
-        conn.carries_fds = true;
-        assert!(!conn.is_plain(), "descriptor passing");
+        conn.flags = CARRIES_FDS;
+        assert!(conn.wants_read(), "descriptor passing stops no read");
         let mut conn = plain_conn();
         conn.extras();
         assert!(!conn.is_plain(), "extras");

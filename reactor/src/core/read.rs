@@ -105,7 +105,7 @@ impl<App> Core<App> {
                 return true;
             }
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
-            let result = if !plain && conn.carries_fds {
+            let result = if !plain && conn.carries_fds() {
                 conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
             } else {
                 conn.stream.read(scratch)
@@ -163,7 +163,7 @@ impl<App> Core<App> {
                 if conn.extras.is_some() {
                     self.net.touched_reads.push(index);
                 }
-                let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
+                let with_fds = conn.carries_fds() && !self.net.fds_in.is_empty();
                 if first_byte {
                     self.end_phase_timer(index);
                 }
