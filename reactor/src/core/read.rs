@@ -144,10 +144,7 @@ impl<App> Core<App> {
                     let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
                     self.put_handler(index, handler);
                     if consumed < n || self.net.replacement.is_some() {
-                        self.install_replacement(index, id);
-                        if consumed < n {
-                            self.keep_unconsumed(index, &data[consumed..], swaps);
-                        }
+                        self.after_read_delivery(index, &data[consumed..], swaps);
                     }
                 }
             } else {
@@ -253,6 +250,20 @@ impl<App> Core<App> {
             conn.input.set(input);
         }
         self.after_delivery(index, swaps);
+    }
+
+    /// What follows a read's delivery straight to the handler when the handler asked for a
+    /// successor or left bytes unconsumed (`rest`, an unfinished frame's start): the successor
+    /// takes over, then the bytes are kept. The connection's id is read from its slot again
+    /// (a slot outlives every callback) rather than kept across the callback by every message.
+    fn after_read_delivery(&mut self, index: usize, rest: &[u8], swaps: u64) {
+        let Some(id) = self.id_at(index) else {
+            return;
+        };
+        self.install_replacement(index, id);
+        if !rest.is_empty() {
+            self.keep_unconsumed(index, rest, swaps);
+        }
     }
 
     /// Keeps what the handler left of bytes offered straight from the read (an unfinished
