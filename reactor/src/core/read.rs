@@ -141,10 +141,11 @@ impl<App> Core<App> {
                 if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
                     let swaps = self.net.swaps();
                     let data = &scratch[..n];
-                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                    let consumed = handler.on_data(&mut Cx::new(self, id), data);
                     self.put_handler(index, handler);
                     if consumed < n || self.net.replacement.is_some() {
-                        self.after_read_delivery(index, &data[consumed..], swaps);
+                        // A handler that claims more than it was given consumed it all.
+                        self.after_read_delivery(index, &data[consumed.min(n)..], swaps);
                     }
                 }
             } else {
