@@ -78,9 +78,9 @@ impl<App> Core<App> {
             let readable = ready.readable || drain_all;
             let connecting = !plain && conn.is_connecting();
             // Most edges say "writable" while nothing waits: only a queue or a pending FIN
-            // gives the flush work.
+            // gives the flush work (asked first: nearly always there is none).
             if connecting
-                || ready.writable && (!conn.output.is_empty() || !(plain || conn.accepts_writes()))
+                || (!conn.output.is_empty() || !(plain || conn.accepts_writes())) && ready.writable
             {
                 if connecting {
                     self.finish_connect(index);
