@@ -257,6 +257,9 @@ impl<App> Core<App> {
     /// successor or left bytes unconsumed (`rest`, an unfinished frame's start): the successor
     /// takes over, then the bytes are kept. The connection's id is read from its slot again
     /// (a slot outlives every callback) rather than kept across the callback by every message.
+    /// Cold: marked so, the test that leads here is a branch the common case skips.
+    #[cold]
+    #[inline(never)]
     fn after_read_delivery(&mut self, index: usize, rest: &[u8], swaps: u64) {
         let Some(id) = self.id_at(index) else {
             return;
