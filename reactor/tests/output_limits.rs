@@ -93,3 +93,66 @@ fn at_the_soft_limit_is_kept_past_the_hard_limit_is_dropped_at_once() -> io::Res
     assert!(peer.was_aborted());
     Ok(())
 }
+
+/// Replies to its first few inputs with one byte, and to every later one with `len` bytes at
+/// once; records how connections end.
+struct OneReply {
+    len: usize,
+    small_left: usize,
+}
+
+impl Protocol<Vec<CloseKind>> for OneReply {
+    fn on_data(&mut self, cx: &mut Cx<'_, Vec<CloseKind>>, data: &[u8]) -> usize {
+        let len = match self.small_left {
+            0 => self.len,
+            _ => {
+                self.small_left -= 1;
+                1
+            }
+        };
+        cx.write(&vec![7u8; len]);
+        data.len()
+    }
+    fn on_close(&mut self, cx: &mut Cx<'_, Vec<CloseKind>>, reason: CloseReason) {
+        cx.app().push(reason.kind());
+    }
+}
+
+/// S21: the limits hold for a small write into an empty queue too (the common case of a
+/// write, decided apart): after a few one-byte replies have gone (so the reactor's per-turn
+/// buffers are in use, as in steady traffic), one reply over the soft limit arms the soft
+/// period, and one over the hard limit is dropped at once.
+#[test]
+fn one_small_write_into_an_empty_queue_meets_both_limits() -> io::Result<()> {
+    const SMALL: usize = 4;
+    for (len, hard_passed) in [(SOFT + 1, false), (HARD + 1, true)] {
+        let mut h = Harness::new(Vec::new())?;
+        let config = ConnConfig::default().with_output_limits(HARD, SOFT, SOFT_FOR);
+        let l = h.listen(ListenOptions::default().with_conn(config), move |_, _| {
+            OneReply {
+                len,
+                small_left: SMALL,
+            }
+        });
+        let peer = l.connect();
+        h.settle()?;
+        for _ in 0..SMALL {
+            peer.send(b"x");
+            h.settle()?;
+            assert_eq!(peer.take_received(), [7]);
+        }
+        peer.set_write_budget(Some(0));
+        peer.send(b"y");
+        h.settle()?;
+        if hard_passed {
+            assert_eq!(h.app().as_slice(), [CloseKind::SlowConsumer]);
+            assert!(peer.was_aborted());
+            continue;
+        }
+        assert!(h.app().is_empty(), "{:?}", h.app());
+        h.advance(SOFT_FOR + Duration::from_millis(100))?;
+        assert_eq!(h.app().as_slice(), [CloseKind::SlowConsumer]);
+        assert!(peer.was_aborted());
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use timers::{Tick, TimerKey};
 
+use crate::core::WRITE_THROUGH_MIN;
 use crate::outbuf::OutQueue;
 use crate::transport::Stream;
 use crate::{CloseReason, ConnConfig};
@@ -116,6 +117,10 @@ pub(crate) struct Conn {
     flags: u8,
     /// On the list of connections to flush at the end of this turn.
     pub(super) dirty: bool,
+    /// Both output limits are at least `WRITE_THROUGH_MIN`, so no small write to an empty
+    /// queue can pass either (`Net::queue_small` then compares nothing). From the config the
+    /// connection was made with: its output limits never change after.
+    pub(super) small_writes_fit: bool,
     /// On the list of connections to serve next turn without waiting for an edge.
     pub(super) ready: bool,
     /// A client rejected at the connection limit, being told (S23): outside the limit's count
@@ -222,6 +227,7 @@ impl Conn {
             phase,
             input: InBuf::default(),
             output: OutQueue::default(),
+            small_writes_fit: config.soft_output.min(config.max_output) >= WRITE_THROUGH_MIN,
             config,
             flags,
             dirty: false,

@@ -425,12 +425,13 @@ impl<App> Core<App> {
             if self.dirty.is_empty() && self.dead.is_empty() {
                 break;
             }
-            std::mem::swap(&mut self.net.dirty, &mut self.net.dirty_buf);
-            for i in 0..self.dirty_buf.len() {
-                let index = self.dirty_buf[i];
-                self.flush_dirty(index);
-            }
-            self.dirty_buf.clear();
+            // The list is taken out while it is walked (its spare takes the writes the flushes
+            // make), so the walk reads it through a local iterator, not `self` after every call.
+            let spare = std::mem::take(&mut self.net.dirty_buf);
+            let dirty = std::mem::replace(&mut self.net.dirty, spare);
+            self.flush_all(&dirty);
+            self.net.dirty_buf = dirty;
+            self.net.dirty_buf.clear();
             std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);
             for i in 0..self.dead_buf.len() {
                 let index = self.dead_buf[i];

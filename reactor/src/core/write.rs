@@ -25,7 +25,7 @@ use timers::Tick;
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
-use crate::outbuf::{OutQueue, Spare};
+use crate::outbuf::{Flushed, OutQueue, Spare};
 use crate::{CloseReason, ConnId};
 
 /// The smallest single write sent at once when nothing is queued (see the module's notes):
@@ -41,6 +41,64 @@ impl<App> Net<App> {
                 self.dirty.push(index);
             }
         }
+    }
+
+    /// Queues a copy of a small write (below `WRITE_THROUGH_MIN`): every handler's reply
+    /// passes here. Returns `false` if the connection does not exist or no longer takes writes.
+    ///
+    /// The common case is decided first, and all of it before anything changes: no loop-wide
+    /// budget, an open connection with nothing queued, bytes that stay within both output
+    /// limits (so neither the abort nor the soft-limit timer can follow) and fit the turn
+    /// buffer. They become the connection's range of the turn buffer, copied last, so that
+    /// nothing is kept in registers across the copy. Anything else takes
+    /// [`queue`](Self::queue), out of line.
+    #[inline(always)]
+    pub(crate) fn queue_small(&mut self, id: ConnId, data: &[u8]) -> bool {
+        debug_assert!(data.len() < WRITE_THROUGH_MIN);
+        let index = id.index as usize;
+        let len = data.len();
+        let common = self.limits.output_budget.is_none() && len != 0;
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return self.queue_small_slow(id, data);
+        };
+        if !(common
+            && conn.generation == id.generation
+            && conn.accepts_writes()
+            && conn.output.is_empty()
+            && (conn.small_writes_fit
+                || (len <= conn.config.soft_output && len <= conn.config.max_output)))
+        {
+            return self.queue_small_slow(id, data);
+        }
+        if !conn.dirty {
+            // A full list grows on the other path: no call (to grow it) on this one.
+            if self.dirty.len() == self.dirty.capacity() {
+                return self.queue_small_slow(id, data);
+            }
+            self.dirty.push(index);
+            conn.dirty = true;
+        }
+        // Marked dirty without a range if the buffer is full: the other path queues the bytes
+        // and finds it marked already.
+        let Some((start, bytes)) = self.spare.turn.claim(len) else {
+            return self.queue_small_slow(id, data);
+        };
+        self.queued_total += len;
+        conn.output.start_turn(start, len);
+        bytes.copy_from_slice(data);
+        true
+    }
+
+    /// [`queue_small`](Self::queue_small) past its common case.
+    #[inline(never)]
+    fn queue_small_slow(&mut self, id: ConnId, data: &[u8]) -> bool {
+        self.queue(
+            id,
+            data,
+            |d| d.len(),
+            |q, sp, d, now| q.push_slice(d, sp, now),
+        )
+        .is_ok()
     }
 
     /// Queues output on a connection through `push`, which returns the bytes then queued;
@@ -176,23 +234,28 @@ impl<App> Net<App> {
             conn.dirty = false;
         }
         // Matched here rather than through `Conn`'s predicates, which are not inlined into
-        // this (every message's) path.
-        if matches!(conn.phase, Phase::Connecting { .. } | Phase::Dead) {
-            // Not flushed this turn: a connecting one keeps its bytes for after the connect,
-            // out of the turn buffer (a dead one's are never sent, only measured).
+        // this (every message's) path: open and writable, nearly every flush, first.
+        let open = if let Phase::Open { write, .. } = conn.phase {
+            write == WriteHalf::Open
+        } else if let Phase::Closing { .. } = conn.phase {
+            false
+        } else {
+            // Connecting or dead, not flushed this turn: a connecting one keeps its bytes for
+            // after the connect, out of the turn buffer (a dead one's are never sent, only
+            // measured).
             conn.output.settle(&mut self.spare, self.now);
             return None;
-        }
+        };
+        // Bytes still queued after the flush: none unless the kernel took less than offered.
+        let mut queued = 0;
         if !conn.output.is_empty() {
             let crate::core::conn::Conn { stream, output, .. } = conn;
-            match output.flush(&mut self.spare, &self.now, |iov, fds| {
-                if fds.is_empty() {
-                    stream.write_vectored(iov)
-                } else {
-                    stream.write_with_fds(iov, fds)
-                }
+            match output.flush(&mut self.spare, &self.now, |iov, fds| match (iov, fds) {
+                ([one], []) => stream.send(one),
+                (_, []) => stream.write_vectored(iov),
+                _ => stream.write_with_fds(iov, fds),
             }) {
-                Ok((_, written)) => {
+                Ok((flushed, written)) => {
                     self.queued_total -= written;
                     if written > 0 {
                         conn.bytes_out += written as u64;
@@ -200,6 +263,9 @@ impl<App> Net<App> {
                         if conn.touch(self.stamp_seq) {
                             self.touched.push(index);
                         }
+                    }
+                    if flushed == Flushed::Blocked {
+                        queued = conn.output.len();
                     }
                 }
                 Err(e) => {
@@ -210,18 +276,7 @@ impl<App> Net<App> {
                 }
             }
         }
-        let queued = conn.output.len();
-        if queued == 0
-            && !conn.paused_by_output()
-            && conn.extras.is_none()
-            && matches!(
-                conn.phase,
-                Phase::Open {
-                    write: WriteHalf::Open,
-                    ..
-                }
-            )
-        {
+        if queued == 0 && open && !conn.paused_by_output() && conn.extras.is_none() {
             // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
             // waiting on the peer, no FIN pending.
             return None;
@@ -291,13 +346,28 @@ impl<App> Core<App> {
         self.flush_as(index, true);
     }
 
+    /// Flushes every connection of a dirty list taken off `Net::dirty`, taking each off the
+    /// list. A function of its own, so the loop's registers are not shared with the rest of
+    /// the end of the turn.
+    #[inline(never)]
+    pub(crate) fn flush_all(&mut self, dirty: &[usize]) {
+        for &index in dirty {
+            self.flush_dirty(index);
+        }
+    }
+
     /// Inlined into both: the end-of-turn flush is every message's path.
     #[inline(always)]
     fn flush_as(&mut self, index: usize, undirty: bool) {
-        let Some(after) = self.write_out(index, undirty) else {
-            return;
-        };
+        if let Some(after) = self.write_out(index, undirty) {
+            self.after_write(index, after);
+        }
+    }
 
+    /// What follows a write that crossed a mark, left output queued or had a FIN waiting:
+    /// out of line, as few flushes get here.
+    #[inline(never)]
+    fn after_write(&mut self, index: usize, after: AfterWrite) {
         if after.back_below_soft {
             self.track_soft_output(index);
         }

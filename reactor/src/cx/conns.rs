@@ -13,32 +13,28 @@ impl<'a, App> Conns<'a, App> {
     /// takes writes (closing, half-closed).
     #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        // A large write to an empty queue goes out at once, without a copy (see `write.rs`).
         if data.len() >= WRITE_THROUGH_MIN {
-            return match self.net.write_large_now(conn, data) {
-                Some(rest) => self
-                    .net
-                    .queue(
-                        conn,
-                        rest,
-                        |d| d.len(),
-                        |q, sp, d, now| q.push_copy(d, sp, now),
-                    )
-                    .is_ok(),
-                None => true,
-            };
+            return self.send_large_to(conn, data);
         }
-        // Inlined by request: a closure monomorphised apart from `queue` is otherwise called,
-        // and every small write passes here.
-        self.net
-            .queue(
-                conn,
-                data,
-                |d| d.len(),
-                #[inline(always)]
-                |q, sp, d, now| q.push_slice(d, sp, now),
-            )
-            .is_ok()
+        self.net.queue_small(conn, data)
+    }
+
+    /// [`send_to`](Self::send_to) of a large write, out of line: it goes out at once if
+    /// nothing is queued, without a copy (see `write.rs`).
+    #[inline(never)]
+    fn send_large_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        match self.net.write_large_now(conn, data) {
+            Some(rest) => self
+                .net
+                .queue(
+                    conn,
+                    rest,
+                    |d| d.len(),
+                    |q, sp, d, now| q.push_copy(d, sp, now),
+                )
+                .is_ok(),
+            None => true,
+        }
     }
 
     /// Queues an owned buffer on `conn` without copying it.

@@ -42,17 +42,17 @@ impl OutQueue {
             OutQueue::Turn { start, len } => {
                 // This turn's bytes, in the turn buffer: nearly every reply.
                 let (start, end) = (*start as usize, *start as usize + *len as usize);
-                let n = match write(&[IoSlice::new(&spare.turn[start..end])], &[]) {
+                let n = match write(&[IoSlice::new(spare.turn.range(start, end))], &[]) {
+                    Ok(n) if n == end - start => {
+                        // A range owns nothing: forgotten, not dropped (which would test for
+                        // a queue to free).
+                        std::mem::forget(std::mem::take(self));
+                        return Ok((Flushed::All, n));
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                     Err(e) => return Err(e),
                 };
-                if n == end - start {
-                    // A range owns nothing: forgotten, not dropped (which would test for a
-                    // queue to free).
-                    std::mem::forget(std::mem::take(self));
-                    return Ok((Flushed::All, n));
-                }
                 self.keep_rest(n, spare, *now);
                 return Ok((Flushed::Blocked, n));
             }

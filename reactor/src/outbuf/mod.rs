@@ -40,8 +40,7 @@ use timers::Tick;
 mod flush;
 mod spare;
 
-#[cfg(test)]
-use flush::Flushed;
+pub(crate) use flush::Flushed;
 pub(crate) use spare::Spare;
 
 /// A reference-counted, immutable byte buffer that can be queued on many connections at once
@@ -213,8 +212,26 @@ impl OutQueue {
         q.rest.push_back(chunk);
     }
 
-    /// Queues a copy of `data`; returns the bytes now queued. Every small write passes here:
-    /// inlined into the caller, where each way through it knows the length it leaves.
+    /// Makes an empty queue this turn's range of `len` bytes (not 0) from `start` in the turn
+    /// buffer (claimed with `TurnBuf::claim`).
+    #[inline(always)]
+    pub(crate) fn start_turn(&mut self, start: usize, len: usize) {
+        debug_assert!(len != 0);
+        // Empty here: a swap, not an assignment, which would call the drop of the old value.
+        let old = std::mem::replace(
+            self,
+            OutQueue::Turn {
+                start: start as u32,
+                len: len as u32,
+            },
+        );
+        debug_assert!(old.is_empty());
+        std::mem::forget(old);
+    }
+
+    /// Queues a copy of `data`; returns the bytes now queued. Every small write that is not
+    /// the common case of `Net::queue_small` passes here: inlined into the caller, where each
+    /// way through it knows the length it leaves.
     ///
     /// The first write of a turn to an empty queue is appended to the turn buffer, and so are
     /// further writes while this queue's range is the last one in it; the rest goes to a
@@ -225,8 +242,7 @@ impl OutQueue {
             // An empty write makes no range; the room test is the one the append repeats,
             // so it is made once.
             OutQueue::Empty if !data.is_empty() && data.len() <= spare.turn_room() => {
-                let start = spare.turn.len() as u32;
-                spare.turn.extend_from_slice(data);
+                let start = spare.turn.append(data) as u32;
                 let len = data.len() as u32;
                 // Empty here: a swap, not an assignment, which would call the drop of the old
                 // value; forgetting an empty queue leaks nothing.
@@ -239,7 +255,7 @@ impl OutQueue {
                 if (*start + *len) as usize == spare.turn.len()
                     && data.len() <= spare.turn_room() =>
             {
-                spare.turn.extend_from_slice(data);
+                spare.turn.append(data);
                 *len += data.len() as u32;
                 return *len as usize;
             }
@@ -269,7 +285,7 @@ impl OutQueue {
             // The reactor's first write: the turn buffer is made, once.
             spare.allocate_turn();
             if data.len() <= spare.turn_room() {
-                spare.turn.extend_from_slice(data);
+                spare.turn.append(data);
                 *self = OutQueue::Turn {
                     start: 0,
                     len: data.len() as u32,

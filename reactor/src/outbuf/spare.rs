@@ -6,9 +6,9 @@
 //! of it. Such a reply is appended to one per-reactor buffer, and the connection's queue only
 //! records where (`OutQueue::Turn`): no queue is taken from the stock and none is given back.
 //! The buffer is cleared when the turn ends; whatever a range still holds then (a short
-//! write, a connection not flushed) has been moved into a queue of its own before. Its
-//! capacity is allocated once, at the first write, and never grows: a write that does not fit
-//! takes a queue from the stock instead, so the buffer keeps `TURN_CAPACITY` bytes at most.
+//! write, a connection not flushed) has been moved into a queue of its own before. It is
+//! allocated once, at the first write, and never grows: a write that does not fit takes a
+//! queue from the stock instead, so the buffer keeps `TURN_CAPACITY` bytes at most.
 //!
 //! A queue that empties hands its box, and the buffer of its first chunk, to the stock
 //! instead of freeing them, and the next queue that fills takes them back. The stock is small
@@ -37,11 +37,64 @@ pub(super) const TURN_CAPACITY: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
     /// This turn's small writes to connections that had nothing queued, each connection's at
-    /// the range its `OutQueue::Turn` records. Capacity 0 until the first write, then
-    /// `TURN_CAPACITY` for good: it is only appended to while the bytes fit.
-    pub(super) turn: Vec<u8>,
+    /// the range its `OutQueue::Turn` records.
+    pub(crate) turn: TurnBuf,
     /// Emptied queues for reuse.
     pub(super) stock: Stock,
+}
+
+/// The turn buffer: `TURN_CAPACITY` bytes allocated at the reactor's first write (none
+/// before), of which the first `len` hold this turn's ranges.
+///
+/// A fixed block and a length of its own rather than a `Vec` that is only appended to while
+/// the bytes fit: the length is advanced before the bytes are copied, so the copy is the last
+/// thing an append does, and the write that made it keeps nothing across the call to
+/// `memcpy` (every small write's path).
+#[derive(Debug, Default)]
+pub(crate) struct TurnBuf {
+    bytes: Box<[u8]>,
+    len: usize,
+}
+
+impl TurnBuf {
+    /// The bytes in use.
+    #[inline(always)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The buffer's size: 0 before its first use, then `TURN_CAPACITY` for good.
+    #[inline(always)]
+    pub(super) fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends `data`, which must fit (see `Spare::turn_room`); returns where it starts.
+    #[inline(always)]
+    pub(super) fn append(&mut self, data: &[u8]) -> usize {
+        let start = self.len;
+        let end = start + data.len();
+        self.len = end;
+        self.bytes[start..end].copy_from_slice(data);
+        start
+    }
+
+    /// Takes the next `n` bytes for a range, if they fit: where they start, and the bytes to
+    /// fill (last, so the caller keeps nothing across the copy).
+    #[inline(always)]
+    pub(crate) fn claim(&mut self, n: usize) -> Option<(usize, &mut [u8])> {
+        let start = self.len;
+        let bytes = self.bytes.get_mut(start..start.checked_add(n)?)?;
+        self.len = start + n;
+        Some((start, bytes))
+    }
+
+    /// The range `start..end` of the bytes in use.
+    #[inline(always)]
+    pub(super) fn range(&self, start: usize, end: usize) -> &[u8] {
+        debug_assert!(end <= self.len);
+        &self.bytes[start..end]
+    }
 }
 
 /// Emptied queues kept for reuse, at most `SPARE_QUEUES`.
@@ -57,7 +110,7 @@ impl Spare {
     /// Whether some range may still point into the turn buffer.
     #[inline]
     pub(crate) fn turn_in_use(&self) -> bool {
-        !self.turn.is_empty()
+        self.turn.len != 0
     }
 
     /// Forgets the turn buffer's bytes. Every range into it must have been flushed or moved
@@ -65,26 +118,26 @@ impl Spare {
     /// queues are only ever measured, never sent.
     #[inline]
     pub(crate) fn end_turn(&mut self) {
-        self.turn.clear();
+        self.turn.len = 0;
     }
 
     /// Room left in the turn buffer (none before its first use).
     #[inline(always)]
     pub(super) fn turn_room(&self) -> usize {
-        self.turn.capacity() - self.turn.len()
+        self.turn.bytes.len() - self.turn.len
     }
 
     /// Allocates the turn buffer (once per reactor).
     #[cold]
     pub(super) fn allocate_turn(&mut self) {
-        if self.turn.capacity() == 0 {
-            self.turn.reserve_exact(TURN_CAPACITY);
+        if self.turn.bytes.is_empty() {
+            self.turn.bytes = vec![0; TURN_CAPACITY].into_boxed_slice();
         }
     }
 
     /// A queue holding a copy of the turn buffer's `start..end`.
     pub(super) fn take_range(&mut self, start: usize, end: usize, now: Tick) -> Box<Queued> {
-        self.stock.take_copy(&self.turn[start..end], now)
+        self.stock.take_copy(self.turn.range(start, end), now)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use mio::Registry;
 
@@ -77,6 +77,22 @@ impl Stream {
     #[inline]
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         each!(self, write_vectored(bufs))
+    }
+
+    /// Writes one buffer: for TCP `send` itself, with no iovec array to build and no
+    /// transport to choose beyond the first arm (a request/response exchange's every reply).
+    #[inline]
+    pub(crate) fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => sys::send(s.as_fd(), buf),
+            _ => self.send_other(buf),
+        }
+    }
+
+    /// [`send`](Self::send) through any other transport, out of line.
+    #[inline(never)]
+    fn send_other(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
     }
 
     pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
