@@ -82,11 +82,7 @@ impl<App> Core<App> {
             if connecting
                 || (!conn.output.is_empty() || !(plain || conn.accepts_writes())) && ready.writable
             {
-                if connecting {
-                    self.finish_connect(index);
-                } else {
-                    self.flush(index);
-                }
+                self.serve_write_edge(index, connecting);
                 if !readable {
                     return true;
                 }
@@ -193,6 +189,17 @@ impl<App> Core<App> {
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
         true
+    }
+
+    /// The connect verdict or the flush a writable edge asks for, before the edge's read.
+    /// Out of line: inlined, the flush's registers were spilled on every message's path.
+    #[inline(never)]
+    fn serve_write_edge(&mut self, index: usize, connecting: bool) {
+        if connecting {
+            self.finish_connect(index);
+        } else {
+            self.flush(index);
+        }
     }
 
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
