@@ -94,6 +94,8 @@ const LINKED: u8 = 4;
 const PAUSED_BY_LINK: u8 = 8;
 /// [`Conn::eof`]'s bit.
 const EOF: u8 = 16;
+/// [`Conn::carries_fds`]'s bit, fixed for the connection's life.
+const CARRIES_FDS: u8 = 32;
 
 /// One connection's slot.
 pub(crate) struct Conn {
@@ -101,9 +103,6 @@ pub(crate) struct Conn {
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(super) generation: u32,
-    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
-    /// ask for them. Asked once here, so a TCP read pays nothing for descriptor passing.
-    pub(super) carries_fds: bool,
     /// Where the connection is in its life, with the data of that phase.
     pub(super) phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
@@ -113,8 +112,8 @@ pub(crate) struct Conn {
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(super) config: Rc<ConnConfig>,
     /// What stops or diverts reading, one bit each ([`PAUSED_BY_USER`], [`PAUSED_BY_OUTPUT`],
-    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`]): in one byte, so that whether to read, asked
-    /// before every read, is one test in the common case (none set).
+    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`], [`CARRIES_FDS`]): in one byte, so that whether
+    /// to read, asked before every read, is one test in the common case (none set).
     flags: u8,
     /// On the list of connections to flush at the end of this turn.
     pub(super) dirty: bool,
@@ -221,8 +220,8 @@ impl Conn {
         now: Tick,
         stamp_seq: u64,
     ) -> Self {
+        let flags = if stream.carries_fds() { CARRIES_FDS } else { 0 };
         Conn {
-            carries_fds: stream.carries_fds(),
             stream,
             generation,
             phase,
@@ -230,7 +229,7 @@ impl Conn {
             output: OutQueue::default(),
             small_writes_fit: config.soft_output.min(config.max_output) >= WRITE_THROUGH_MIN,
             config,
-            flags: 0,
+            flags,
             dirty: false,
             ready: false,
             rejected: false,
@@ -325,6 +324,14 @@ impl Conn {
         }
     }
 
+    /// The transport can carry descriptors (a Unix-domain socket, S29): only then does a read
+    /// ask for them. Asked of the transport once, so a TCP read pays nothing for descriptor
+    /// passing; a flag bit, so that a plain connection's test covers it.
+    #[inline]
+    pub(super) fn carries_fds(&self) -> bool {
+        self.flags & CARRIES_FDS != 0
+    }
+
     /// The peer sent end of stream.
     #[inline]
     pub(super) fn eof(&self) -> bool {
@@ -358,6 +365,26 @@ impl Conn {
             Phase::Closing { .. } => !self.eof(),
             Phase::Connecting { .. } | Phase::Dead => false,
         }
+    }
+
+    /// Whether nothing about the connection asks more of a read than every message's path:
+    /// open with writes taken, no first-byte timer, none of the read flags (pauses, link, end
+    /// of stream, descriptor passing), no extras, no kept input. Then it
+    /// [`wants_read`](Self::wants_read), [`accepts_writes`](Self::accepts_writes), and a read's
+    /// bytes go straight to the handler. Computed from the state each time, so it cannot
+    /// disagree with it; its tests are the cheap ones, one per part.
+    #[inline]
+    pub(super) fn is_plain(&self) -> bool {
+        self.flags == 0
+            && matches!(
+                self.phase,
+                Phase::Open {
+                    first_byte: None,
+                    write: WriteHalf::Open
+                }
+            )
+            && self.extras.is_none()
+            && self.input.is_empty()
     }
 
     /// Whether queued output is above the high-water mark, so reading should wait for the
@@ -430,6 +457,78 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// An open connection with nothing special about it, over a transport that reads nothing.
+    fn plain_conn() -> Conn {
+        let stream = Stream::Other(Box::new(crate::transport::Detached));
+        let phase = Phase::Open {
+            first_byte: None,
+            write: WriteHalf::Open,
+        };
+        Conn::new(stream, 1, phase, Rc::new(ConnConfig::default()), 0, 0)
+    }
+
+    /// `is_plain` stands for every test of a read's common path: when it holds, the tests it
+    /// replaces pass, and each thing that asks more of a read makes it false.
+    #[test]
+    fn plain_means_every_read_check_passes() {
+        let conn = plain_conn();
+        assert!(conn.is_plain());
+        assert!(conn.wants_read() && conn.accepts_writes() && conn.is_open());
+        assert!(!conn.is_connecting() && !conn.linked() && conn.input.is_empty());
+
+        let key = timers::Wheel::new().insert(10, ());
+        let phases = [
+            Phase::Open {
+                first_byte: Some(key),
+                write: WriteHalf::Open,
+            },
+            Phase::Open {
+                first_byte: None,
+                write: WriteHalf::ShutRequested,
+            },
+            Phase::Open {
+                first_byte: None,
+                write: WriteHalf::Shut,
+            },
+            Phase::Connecting {
+                timer: None,
+                write: WriteHalf::Open,
+            },
+            Phase::Closing {
+                linger: None,
+                fin_sent: false,
+            },
+            Phase::Dead,
+        ];
+        for phase in phases {
+            let mut conn = plain_conn();
+            conn.phase = phase;
+            assert!(!conn.is_plain(), "{phase:?}");
+        }
+        for bit in [
+            PAUSED_BY_USER,
+            PAUSED_BY_OUTPUT,
+            LINKED,
+            PAUSED_BY_LINK,
+            EOF,
+        ] {
+            let mut conn = plain_conn();
+            conn.flags = bit;
+            assert!(!conn.is_plain(), "flag {bit}");
+        }
+        let mut conn = plain_conn();
+        conn.flags = CARRIES_FDS;
+        assert!(conn.wants_read(), "descriptor passing stops no read");
+        let mut conn = plain_conn();
+        conn.extras();
+        assert!(!conn.is_plain(), "extras");
+        let mut conn = plain_conn();
+        conn.input.extend_from_slice(b"GET");
+        assert!(!conn.is_plain(), "kept input");
+    }
+
     /// The slot of an idle connection, with its handler's and its activity stamp's entries
     /// beside it, is the bulk of its memory (S25); keep it small.
     #[test]

@@ -69,18 +69,20 @@ impl<App> Core<App> {
         // The peer's FIN or an error is already reported (or no edge will come at all): read
         // to the end instead of stopping at a short read.
         let mut drain_all = true;
+        // The common case answers every question below at once (see `is_plain`): the
+        // connection is open with writes taken, it reads, and its bytes go straight to the
+        // handler. Asked again whenever the slot may have changed.
+        let mut plain = conn.is_plain();
         if let Some(ready) = ready {
-            let readable = ready.readable || ready.read_closed || ready.error;
             drain_all = ready.read_closed || ready.error;
-            let connecting = conn.is_connecting();
+            let readable = ready.readable || drain_all;
+            let connecting = !plain && conn.is_connecting();
             // Most edges say "writable" while nothing waits: only a queue or a pending FIN
-            // gives the flush work.
-            if connecting || ready.writable && (!conn.output.is_empty() || !conn.accepts_writes()) {
-                if connecting {
-                    self.finish_connect(index);
-                } else {
-                    self.flush(index);
-                }
+            // gives the flush work (asked first: nearly always there is none).
+            if connecting
+                || (!conn.output.is_empty() || !(plain || conn.accepts_writes())) && ready.writable
+            {
+                self.serve_write_edge(index, connecting);
                 if !readable {
                     return true;
                 }
@@ -89,16 +91,17 @@ impl<App> Core<App> {
                     Some(Source::Conn(conn)) if !connecting || conn.is_open() => conn,
                     _ => return true,
                 };
+                plain = conn.is_plain();
             } else if !readable {
                 return true;
             }
         }
         for _ in 0..READS_PER_TURN {
-            if !conn.wants_read() {
+            if !plain && !conn.wants_read() {
                 return true;
             }
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
-            let result = if conn.carries_fds {
+            let result = if !plain && conn.carries_fds() {
                 conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
             } else {
                 conn.stream.read(scratch)
@@ -119,25 +122,11 @@ impl<App> Core<App> {
             }
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
-            // A byte ends the first-byte timeout, the open phase's timer (a closing
-            // connection's timer is its linger timeout, which stays).
-            let first_byte = matches!(
-                conn.phase,
-                Phase::Open {
-                    first_byte: Some(_),
-                    ..
-                }
-            );
             self.net.stats.bytes_in += n as u64;
             if conn.touch(self.net.stamp_seq) {
                 self.net.touched.push(index);
             }
-            if conn.extras.is_some() {
-                self.net.touched_reads.push(index);
-            }
-            let with_fds = conn.carries_fds && !self.net.fds_in.is_empty();
-            if !first_byte && !with_fds && conn.is_open() && !conn.linked() && conn.input.is_empty()
-            {
+            if plain {
                 // Every message's path: what `deliver` does in its common case, without
                 // looking the slot up again. A handler whose callback is running (never the
                 // case from the loop) drops the bytes, as in `deliver`.
@@ -148,16 +137,27 @@ impl<App> Core<App> {
                 if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
                     let swaps = self.net.swaps();
                     let data = &scratch[..n];
-                    let consumed = handler.on_data(&mut Cx::new(self, id), data).min(n);
+                    let consumed = handler.on_data(&mut Cx::new(self, id), data);
                     self.put_handler(index, handler);
-                    if self.net.replacement.is_some() || consumed < n {
-                        self.install_replacement(index, id);
-                        if consumed < n {
-                            self.keep_unconsumed(index, &data[consumed..], swaps);
-                        }
+                    if consumed < n || self.net.replacement.is_some() {
+                        // A handler that claims more than it was given consumed it all.
+                        self.after_read_delivery(index, &data[consumed.min(n)..], swaps);
                     }
                 }
             } else {
+                // A byte ends the first-byte timeout, the open phase's timer (a closing
+                // connection's timer is its linger timeout, which stays).
+                let first_byte = matches!(
+                    conn.phase,
+                    Phase::Open {
+                        first_byte: Some(_),
+                        ..
+                    }
+                );
+                if conn.extras.is_some() {
+                    self.net.touched_reads.push(index);
+                }
+                let with_fds = conn.carries_fds() && !self.net.fds_in.is_empty();
                 if first_byte {
                     self.end_phase_timer(index);
                 }
@@ -184,10 +184,22 @@ impl<App> Core<App> {
                 self.mark_ready(index);
                 return true;
             }
+            plain = conn.is_plain();
         }
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
         true
+    }
+
+    /// The connect verdict or the flush a writable edge asks for, before the edge's read.
+    /// Out of line: inlined, the flush's registers were spilled on every message's path.
+    #[inline(never)]
+    fn serve_write_edge(&mut self, index: usize, connecting: bool) {
+        if connecting {
+            self.finish_connect(index);
+        } else {
+            self.flush(index);
+        }
     }
 
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
@@ -246,6 +258,23 @@ impl<App> Core<App> {
             conn.input.set(input);
         }
         self.after_delivery(index, swaps);
+    }
+
+    /// What follows a read's delivery straight to the handler when the handler asked for a
+    /// successor or left bytes unconsumed (`rest`, an unfinished frame's start): the successor
+    /// takes over, then the bytes are kept. The connection's id is read from its slot again
+    /// (a slot outlives every callback) rather than kept across the callback by every message.
+    /// Cold: marked so, the test that leads here is a branch the common case skips.
+    #[cold]
+    #[inline(never)]
+    fn after_read_delivery(&mut self, index: usize, rest: &[u8], swaps: u64) {
+        let Some(id) = self.id_at(index) else {
+            return;
+        };
+        self.install_replacement(index, id);
+        if !rest.is_empty() {
+            self.keep_unconsumed(index, rest, swaps);
+        }
     }
 
     /// Keeps what the handler left of bytes offered straight from the read (an unfinished

@@ -49,6 +49,19 @@ pub(crate) struct Readiness {
     pub(crate) error: bool,
 }
 
+impl From<&mio::event::Event> for Readiness {
+    /// What a poller's event says.
+    #[inline]
+    fn from(event: &mio::event::Event) -> Self {
+        Readiness {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            read_closed: event.is_read_closed(),
+            error: event.is_error(),
+        }
+    }
+}
+
 /// Slab indexes of sources with readiness raised by their transport rather than by the poller,
 /// one entry per edge, drained once per turn.
 pub(crate) type Injected = Rc<RefCell<Vec<usize>>>;

@@ -60,8 +60,17 @@ impl Stream {
         each!(self, fd())
     }
 
+    /// TCP first: every message's read on a TCP connection is one test of the variant.
     #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => Transport::read(s, buf),
+            other => other.read_other(buf),
+        }
+    }
+
+    /// [`read`](Self::read) on any transport but TCP.
+    fn read_other(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         each!(self, read(buf))
     }
 
