@@ -68,6 +68,7 @@ pub use core::limits::Limits;
 pub use core::listener::{ListenAddr, ListenerId, ListenerStats};
 pub use core::snapshot::{ConnSnapshot, ConnStats};
 pub use core::tasks::TaskId;
+pub use core::{READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
 pub use cx::{Conns, Cx, LoopCx};
 pub use error::{CloseKind, CloseReason, Error, Result};
 pub use group::Group;

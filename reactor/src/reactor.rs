@@ -15,8 +15,8 @@ use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
 use crate::{ConnConfig, ConnId, ListenOptions, ListenerId, LoopCx, Protocol};
 
-/// Size of the one read buffer shared by every connection (S16).
-const SCRATCH_SIZE: usize = 64 * 1024;
+/// Size of the one read buffer shared by every connection (S16): the largest read.
+const SCRATCH_SIZE: usize = crate::READ_SIZE_MAX;
 
 /// How many mio events one poll returns at most.
 const EVENTS_CAPACITY: usize = 1024;

@@ -407,7 +407,7 @@ fn read_budget_serves_others_and_resumes_without_an_edge() -> io::Result<()> {
     let b = l.connect();
     h.turn()?; // accepts both
 
-    // More than one turn's read budget (16 reads of the 64 KiB scratch buffer, 1 MiB).
+    // More than one turn's read budget (`READ_BYTES_PER_TURN`, 1 MiB).
     let big = 4 << 20;
     a.send(&vec![1u8; big]);
     b.send(b"quick");

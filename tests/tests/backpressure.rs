@@ -10,7 +10,10 @@ use evdrive_tests::{
     PatternCheck, Server, WAIT,
 };
 use protocols::echo::Echo;
-use reactor::{CloseKind, ConnConfig, ConnId, Cx, ListenOptions, Protocol, TimerId};
+use reactor::{
+    CloseKind, ConnConfig, ConnId, Cx, ListenOptions, Protocol, TimerId, READ_BYTES_PER_TURN,
+    READ_SIZE_MAX,
+};
 
 /// Writes the test pattern from position `from` without blocking until the server has paused
 /// reading (its handler for `conn` got `on_high_water`) and this socket is full (a write would
@@ -74,14 +77,14 @@ fn reading_pauses_at_high_water_and_resumes_when_drained() -> io::Result<()> {
     assert!(queued_at_high > high);
 
     // 2. While stalled, the server's queue is bounded: above high water by at most what one
-    // turn reads before the pause applies (16 reads of the 64 KiB scratch buffer), far below
-    // the cap.
+    // turn reads before the pause applies (`READ_BYTES_PER_TURN`, in reads of at most
+    // `READ_SIZE_MAX`), far below the cap.
     let snap = server
         .with(move |r| r.connections().into_iter().find(|c| c.id == conn))
         .expect("the connection is open");
     assert!(snap.paused, "{snap}");
     assert!(snap.queued > high, "{snap}");
-    let bound = high + 17 * 64 * 1024;
+    let bound = high + READ_BYTES_PER_TURN + READ_SIZE_MAX;
     assert!(bound < max);
     assert!(
         snap.queued <= bound,

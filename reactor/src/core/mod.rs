@@ -65,17 +65,37 @@ mod write;
 
 pub(crate) use write::WRITE_THROUGH_MIN;
 
-/// How many reads one connection gets per turn before others are served (fairness); it is then
-/// put on the ready list and served next turn without waiting for a new edge.
+/// The most one read takes from a connection: the size of the reactor's one read buffer
+/// (S16), and so the most fresh bytes one [`on_data`](crate::Protocol::on_data) is offered.
 ///
-/// Only full reads go on past the first (a short read ends the loop), so this bounds the bytes
-/// one connection moves per read pass: 16 reads of the 64 KiB scratch buffer, 1 MiB. Each time
-/// the budget runs out, the next poll is a zero-timeout `epoll_wait` that only the budget
-/// causes: for a stream that keeps the socket full, one per 32 reads, about 1.5 % of its
-/// system calls (the C server, which has no budget, makes none). A larger budget buys those
-/// back at the other connections' expense: with one streamer beside 50 ping-pong connections,
-/// their p99 latency was 4.3–5.0 ms at 16 reads, 5.9–7.5 ms at 32 and 8.7–10.5 ms at 64, and
-/// the streamer was no faster (BENCHMARKS.md, issue 17's streaming system calls).
+/// A read this large is made only while the connection has nothing queued and is not linked,
+/// where a handler that writes the whole read back sends it at once from the read buffer (the
+/// write-through, see `WRITE_THROUGH_MIN`): a stream then moves in fewer, larger system calls,
+/// up to four times fewer than with [`READ_SIZE`] when the peer keeps the socket full.
+/// Otherwise a read takes at most [`READ_SIZE`]. The buffer is one per reactor, so its size
+/// costs nothing per connection.
+pub const READ_SIZE_MAX: usize = 256 * 1024;
+
+/// The most one read takes while the connection has output queued or is linked: what a read
+/// can add to a queue that is below its high-water mark (S21), as a copy or a forwarded read,
+/// is one `READ_SIZE`.
+pub const READ_SIZE: usize = 64 * 1024;
+
+/// The most one connection reads in one turn before the others are served (fairness): then it
+/// goes on the ready list and is served next turn without waiting for a new edge. 1 MiB is
+/// four reads of [`READ_SIZE_MAX`] or sixteen of [`READ_SIZE`].
+///
+/// Each time the budget runs out, the next poll is a zero-timeout `epoll_wait` that only the
+/// budget causes (the C server, which reads with no budget, makes none). A larger budget buys
+/// those back at the other connections' expense: with one streamer beside 50 ping-pong
+/// connections, their p99 latency was 4.3–5.0 ms at 1 MiB, 5.9–7.5 ms at 2 MiB and 8.7–10.5 ms
+/// at 4 MiB per turn (in 64 KiB reads), and the streamer was no faster (BENCHMARKS.md, issue
+/// 17's streaming system calls).
+pub const READ_BYTES_PER_TURN: usize = 1024 * 1024;
+
+/// How many reads one connection gets per turn at most, whatever their size: the bound for
+/// reads that return little each (a connection read to the end after its peer's FIN keeps
+/// reading past short reads), where [`READ_BYTES_PER_TURN`] would allow many thousands.
 pub(crate) const READS_PER_TURN: usize = 16;
 
 /// How often one turn repeats its flush and close steps when closing handlers write to other

@@ -4,13 +4,17 @@
 //!
 //! # Implementation notes
 //! With edge-triggered readiness a connection is read until `WouldBlock`, a short read, a pause,
-//! or `READS_PER_TURN` reads; in the last case it goes on the ready list, because no new edge
-//! will announce what is still queued. Activity is stamped with the clock read after the reads
-//! (rounded up, see `Net::stamp_touched`), not with the turn's start: a byte that arrives after
-//! the turn began must not shorten the idle timeout counted from it.
+//! or its share of the turn (`READ_BYTES_PER_TURN`, or `READS_PER_TURN` reads); in the last case
+//! it goes on the ready list, because no new edge will announce what is still queued. A read
+//! takes the whole shared buffer (`READ_SIZE_MAX`) only where the handler can write it all
+//! back at once (nothing queued, not linked: the write-through of `write.rs`), and at most
+//! `READ_SIZE` elsewhere, so that a read adds at most that to a queue (S21). Activity is
+//! stamped with the clock read after the reads (rounded up, see `Net::stamp_touched`), not with
+//! the turn's start: a byte that arrives after the turn began must not shorten the idle timeout
+//! counted from it.
 
 use crate::core::conn::Phase;
-use crate::core::{Core, Net, Source, READS_PER_TURN};
+use crate::core::{Core, Net, Source, READS_PER_TURN, READ_BYTES_PER_TURN, READ_SIZE};
 use crate::transport::Readiness;
 use crate::{CloseReason, ConnId, Cx};
 
@@ -96,15 +100,26 @@ impl<App> Core<App> {
                 return true;
             }
         }
+        // What this connection may still read this turn (fairness).
+        let mut left = READ_BYTES_PER_TURN;
         for _ in 0..READS_PER_TURN {
             if !plain && !conn.wants_read() {
                 return true;
             }
+            // A large read only into an empty queue, and never on a link, whose reads go to
+            // the other connection's queue (`core::link`).
+            let size = if conn.output.is_empty() && (plain || !conn.linked()) {
+                scratch.len()
+            } else {
+                READ_SIZE.min(scratch.len())
+            }
+            .min(left);
+            let buf = &mut scratch[..size];
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
             let result = if !plain && conn.carries_fds() {
-                conn.stream.read_with_fds(scratch, &mut self.net.fds_in)
+                conn.stream.read_with_fds(buf, &mut self.net.fds_in)
             } else {
-                conn.stream.read(scratch)
+                conn.stream.read(buf)
             };
             let n = match result {
                 Ok(n) => n,
@@ -120,6 +135,7 @@ impl<App> Core<App> {
                 self.on_eof(index);
                 return true;
             }
+            left -= n;
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
             self.net.stats.bytes_in += n as u64;
@@ -169,7 +185,7 @@ impl<App> Core<App> {
             }
             // With edge-triggered readiness a short read means the queue was empty a moment
             // ago, and any byte arriving later raises a new edge: one recv saved per message.
-            if n < scratch.len() && !drain_all {
+            if n < size && !drain_all {
                 return true;
             }
             // The slot again for the next read: the callback may have changed it.
@@ -185,6 +201,9 @@ impl<App> Core<App> {
                 return true;
             }
             plain = conn.is_plain();
+            if left == 0 {
+                break;
+            }
         }
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);

@@ -14,7 +14,7 @@
 //! One exception to "queue, then flush at the end of the turn": a single write of at least
 //! `WRITE_THROUGH_MIN` bytes to an open connection with nothing queued is written at once,
 //! straight from the caller's slice (for an echo, the shared read buffer), and only the part
-//! the kernel did not take is copied into the queue. Streaming 64 KiB at a time then costs no
+//! the kernel did not take is copied into the queue. Streaming a read at a time then costs no
 //! copy and no allocation. Small writes never take this path, so many small writes of one turn
 //! still leave in one gather write (S15); a large write costs the system call it would have
 //! cost at the end of the turn, and nothing queued before it is overtaken.
