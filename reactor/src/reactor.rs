@@ -15,9 +15,6 @@ use crate::stats::Stats;
 use crate::sys::{self, SignalPipe};
 use crate::{ConnConfig, ConnId, ListenOptions, ListenerId, LoopCx, Protocol};
 
-/// Size of the one read buffer shared by every connection (S16): the largest read.
-const SCRATCH_SIZE: usize = crate::READ_SIZE_MAX;
-
 /// How many mio events one poll returns at most.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -92,7 +89,7 @@ pub struct Reactor<App: 'static> {
     poll: mio::Poll,
     events: Events,
     /// The one read buffer every connection reads into (S16).
-    scratch: Box<[u8]>,
+    scratch: Box<crate::core::ReadBuf>,
     pub(crate) core: Core<App>,
     signals: Option<Signals<App>>,
     /// The queue behind every [`Handle`], created by the first call to [`Reactor::handle`].
@@ -131,7 +128,11 @@ impl<App: 'static> Reactor<App> {
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
-            scratch: vec![0; SCRATCH_SIZE].into_boxed_slice(),
+            // Built on the heap: 256 KiB is too much for a small thread's stack.
+            scratch: vec![0; crate::READ_SIZE_MAX]
+                .into_boxed_slice()
+                .try_into()
+                .expect("a buffer of READ_SIZE_MAX bytes"),
             core: Core::new(app, registry),
             signals: None,
             mailbox: None,

@@ -68,22 +68,25 @@ pub(crate) use write::WRITE_THROUGH_MIN;
 /// The most one read takes from a connection: the size of the reactor's one read buffer
 /// (S16), and so the most fresh bytes one [`on_data`](crate::Protocol::on_data) is offered.
 ///
-/// A read this large is made only while the connection has nothing queued and is not linked,
-/// where a handler that writes the whole read back sends it at once from the read buffer (the
-/// write-through, see `WRITE_THROUGH_MIN`): a stream then moves in fewer, larger system calls,
-/// up to four times fewer than with [`READ_SIZE`] when the peer keeps the socket full.
-/// Otherwise a read takes at most [`READ_SIZE`]. The buffer is one per reactor, so its size
-/// costs nothing per connection.
+/// A read this large is made only after a read that filled [`READ_SIZE`], and only while the
+/// connection has nothing queued and is not linked, where a handler that writes the whole read
+/// back sends it at once from the read buffer (the write-through, see `WRITE_THROUGH_MIN`): a
+/// stream then moves in fewer, larger system calls, up to four times fewer than with
+/// [`READ_SIZE`] when the peer keeps the socket full. The buffer is one per reactor, so its
+/// size costs nothing per connection.
 pub const READ_SIZE_MAX: usize = 256 * 1024;
 
-/// The most one read takes while the connection has output queued or is linked: what a read
-/// can add to a queue that is below its high-water mark (S21), as a copy or a forwarded read,
-/// is one `READ_SIZE`.
+/// The size of a pass's first read, and the most one read takes while the connection has
+/// output queued or is linked: what a read can add to a queue that is below its high-water
+/// mark (S21), as a copy or a forwarded read, is one `READ_SIZE`.
 pub const READ_SIZE: usize = 64 * 1024;
 
 /// The most one connection reads in one turn before the others are served (fairness): then it
-/// goes on the ready list and is served next turn without waiting for a new edge. 1 MiB is
-/// four reads of [`READ_SIZE_MAX`] or sixteen of [`READ_SIZE`].
+/// goes on the ready list and is served next turn without waiting for a new edge. Each read is
+/// charged its length but at least [`READ_SIZE`], so a turn makes at most sixteen reads of a
+/// connection, fewer where they are larger (four of [`READ_SIZE_MAX`] after the first), however
+/// little each returns (a connection read to the end after its peer's FIN goes on past short
+/// reads).
 ///
 /// Each time the budget runs out, the next poll is a zero-timeout `epoll_wait` that only the
 /// budget causes (the C server, which reads with no budget, makes none). A larger budget buys
@@ -93,10 +96,9 @@ pub const READ_SIZE: usize = 64 * 1024;
 /// 17's streaming system calls).
 pub const READ_BYTES_PER_TURN: usize = 1024 * 1024;
 
-/// How many reads one connection gets per turn at most, whatever their size: the bound for
-/// reads that return little each (a connection read to the end after its peer's FIN keeps
-/// reading past short reads), where [`READ_BYTES_PER_TURN`] would allow many thousands.
-pub(crate) const READS_PER_TURN: usize = 16;
+/// The reactor's one read buffer (S16), of a fixed size so that a read's length needs no
+/// bounds check on every message's path.
+pub(crate) type ReadBuf = [u8; READ_SIZE_MAX];
 
 /// How often one turn repeats its flush and close steps when closing handlers write to other
 /// connections (which then need a flush, whose errors close more). Anything left goes next turn.
@@ -309,7 +311,7 @@ impl<App> Core<App> {
 
     /// Serves the sources left ready last turn (budget spent, reading resumed): no edge will
     /// come for them.
-    pub(crate) fn serve_ready(&mut self, scratch: &mut [u8]) {
+    pub(crate) fn serve_ready(&mut self, scratch: &mut ReadBuf) {
         std::mem::swap(&mut self.net.ready, &mut self.net.ready_buf);
         for i in 0..self.ready_buf.len() {
             let index = self.ready_buf[i];
@@ -332,7 +334,7 @@ impl<App> Core<App> {
     }
 
     /// Serves the readiness that transports without a descriptor queued, one entry per edge.
-    pub(crate) fn serve_injected(&mut self, scratch: &mut [u8]) {
+    pub(crate) fn serve_injected(&mut self, scratch: &mut ReadBuf) {
         std::mem::swap(
             &mut *self.net.injected.borrow_mut(),
             &mut self.net.injected_buf,
@@ -366,7 +368,7 @@ impl<App> Core<App> {
     /// Every message's path starts here: the per-event work is inlined into this loop, so the
     /// large frame it needs is set up once per poll rather than once per event (about 15
     /// instructions per ping-pong message).
-    pub(crate) fn dispatch_events(&mut self, events: &mio::Events, scratch: &mut [u8]) -> Own {
+    pub(crate) fn dispatch_events(&mut self, events: &mio::Events, scratch: &mut ReadBuf) -> Own {
         let mut own = Own::default();
         for event in events {
             let index = event.token().0;
@@ -393,7 +395,7 @@ impl<App> Core<App> {
         &mut self,
         index: usize,
         ready: Readiness,
-        scratch: &mut [u8],
+        scratch: &mut ReadBuf,
     ) -> Option<Internal> {
         if self.serve_conn(index, Some(ready), scratch) {
             return None;

@@ -4,17 +4,17 @@
 //!
 //! # Implementation notes
 //! With edge-triggered readiness a connection is read until `WouldBlock`, a short read, a pause,
-//! or its share of the turn (`READ_BYTES_PER_TURN`, or `READS_PER_TURN` reads); in the last case
-//! it goes on the ready list, because no new edge will announce what is still queued. A read
-//! takes the whole shared buffer (`READ_SIZE_MAX`) only where the handler can write it all
-//! back at once (nothing queued, not linked: the write-through of `write.rs`), and at most
-//! `READ_SIZE` elsewhere, so that a read adds at most that to a queue (S21). Activity is
-//! stamped with the clock read after the reads (rounded up, see `Net::stamp_touched`), not with
-//! the turn's start: a byte that arrives after the turn began must not shorten the idle timeout
-//! counted from it.
+//! or its share of the turn (`READ_BYTES_PER_TURN`); in the last case it goes on the ready
+//! list, because no new edge will announce what is still queued. A pass starts with a read of
+//! `READ_SIZE` and takes the whole shared buffer (`READ_SIZE_MAX`) only after a full read and
+//! where the handler can write it all back at once (nothing queued, not linked: the
+//! write-through of `write.rs`), so that a read adds at most `READ_SIZE` to a queue (S21).
+//! Activity is stamped with the clock read after the reads (rounded up, see
+//! `Net::stamp_touched`), not with the turn's start: a byte that arrives after the turn began
+//! must not shorten the idle timeout counted from it.
 
 use crate::core::conn::Phase;
-use crate::core::{Core, Net, Source, READS_PER_TURN, READ_BYTES_PER_TURN, READ_SIZE};
+use crate::core::{Core, Net, ReadBuf, Source, READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
 use crate::transport::Readiness;
 use crate::{CloseReason, ConnId, Cx};
 
@@ -47,7 +47,7 @@ impl<App> Core<App> {
     /// Reads from a connection until `WouldBlock`, end of stream, a pause, or the per-turn
     /// budget, without stopping at a short read (its callers, the ready list, have no new edge
     /// coming).
-    pub(crate) fn read(&mut self, index: usize, scratch: &mut [u8]) {
+    pub(crate) fn read(&mut self, index: usize, scratch: &mut ReadBuf) {
         self.serve_conn(index, None, scratch);
     }
 
@@ -64,7 +64,7 @@ impl<App> Core<App> {
         &mut self,
         index: usize,
         ready: Option<Readiness>,
-        scratch: &mut [u8],
+        scratch: &mut ReadBuf,
     ) -> bool {
         let mut conn = match self.net.sources.get_mut(index) {
             Some(Source::Conn(conn)) => conn,
@@ -100,20 +100,17 @@ impl<App> Core<App> {
                 return true;
             }
         }
-        // What this connection may still read this turn (fairness).
+        // What this connection may still read this turn (fairness): each read is charged its
+        // length, but at least `READ_SIZE`, so short reads too are bounded in number.
         let mut left = READ_BYTES_PER_TURN;
-        for _ in 0..READS_PER_TURN {
+        // The first read of a pass takes `READ_SIZE`: nearly every pass ends with it (a message
+        // smaller than that), and a fixed size keeps that path short. Only a read that filled
+        // it makes the next one larger (below), as an adaptive receive buffer grows.
+        let mut size = READ_SIZE;
+        loop {
             if !plain && !conn.wants_read() {
                 return true;
             }
-            // A large read only into an empty queue, and never on a link, whose reads go to
-            // the other connection's queue (`core::link`).
-            let size = if conn.output.is_empty() && (plain || !conn.linked()) {
-                scratch.len()
-            } else {
-                READ_SIZE.min(scratch.len())
-            }
-            .min(left);
             let buf = &mut scratch[..size];
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
             let result = if !plain && conn.carries_fds() {
@@ -135,7 +132,10 @@ impl<App> Core<App> {
                 self.on_eof(index);
                 return true;
             }
-            left -= n;
+            // With edge-triggered readiness a short read means the queue was empty a moment
+            // ago, and any byte arriving later raises a new edge: one recv saved per message.
+            // (Decided before the delivery, so that `size` is not kept across the callback.)
+            let short = n < size && !drain_all;
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
             self.net.stats.bytes_in += n as u64;
@@ -183,9 +183,7 @@ impl<App> Core<App> {
                 }
                 self.deliver(index, &scratch[..n]);
             }
-            // With edge-triggered readiness a short read means the queue was empty a moment
-            // ago, and any byte arriving later raises a new edge: one recv saved per message.
-            if n < size && !drain_all {
+            if short {
                 return true;
             }
             // The slot again for the next read: the callback may have changed it.
@@ -201,9 +199,18 @@ impl<App> Core<App> {
                 return true;
             }
             plain = conn.is_plain();
+            left = left.saturating_sub(n.max(READ_SIZE));
             if left == 0 {
                 break;
             }
+            // A large read only into an empty queue, and never on a link, whose reads go to
+            // the other connection's queue (`core::link`).
+            size = if conn.output.is_empty() && !conn.linked() {
+                READ_SIZE_MAX
+            } else {
+                READ_SIZE
+            }
+            .min(left);
         }
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
