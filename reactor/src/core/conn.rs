@@ -115,7 +115,8 @@ pub(crate) struct Conn {
     /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`], [`CARRIES_FDS`]): in one byte, so that whether
     /// to read, asked before every read, is one test in the common case (none set).
     flags: u8,
-    /// On the list of connections to flush at the end of this turn.
+    /// On the list of connections with traffic this turn (`Net::dirty`), which the end of the
+    /// turn flushes and stamps: listed once however often it reads and writes.
     pub(super) dirty: bool,
     /// Both output limits are at least `WRITE_THROUGH_MIN`, so no small write to an empty
     /// queue can pass either (`Net::queue_small` then compares nothing). From the config the
@@ -134,11 +135,6 @@ pub(crate) struct Conn {
     pub(super) extras: Option<Box<Extras>>,
     /// When the connection was created.
     pub(super) created: Tick,
-    /// The stamp period (`Net::stamp_seq`) in which the connection was last put on the loop's
-    /// list of connections to stamp, so that it is listed once per period however often it
-    /// reads and writes. Its last traffic's stamp is kept beside the slots, in
-    /// `Net::activity`.
-    pub(super) listed: u64,
     /// Bytes received.
     pub(super) bytes_in: u64,
     /// Bytes the kernel accepted.
@@ -218,7 +214,6 @@ impl Conn {
         phase: Phase,
         config: Rc<ConnConfig>,
         now: Tick,
-        stamp_seq: u64,
     ) -> Self {
         let flags = if stream.carries_fds() { CARRIES_FDS } else { 0 };
         Conn {
@@ -236,19 +231,9 @@ impl Conn {
             watchdog: None,
             extras: None,
             created: now,
-            listed: stamp_seq.wrapping_sub(1),
             bytes_in: 0,
             bytes_out: 0,
         }
-    }
-
-    /// Records traffic in the stamp period `seq`. Returns whether the connection must be put
-    /// on the list to stamp (it had no traffic in this period yet).
-    #[inline]
-    pub(super) fn touch(&mut self, seq: u64) -> bool {
-        let first = self.listed != seq;
-        self.listed = seq;
-        first
     }
 
     /// The extras, created on first use.
@@ -466,7 +451,7 @@ mod tests {
             first_byte: None,
             write: WriteHalf::Open,
         };
-        Conn::new(stream, 1, phase, Rc::new(ConnConfig::default()), 0, 0)
+        Conn::new(stream, 1, phase, Rc::new(ConnConfig::default()), 0)
     }
 
     /// `is_plain` stands for every test of a read's common path: when it holds, the tests it

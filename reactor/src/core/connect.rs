@@ -31,9 +31,8 @@ impl<App> Net<App> {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let now = self.clock.now_ceil();
-        let seq = self.stamp_seq;
         let inserted = self.sources.insert(Source::Conn(Conn::new(
-            stream, generation, phase, config, now, seq,
+            stream, generation, phase, config, now,
         )));
         debug_assert_eq!(inserted, index);
         if self.handlers.len() <= index {

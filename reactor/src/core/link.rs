@@ -132,7 +132,6 @@ impl<App> Net<App> {
     /// queued, and the flush then goes on as usual.
     fn write_through(&mut self, id: ConnId, data: &[u8]) -> usize {
         let index = id.index as usize;
-        let seq = self.stamp_seq;
         let Some(conn) = self.conn_mut(id) else {
             return 0;
         };
@@ -142,10 +141,14 @@ impl<App> Net<App> {
         match conn.stream.write_vectored(&[std::io::IoSlice::new(data)]) {
             Ok(n) => {
                 conn.bytes_out += n as u64;
-                let listed = n > 0 && conn.touch(seq);
+                let listed = n > 0 && !conn.dirty;
+                if listed {
+                    conn.dirty = true;
+                }
                 self.stats.bytes_out += n as u64;
                 if listed {
-                    self.touched.push(index);
+                    // Listed for the stamp (see `Net::dirty`).
+                    self.dirty.push(index);
                 }
                 n
             }

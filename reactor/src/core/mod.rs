@@ -163,19 +163,18 @@ pub(crate) struct Net<App> {
     /// The tick at the start of the current turn's dispatch (rounded down): what timers are
     /// polled with. Activity is stamped with the clock read at the event instead.
     now: Tick,
-    /// Connections written to during this turn, flushed once at its end (S15).
+    /// Connections with traffic this turn: written to (flushed once at the turn's end, S15),
+    /// read from, or written by a flush of their own. Each is listed once (`Conn::dirty`), and
+    /// the end of the turn flushes them, then stamps their activity with one clock reading
+    /// taken after the flush (`Net::stamp_flushed`): one list for both, so that a connection
+    /// that reads and answers in one turn is listed once. A connection that only read costs
+    /// the end of the turn a flush that finds nothing queued.
     dirty: Vec<usize>,
     /// Sources to serve next turn without waiting for an edge (read budget spent, reading
     /// resumed, accept budget spent).
     ready: Vec<usize>,
     /// Connections to remove and report at the end of this turn.
     dead: Vec<usize>,
-    /// Connections with traffic since the last stamp (each once, see `Conn::listed`), stamped
-    /// with one clock reading at the end of the turn, and before timers fire when some are
-    /// due (see `stamp_touched`).
-    touched: Vec<usize>,
-    /// Counts the stamps: the period a connection's traffic is listed in (`Conn::listed`).
-    stamp_seq: u64,
     /// Connections with extras (a read timeout's `last_read`) that read since the last stamp,
     /// perhaps more than once.
     touched_reads: Vec<usize>,
@@ -244,7 +243,6 @@ impl<App> Core<App> {
                 sources: Slab::new(),
                 handlers: Vec::new(),
                 activity: Vec::new(),
-                stamp_seq: 0,
                 touched_reads: Vec::new(),
                 wheel: Wheel::new(),
                 clock: Clock::new(),
@@ -252,7 +250,6 @@ impl<App> Core<App> {
                 dirty: Vec::new(),
                 ready: Vec::new(),
                 dead: Vec::new(),
-                touched: Vec::new(),
                 injected: Injected::default(),
                 ready_buf: Vec::new(),
                 dirty_buf: Vec::new(),
@@ -443,6 +440,7 @@ impl<App> Core<App> {
     /// write to others, so this repeats a few times. Returns the clock reading that stamped
     /// the turn's traffic, if there was any (the loop measures the turn with it).
     pub(crate) fn end_turn(&mut self) -> Option<std::time::Instant> {
+        let mut reading = None;
         for _ in 0..SETTLE_ROUNDS {
             if self.dirty.is_empty() && self.dead.is_empty() {
                 break;
@@ -452,6 +450,11 @@ impl<App> Core<App> {
             let spare = std::mem::take(&mut self.net.dirty_buf);
             let dirty = std::mem::replace(&mut self.net.dirty, spare);
             self.flush_all(&dirty);
+            // Every connection with traffic this round is on the list (see `Net::dirty`): its
+            // activity is stamped now, after its last transfer of the round.
+            if !dirty.is_empty() {
+                reading = Some(self.net.stamp_flushed(&dirty));
+            }
             self.net.dirty_buf = dirty;
             self.net.dirty_buf.clear();
             std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);
@@ -462,7 +465,7 @@ impl<App> Core<App> {
             self.dead_buf.clear();
         }
         self.net.settle_turn_output();
-        let reading = self.stamp_touched();
+        self.net.stamp_reads_at(reading);
         self.net.stats.queued_bytes = self.queued_total as u64;
         self.net.stats.timers_armed = self.wheel.len() as u64;
         reading

@@ -9,8 +9,9 @@
 //! `READ_SIZE` and takes the whole shared buffer (`READ_SIZE_MAX`) only after a full read and
 //! where the handler can write it all back at once (nothing queued, not linked: the
 //! write-through of `write.rs`), so that a read adds at most `READ_SIZE` to a queue (S21).
-//! Activity is stamped with the clock read after the reads (rounded up, see
-//! `Net::stamp_touched`), not with the turn's start: a byte that arrives after the turn began
+//! A read lists its connection on the turn's dirty list, and activity is stamped with the
+//! clock read after the turn's flush (rounded up, see `Net::stamp_flushed`), not with the
+//! turn's start: a byte that arrives after the turn began
 //! must not shorten the idle timeout counted from it.
 
 use crate::core::conn::Phase;
@@ -139,8 +140,11 @@ impl<App> Core<App> {
             // Counted here; the activity is stamped once the turn's reads are done.
             conn.bytes_in += n as u64;
             self.net.stats.bytes_in += n as u64;
-            if conn.touch(self.net.stamp_seq) {
-                self.net.touched.push(index);
+            // Listed for the stamp at the end of the turn (see `Net::dirty`); an answer written
+            // in the callback then finds it listed.
+            if !conn.dirty {
+                conn.dirty = true;
+                self.net.dirty.push(index);
             }
             if plain {
                 // Every message's path: what `deliver` does in its common case, without

@@ -5,9 +5,9 @@
 //!
 //! # Implementation notes
 //! A timeout never ends early, measured from the event: activity is stamped with the clock
-//! read after the transfers and rounded up (`stamp_touched`: once at the end of each turn,
-//! after the flush, and before the turn's timers fire when some are due, so before any idle
-//! check), durations become ticks rounded up, and every deadline is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
+//! read after the transfers and rounded up (`stamp_flushed`: once at the end of each turn,
+//! after the flush; and `stamp_touched` before the turn's timers fire when some are due, so
+//! before any idle check), durations become ticks rounded up, and every deadline is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
 //! wheel is polled with the turn's tick rounded down, so a timer fires only once its tick has
 //! begun.
 //!
@@ -66,26 +66,59 @@ impl<App> Net<App> {
         }
     }
 
-    /// Stamps the connections with traffic since the last stamp with the clock read now,
-    /// rounded up. The reading comes after the transfers, so it is never earlier than the time
-    /// a byte arrived or left; one reading per turn instead of one per transfer, and each
-    /// connection listed once however often it read and wrote (`Conn::touch`). The stamps
-    /// live beside the slots (`Net::activity`): a store each, no look-up; only a read
-    /// timeout's `last_read`, in the few connections' extras, takes one. Returns the clock
-    /// reading, if it took one.
+    /// Stamps the connections with traffic so far this turn (the dirty list, which every
+    /// transfer puts its connection on, see `Net::dirty`) with the clock read now, rounded up,
+    /// without taking them off it: before the turn's timers fire, so that no idle check misses
+    /// this turn's reads. The end of the turn stamps them again after the flush
+    /// ([`stamp_flushed`](Self::stamp_flushed)). Returns the clock reading, if it took one.
     pub(crate) fn stamp_touched(&mut self) -> Option<std::time::Instant> {
-        if self.touched.is_empty() && self.touched_reads.is_empty() {
+        if self.dirty.is_empty() && self.touched_reads.is_empty() {
             return None;
         }
         let reading = std::time::Instant::now();
         let at = self.clock.now_ceil_at(reading);
-        // A slot freed and taken again since its traffic gets a later stamp than its
-        // creation's: later is never early.
-        for &index in &self.touched {
+        let dirty = std::mem::take(&mut self.dirty);
+        self.stamp_activity(&dirty, at);
+        self.dirty = dirty;
+        self.stamp_reads(at);
+        Some(reading)
+    }
+
+    /// Stamps the connections of a dirty list the end of the turn has just flushed with the
+    /// clock read now, rounded up: the reading comes after every transfer of theirs, so it is
+    /// never earlier than the time a byte arrived or left. One reading per settle round (nearly
+    /// always one per turn) instead of one per transfer. Returns the reading.
+    pub(crate) fn stamp_flushed(&mut self, flushed: &[usize]) -> std::time::Instant {
+        let reading = std::time::Instant::now();
+        let at = self.clock.now_ceil_at(reading);
+        self.stamp_activity(flushed, at);
+        reading
+    }
+
+    /// Stamps each connection of `indices` with `at`. The stamps live beside the slots
+    /// (`Net::activity`): a store each, no look-up of a slot. A slot freed and taken again
+    /// since its traffic gets a later stamp than its creation's: later is never early.
+    fn stamp_activity(&mut self, indices: &[usize], at: Tick) {
+        for &index in indices {
             if let Some(stamp) = self.activity.get_mut(index) {
                 *stamp = at;
             }
         }
+    }
+
+    /// Stamps the read timeouts' `last_read` of the few connections with extras that read
+    /// since the last stamp (`Net::touched_reads`), with `at`, or with the clock read now.
+    pub(crate) fn stamp_reads_at(&mut self, at: Option<std::time::Instant>) {
+        if self.touched_reads.is_empty() {
+            return;
+        }
+        let reading = at.unwrap_or_else(std::time::Instant::now);
+        let at = self.clock.now_ceil_at(reading);
+        self.stamp_reads(at);
+    }
+
+    /// [`stamp_reads_at`](Self::stamp_reads_at) with the tick given.
+    fn stamp_reads(&mut self, at: Tick) {
         for i in 0..self.touched_reads.len() {
             let index = self.touched_reads[i];
             if let Some(Source::Conn(conn)) = self.sources.get_mut(index) {
@@ -94,10 +127,7 @@ impl<App> Net<App> {
                 }
             }
         }
-        self.touched.clear();
         self.touched_reads.clear();
-        self.stamp_seq += 1;
-        Some(reading)
     }
 
     /// Cancels the timer bounding a connection's current phase: the phase ends, or what it

@@ -190,8 +190,10 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            if conn.touch(self.stamp_seq) {
-                self.touched.push(index);
+            // Listed for the stamp (see `Net::dirty`).
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
             }
         }
         let rest = &data[written..];
@@ -260,8 +262,11 @@ impl<App> Net<App> {
                     if written > 0 {
                         conn.bytes_out += written as u64;
                         self.stats.bytes_out += written as u64;
-                        if conn.touch(self.stamp_seq) {
-                            self.touched.push(index);
+                        // Listed for the stamp (see `Net::dirty`), unless the end of the turn
+                        // is flushing it from its list, which it stamps after the flush.
+                        if !undirty && !conn.dirty {
+                            conn.dirty = true;
+                            self.dirty.push(index);
                         }
                     }
                     if flushed == Flushed::Blocked {
