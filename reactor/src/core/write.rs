@@ -259,15 +259,14 @@ impl<App> Net<App> {
             }) {
                 Ok((flushed, written)) => {
                     self.queued_total -= written;
-                    if written > 0 {
-                        conn.bytes_out += written as u64;
-                        self.stats.bytes_out += written as u64;
-                        // Listed for the stamp (see `Net::dirty`), unless the end of the turn
-                        // is flushing it from its list, which it stamps after the flush.
-                        if !undirty && !conn.dirty {
-                            conn.dirty = true;
-                            self.dirty.push(index);
-                        }
+                    // Counted without a test: adding nothing is cheaper than asking.
+                    conn.bytes_out += written as u64;
+                    self.stats.bytes_out += written as u64;
+                    // Listed for the stamp (see `Net::dirty`), unless the end of the turn is
+                    // flushing it from its list, which it stamps after the flush.
+                    if !undirty && written > 0 && !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(index);
                     }
                     if flushed == Flushed::Blocked {
                         queued = conn.output.len();
