@@ -23,7 +23,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        let fin_sent = match conn.phase {
+        let fin_sent = match conn.phase() {
             Phase::Closing { .. } | Phase::Dead => return,
             Phase::Connecting { .. } => return self.kill(index, reason),
             Phase::Open { write, .. } => write == WriteHalf::Shut,
@@ -36,10 +36,10 @@ impl<App> Net<App> {
         // The first-byte timer ends with the open phase; the linger timer bounds the close.
         self.end_phase_timer(index);
         if let Some(conn) = self.conn_at(index) {
-            conn.phase = Phase::Closing {
+            conn.set_phase(Phase::Closing {
                 linger: None,
                 fin_sent,
-            };
+            });
             conn.input.clear();
         }
         self.arm_linger(index);
@@ -94,7 +94,7 @@ impl<App> Net<App> {
         // The old phase's timer ends with it; the others go when the slot is removed.
         self.end_phase_timer(index);
         if let Some(conn) = self.conn_at(index) {
-            conn.phase = Phase::Dead;
+            conn.set_phase(Phase::Dead);
             conn.input.clear();
         }
         self.dead.push(index);
@@ -108,13 +108,17 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_mut(id) else {
             return false;
         };
-        match &mut conn.phase {
+        let requested = conn.update_phase(|phase| match phase {
             Phase::Open { write, .. } | Phase::Connecting { write, .. }
                 if *write == WriteHalf::Open =>
             {
                 *write = WriteHalf::ShutRequested;
+                true
             }
-            _ => return false,
+            _ => false,
+        });
+        if !requested {
+            return false;
         }
         self.mark_dirty(index);
         true
@@ -126,7 +130,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        let send_fin = match &mut conn.phase {
+        let send_fin = conn.update_phase(|phase| match phase {
             Phase::Open { write, .. } if *write == WriteHalf::ShutRequested => {
                 *write = WriteHalf::Shut;
                 true
@@ -136,7 +140,7 @@ impl<App> Net<App> {
                 true
             }
             _ => false,
-        };
+        });
         if send_fin {
             if let Err(e) = conn.stream.shutdown_write() {
                 log::debug!("shutdown(SHUT_WR) on #{index}: {e}");
@@ -148,7 +152,7 @@ impl<App> Net<App> {
         // A graceful close whose FIN is out (just now, or earlier by a half-close) waits for
         // the peer's end of stream, bounded by the linger timer armed when the close began.
         if let Some(conn) = self.conn_at(index) {
-            if matches!(conn.phase, Phase::Closing { .. }) {
+            if matches!(conn.phase(), Phase::Closing { .. }) {
                 if conn.eof() {
                     self.kill(index, CloseReason::Local);
                 } else {

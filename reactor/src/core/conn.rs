@@ -96,6 +96,22 @@ const PAUSED_BY_LINK: u8 = 8;
 const EOF: u8 = 16;
 /// [`Conn::carries_fds`]'s bit, fixed for the connection's life.
 const CARRIES_FDS: u8 = 32;
+/// Set while the phase is anything but open with writes taken and no first-byte timer
+/// (`Phase::Open { first_byte: None, write: WriteHalf::Open }`), kept by
+/// [`Conn::set_phase`] and [`Conn::update_phase`]: so that [`Conn::is_plain`], asked for
+/// every message, tests the phase with the flags, in one byte.
+const UNUSUAL_PHASE: u8 = 64;
+
+/// The [`UNUSUAL_PHASE`] bit of a phase.
+fn phase_bit(phase: &Phase) -> u8 {
+    match phase {
+        Phase::Open {
+            first_byte: None,
+            write: WriteHalf::Open,
+        } => 0,
+        _ => UNUSUAL_PHASE,
+    }
+}
 
 /// One connection's slot.
 pub(crate) struct Conn {
@@ -103,8 +119,10 @@ pub(crate) struct Conn {
     pub(super) stream: Stream,
     /// Generation of this slot's occupant (see [`ConnId`]).
     pub(super) generation: u32,
-    /// Where the connection is in its life, with the data of that phase.
-    pub(super) phase: Phase,
+    /// Where the connection is in its life, with the data of that phase. Private, so that
+    /// every change goes through [`set_phase`](Self::set_phase) or
+    /// [`update_phase`](Self::update_phase), which keep [`UNUSUAL_PHASE`] in step.
+    phase: Phase,
     /// Unconsumed input: only the tail of an unfinished frame. Empty (no allocation) otherwise.
     pub(super) input: InBuf,
     /// Output waiting for the kernel. Empty (no allocation) when idle.
@@ -112,8 +130,9 @@ pub(crate) struct Conn {
     /// Limits and timeouts, shared with the listener that accepted the connection.
     pub(super) config: Rc<ConnConfig>,
     /// What stops or diverts reading, one bit each ([`PAUSED_BY_USER`], [`PAUSED_BY_OUTPUT`],
-    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`], [`CARRIES_FDS`]): in one byte, so that whether
-    /// to read, asked before every read, is one test in the common case (none set).
+    /// [`LINKED`], [`PAUSED_BY_LINK`], [`EOF`], [`CARRIES_FDS`]), and whether the phase is an
+    /// unusual one ([`UNUSUAL_PHASE`]): in one byte, so that whether to read, asked before
+    /// every read, is one test in the common case (none set).
     flags: u8,
     /// On the list of connections with traffic this turn (`Net::dirty`), which the end of the
     /// turn flushes and stamps: listed once however often it reads and writes.
@@ -215,7 +234,7 @@ impl Conn {
         config: Rc<ConnConfig>,
         now: Tick,
     ) -> Self {
-        let flags = if stream.carries_fds() { CARRIES_FDS } else { 0 };
+        let flags = if stream.carries_fds() { CARRIES_FDS } else { 0 } | phase_bit(&phase);
         Conn {
             stream,
             generation,
@@ -360,16 +379,44 @@ impl Conn {
     /// disagree with it; its tests are the cheap ones, one per part.
     #[inline]
     pub(super) fn is_plain(&self) -> bool {
-        self.flags == 0
-            && matches!(
-                self.phase,
-                Phase::Open {
-                    first_byte: None,
-                    write: WriteHalf::Open
-                }
-            )
-            && self.extras.is_none()
-            && self.input.is_empty()
+        debug_assert_eq!(
+            self.flags & UNUSUAL_PHASE,
+            phase_bit(&self.phase),
+            "{:?}",
+            self.phase
+        );
+        // The phase's test is the flags' (`UNUSUAL_PHASE`).
+        self.flags == 0 && self.extras.is_none() && self.input.is_empty()
+    }
+
+    /// Whether the connection is open with writes taken and nothing asks more of a flush than
+    /// every message's: no pause by its output (no water mark to watch) and no extras (no
+    /// soft-limit timer to cancel). Kept input and the other read flags do not matter here.
+    #[inline]
+    pub(super) fn is_plain_writer(&self) -> bool {
+        self.flags & (UNUSUAL_PHASE | PAUSED_BY_OUTPUT) == 0 && self.extras.is_none()
+    }
+
+    /// Where the connection is in its life.
+    #[inline]
+    pub(super) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Moves the connection to `phase`.
+    #[inline]
+    pub(super) fn set_phase(&mut self, phase: Phase) {
+        self.flags = (self.flags & !UNUSUAL_PHASE) | phase_bit(&phase);
+        self.phase = phase;
+    }
+
+    /// Changes the phase's data in place through `f` (a timer taken out or set, the write
+    /// half shut), keeping [`UNUSUAL_PHASE`] in step.
+    #[inline]
+    pub(super) fn update_phase<R>(&mut self, f: impl FnOnce(&mut Phase) -> R) -> R {
+        let result = f(&mut self.phase);
+        self.flags = (self.flags & !UNUSUAL_PHASE) | phase_bit(&self.phase);
+        result
     }
 
     /// Whether queued output is above the high-water mark, so reading should wait for the
@@ -382,16 +429,18 @@ impl Conn {
     /// Whether the handler may still queue output.
     #[inline]
     pub(super) fn accepts_writes(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Open {
-                write: WriteHalf::Open,
-                ..
-            } | Phase::Connecting {
-                write: WriteHalf::Open,
-                ..
-            }
-        )
+        // The usual phase (open, writes taken) answers with the flags; every write asks.
+        self.flags & UNUSUAL_PHASE == 0
+            || matches!(
+                self.phase,
+                Phase::Open {
+                    write: WriteHalf::Open,
+                    ..
+                } | Phase::Connecting {
+                    write: WriteHalf::Open,
+                    ..
+                }
+            )
     }
 
     #[inline]
@@ -431,12 +480,12 @@ impl Conn {
 
     /// Takes the timer bounding the current phase out of it (to cancel it).
     pub(super) fn take_phase_timer(&mut self) -> Option<TimerKey> {
-        match &mut self.phase {
+        self.update_phase(|phase| match phase {
             Phase::Connecting { timer, .. } => timer.take(),
             Phase::Open { first_byte, .. } => first_byte.take(),
             Phase::Closing { linger, .. } => linger.take(),
             Phase::Dead => None,
-        }
+        })
     }
 }
 
@@ -489,8 +538,9 @@ mod tests {
         ];
         for phase in phases {
             let mut conn = plain_conn();
-            conn.phase = phase;
+            conn.set_phase(phase);
             assert!(!conn.is_plain(), "{phase:?}");
+            assert!(!conn.is_plain_writer(), "{phase:?}");
         }
         for bit in [
             PAUSED_BY_USER,
@@ -503,6 +553,18 @@ mod tests {
             conn.flags = bit;
             assert!(!conn.is_plain(), "flag {bit}");
         }
+        // Back to the usual phase, the connection is plain again.
+        let mut conn = plain_conn();
+        conn.set_phase(Phase::Open {
+            first_byte: Some(key),
+            write: WriteHalf::Open,
+        });
+        assert!(!conn.is_plain() && !conn.is_plain_writer());
+        assert_eq!(conn.take_phase_timer(), Some(key));
+        assert!(
+            conn.is_plain() && conn.is_plain_writer(),
+            "first-byte timer taken"
+        );
         let mut conn = plain_conn();
         conn.flags = CARRIES_FDS;
         assert!(conn.wants_read(), "descriptor passing stops no read");

@@ -103,7 +103,7 @@ impl<App> Core<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        let Phase::Connecting { write, .. } = conn.phase else {
+        let Phase::Connecting { write, .. } = conn.phase() else {
             return;
         };
         match conn.stream.take_error() {
@@ -129,10 +129,10 @@ impl<App> Core<App> {
         // The verdict ends the connect timeout.
         self.end_phase_timer(index);
         if let Some(conn) = self.conn_at(index) {
-            conn.phase = Phase::Open {
+            conn.set_phase(Phase::Open {
                 first_byte: None,
                 write,
-            };
+            });
         }
         let now = self.net.clock.now_ceil();
         if let Some(at) = self.net.activity.get_mut(index) {

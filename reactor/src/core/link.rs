@@ -42,7 +42,7 @@ impl<App> Net<App> {
     pub(crate) fn link(&mut self, a: ConnId, b: ConnId) -> bool {
         let linkable = |net: &Self, id: ConnId| {
             net.conn_ref(id).is_some_and(|c| {
-                !c.linked() && matches!(c.phase, Phase::Open { .. } | Phase::Connecting { .. })
+                !c.linked() && matches!(c.phase(), Phase::Open { .. } | Phase::Connecting { .. })
             })
         };
         if a == b || !linkable(self, a) || !linkable(self, b) {
@@ -209,7 +209,7 @@ impl<App> Net<App> {
             net.conn_at(i).is_some_and(|c| {
                 c.eof()
                     && matches!(
-                        c.phase,
+                        c.phase(),
                         Phase::Open {
                             write: WriteHalf::Shut,
                             ..

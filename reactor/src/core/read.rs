@@ -168,7 +168,7 @@ impl<App> Core<App> {
                 // A byte ends the first-byte timeout, the open phase's timer (a closing
                 // connection's timer is its linger timeout, which stays).
                 let first_byte = matches!(
-                    conn.phase,
+                    conn.phase(),
                     Phase::Open {
                         first_byte: Some(_),
                         ..
@@ -359,7 +359,7 @@ impl<App> Core<App> {
             return;
         };
         conn.set_eof(true);
-        match conn.phase {
+        match conn.phase() {
             // A closing connection whose FIN is out is done; otherwise the flush ends it once
             // the output is out.
             Phase::Closing { fin_sent, .. } => {

@@ -48,7 +48,7 @@ impl<App> Net<App> {
         let Some(conn) = self.conn_at(index) else {
             return;
         };
-        let timeout = match conn.phase {
+        let timeout = match conn.phase() {
             Phase::Connecting { .. } => Some(conn.config.connect_timeout),
             Phase::Open { .. } => conn.config.first_byte_timeout,
             _ => None,
@@ -57,12 +57,21 @@ impl<App> Net<App> {
             return;
         };
         let key = self.arm(timeout, TimerEntry::Conn(id, ConnTimer::Open));
-        match self.conn_at(index).map(|c| &mut c.phase) {
-            Some(Phase::Connecting { timer, .. }) => *timer = Some(key),
-            Some(Phase::Open { first_byte, .. }) => *first_byte = Some(key),
-            _ => {
-                self.wheel.cancel(key);
-            }
+        let set = self.conn_at(index).is_some_and(|c| {
+            c.update_phase(|phase| match phase {
+                Phase::Connecting { timer, .. } => {
+                    *timer = Some(key);
+                    true
+                }
+                Phase::Open { first_byte, .. } => {
+                    *first_byte = Some(key);
+                    true
+                }
+                _ => false,
+            })
+        });
+        if !set {
+            self.wheel.cancel(key);
         }
     }
 
@@ -149,11 +158,17 @@ impl<App> Net<App> {
         };
         let linger = conn.config.linger_timeout;
         let key = self.arm(linger, TimerEntry::Conn(id, ConnTimer::Linger));
-        match self.conn_at(index).map(|c| &mut c.phase) {
-            Some(Phase::Closing { linger, .. }) => *linger = Some(key),
-            _ => {
-                self.wheel.cancel(key);
-            }
+        let set = self.conn_at(index).is_some_and(|c| {
+            c.update_phase(|phase| match phase {
+                Phase::Closing { linger, .. } => {
+                    *linger = Some(key);
+                    true
+                }
+                _ => false,
+            })
+        });
+        if !set {
+            self.wheel.cancel(key);
         }
     }
 
@@ -335,11 +350,11 @@ impl<App> Net<App> {
 /// When the watchdog must next look at a connection: the earlier of its idle and write-stall
 /// deadlines, each a saturating sum rounded up.
 fn watchdog_due(conn: &Conn, last_activity: Tick, now: Tick) -> Option<Tick> {
-    let idle_due = match (&conn.phase, conn.config.idle_timeout) {
+    let idle_due = match (&conn.phase(), conn.config.idle_timeout) {
         (Phase::Open { .. }, Some(idle)) => Some(last_activity.saturating_add(ticks_ceil(idle))),
         _ => None,
     };
-    let stall_due = match (&conn.phase, conn.output.progress(now)) {
+    let stall_due = match (&conn.phase(), conn.output.progress(now)) {
         (Phase::Dead, _) | (_, None) => None,
         (_, Some(progress)) => conn
             .config
@@ -367,7 +382,7 @@ impl<App> Core<App> {
                     return;
                 }
                 conn.take_phase_timer();
-                match conn.phase {
+                match conn.phase() {
                     Phase::Connecting { .. } => self.kill(index, CloseReason::ConnectTimeout),
                     Phase::Open { .. } => self.close(index, CloseReason::IdleTimeout),
                     _ => {}
@@ -391,7 +406,7 @@ impl<App> Core<App> {
                         return;
                     }
                 }
-                if let (Phase::Open { .. }, Some(idle)) = (conn.phase, conn.config.idle_timeout) {
+                if let (Phase::Open { .. }, Some(idle)) = (conn.phase(), conn.config.idle_timeout) {
                     if now >= last_activity.saturating_add(ticks_ceil(idle)) {
                         self.close(index, CloseReason::IdleTimeout);
                     }

@@ -168,7 +168,7 @@ impl<App> Net<App> {
             _ => return Some(data),
         };
         let open = matches!(
-            conn.phase,
+            conn.phase(),
             Phase::Open {
                 write: WriteHalf::Open,
                 ..
@@ -235,11 +235,14 @@ impl<App> Net<App> {
         if undirty {
             conn.dirty = false;
         }
-        // Matched here rather than through `Conn`'s predicates, which are not inlined into
-        // this (every message's) path: open and writable, nearly every flush, first.
-        let open = if let Phase::Open { write, .. } = conn.phase {
+        // Nearly every flush: open and writable, and nothing to look at after the write but
+        // the bytes left (one test of the flags and one of the extras).
+        let plain = conn.is_plain_writer();
+        let open = if plain {
+            true
+        } else if let Phase::Open { write, .. } = conn.phase() {
             write == WriteHalf::Open
-        } else if let Phase::Closing { .. } = conn.phase {
+        } else if let Phase::Closing { .. } = conn.phase() {
             false
         } else {
             // Connecting or dead, not flushed this turn: a connecting one keeps its bytes for
@@ -280,7 +283,7 @@ impl<App> Net<App> {
                 }
             }
         }
-        if queued == 0 && open && !conn.paused_by_output() && conn.extras.is_none() {
+        if queued == 0 && (plain || open && !conn.paused_by_output() && conn.extras.is_none()) {
             // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
             // waiting on the peer, no FIN pending.
             return None;
@@ -303,7 +306,7 @@ impl<App> Net<App> {
             stall: config.write_stall_timeout.is_some(),
             // A FIN waits for the queue to empty (checked here: most flushes have none).
             fin_pending: matches!(
-                conn.phase,
+                conn.phase(),
                 Phase::Closing { .. }
                     | Phase::Open {
                         write: WriteHalf::ShutRequested,
