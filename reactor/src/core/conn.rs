@@ -590,6 +590,7 @@ mod tests {
             std::mem::size_of::<super::Extras>(),
             std::mem::size_of::<crate::timer::TimerEntry>()
         );
-        assert!(size <= 160, "a connection slot grew to {size} bytes");
+        // 120 + 16 + 8 today: a slot that grows past a multiple of 8 is a choice to make here.
+        assert!(size <= 144, "a connection slot grew to {size} bytes");
     }
 }

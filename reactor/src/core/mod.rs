@@ -15,6 +15,7 @@
 //! | `accept`, `listener`, `reject` | the accept loop, back-off, the spare descriptor, the policy at the connection limit (S5, S23, S27) | listeners |
 //! | `limits`, `tasks`, `snapshot` | loop-wide limits, scheduled closures, introspection | |
 //! | `sources` | descriptors and `mio` sources the user registers, and their callbacks | user sources |
+//! | `slots` | finding a connection: its slot by index or id, its handler and activity stamp | |
 //!
 //! # Implementation notes
 //! A handler is taken out of its slot while one of its callbacks runs ([`Core::call`]), so the
@@ -56,6 +57,7 @@ pub(crate) mod listener;
 mod read;
 mod reject;
 mod replace;
+mod slots;
 pub(crate) mod snapshot;
 pub(crate) mod sources;
 pub(crate) mod tasks;
@@ -565,97 +567,8 @@ impl<App> Net<App> {
         }
     }
 
-    /// The connection at a slab index.
-    fn conn_at(&mut self, index: usize) -> Option<&mut Conn> {
-        match self.sources.get_mut(index) {
-            Some(Source::Conn(c)) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Takes the handler of the connection at `index` out for a callback (`None`: its
-    /// callback is running, or there is none).
-    #[inline(always)]
-    fn take_handler(&mut self, index: usize) -> Option<Box<dyn Protocol<App>>> {
-        self.handlers.get_mut(index)?.take()
-    }
-
-    /// Puts a handler taken out for a callback back. Its connection is still there: slots
-    /// are only removed by `finalize`, never during a callback. Every message passes here:
-    /// swapping in and testing what came out costs less than an assignment, which calls the
-    /// old value's drop first.
-    #[inline(always)]
-    fn put_handler(&mut self, index: usize, handler: Box<dyn Protocol<App>>) {
-        if let Some(slot) = self.handlers.get_mut(index) {
-            if let Some(old) = slot.replace(handler) {
-                drop(old);
-            }
-        }
-    }
-
-    /// The stamp of the last traffic of the connection at `index`.
-    fn last_activity(&self, index: usize) -> Tick {
-        self.activity.get(index).copied().unwrap_or(0)
-    }
-
-    /// The connection an id names, if it still exists.
-    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conn_at(id.index as usize)
-            .filter(|c| c.generation == id.generation)
-    }
-
-    /// The connection an id names, if it still exists.
-    fn conn_ref(&self, id: ConnId) -> Option<&Conn> {
-        match self.sources.get(id.index as usize) {
-            Some(Source::Conn(c)) if c.generation == id.generation => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Bytes queued on a connection (0 if it does not exist).
-    pub(crate) fn queued_on(&self, id: ConnId) -> usize {
-        self.conn_ref(id).map_or(0, |c| c.output.len())
-    }
-
-    /// Whether a connection exists and is open (not connecting, closing or closed).
-    pub(crate) fn is_open(&self, id: ConnId) -> bool {
-        self.conn_ref(id).is_some_and(|c| c.is_open())
-    }
-
-    /// A connection's peer address.
-    pub(crate) fn peer_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
-        self.conn_ref(id)?.stream.peer_addr().ok()
-    }
-
-    /// A connection's local address.
-    pub(crate) fn local_addr(&self, id: ConnId) -> Option<std::net::SocketAddr> {
-        self.conn_ref(id)?.stream.local_addr().ok()
-    }
-
-    /// A connection's descriptor, for socket options (`None` if it has none).
-    pub(crate) fn conn_fd(&self, id: ConnId) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.conn_ref(id)?.stream.fd()
-    }
-
-    fn id_at(&self, index: usize) -> Option<ConnId> {
-        match self.sources.get(index) {
-            Some(Source::Conn(c)) => Some(ConnId {
-                index: index as u32,
-                generation: c.generation,
-            }),
-            _ => None,
-        }
-    }
-
-    /// Indexes of every connection (for shutdown, which touches them all once).
-    fn all_conns(&self) -> Vec<usize> {
-        self.sources
-            .iter()
-            .filter(|(_, s)| matches!(s, Source::Conn(_)))
-            .map(|(i, _)| i)
-            .collect()
-    }
-
+    /// Puts a listener or connection on the ready list, served next turn without waiting
+    /// for an edge (once, however often it is asked).
     pub(crate) fn mark_ready(&mut self, index: usize) {
         match self.sources.get_mut(index) {
             Some(Source::Conn(conn)) if !conn.ready => {
