@@ -64,7 +64,7 @@ proptest! {
         let l = h.listen(ListenOptions::default().with_conn(ConnConfig::default()), move |_, _| {
             Writer { pieces: slot.borrow_mut().take().unwrap_or_default() }
         });
-        let peer = l.connect();
+        let peer = l.connect_with_fds();
         peer.set_write_budget(Some(0));
         h.settle().unwrap();
         let mut got = 0usize;
@@ -106,7 +106,7 @@ impl Protocol<Vec<String>> for Recorder {
 fn received_descriptors_come_just_before_their_bytes() -> io::Result<()> {
     let mut h = Harness::new(Vec::new())?;
     let l = h.listen(ListenOptions::default(), |_, _| Recorder);
-    let peer = l.connect();
+    let peer = l.connect_with_fds();
     let (a, _b) = UnixStream::pair()?;
     let (c, _d) = UnixStream::pair()?;
     peer.send(b"plain|");

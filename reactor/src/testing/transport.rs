@@ -64,6 +64,10 @@ struct Pipe {
     outbound_total: u64,
     /// Descriptors the reactor sent, each batch with the position of the byte it came with.
     outbound_fds: Vec<(u64, Vec<OwnedFd>)>,
+    /// Descriptors travel with bytes, as on a Unix-domain socket (`connect_with_fds`); a
+    /// pipe made by `connect` is a TCP connection's stand-in and carries none, so the reactor
+    /// serves it as it serves TCP.
+    carries_fds: bool,
 }
 
 impl Pipe {
@@ -236,7 +240,7 @@ impl Transport for MemStream {
     }
 
     fn carries_fds(&self) -> bool {
-        true
+        self.pipe.borrow().carries_fds
     }
 
     fn read_with_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
@@ -313,6 +317,10 @@ impl MemPeer {
     pub fn send_with_fds(&self, data: &[u8], fds: Vec<OwnedFd>) {
         assert!(!data.is_empty(), "descriptors travel with a byte");
         let mut p = self.pipe.borrow_mut();
+        assert!(
+            p.carries_fds,
+            "descriptors need a peer made by `connect_with_fds`"
+        );
         let at = p.inbound_sent;
         p.inbound_fds.push_back((at, fds));
         p.inbound_sent += data.len() as u64;
@@ -552,12 +560,25 @@ impl MemListener {
     }
 
     /// A client connects: its connection waits in the backlog (a readable edge on the listener).
+    /// It stands in for TCP: it carries no descriptors.
     pub fn connect(&self) -> MemPeer {
+        self.connect_as(false)
+    }
+
+    /// A client connects over a connection that carries descriptors with its bytes, as a
+    /// Unix-domain socket does (S29): [`MemPeer::send_with_fds`] and
+    /// [`MemPeer::take_received_fds`] work on it.
+    pub fn connect_with_fds(&self) -> MemPeer {
+        self.connect_as(true)
+    }
+
+    fn connect_as(&self, carries_fds: bool) -> MemPeer {
         let mut b = self.backlog.borrow_mut();
         b.next_port = b.next_port.wrapping_add(1).max(1024);
         let pipe = Rc::new(RefCell::new(Pipe {
             connected: true,
             port: b.next_port,
+            carries_fds,
             ..Pipe::default()
         }));
         b.pending.push_back(Rc::clone(&pipe));
