@@ -19,6 +19,9 @@
 //! - any errno from `accept` ([`MemListener::inject_accept_error`], e.g. `EMFILE`,
 //!   `ECONNABORTED`), and a failing reserve of the listener's spare descriptor
 //!   ([`MemListener::fail_spare_reserve`]);
+//! - a peer made by [`MemListener::connect`] stands in for TCP (the reactor serves it by the
+//!   same read path as a TCP connection); one made by [`MemListener::connect_with_fds`] carries
+//!   descriptors with its bytes, as a Unix-domain socket does ([`MemPeer::send_with_fds`]);
 //! - time moves only through [`Harness::advance`];
 //! - UDP sockets are in-memory datagram pipes ([`Harness::bind_udp`], [`MemUdpPeer`]): `EAGAIN`
 //!   on a send, truncation, and any errno (refused) on the next operation.
