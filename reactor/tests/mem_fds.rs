@@ -1,7 +1,7 @@
 //! Descriptors with bytes through the in-memory transport (S29): under random write budgets
 //! (partial writes with descriptors attached, and writes refused outright) every batch leaves
 //! with the first byte it was queued with, once; and received descriptors reach the handler
-//! just before the bytes they came with.
+//! just before the bytes they came with; a peer made by `connect` (TCP's stand-in) carries none.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -124,4 +124,48 @@ fn received_descriptors_come_just_before_their_bytes() -> io::Result<()> {
     );
     assert_eq!(log.concat().replace("fds 2", ""), "plain|with two|after");
     Ok(())
+}
+
+/// Tries to send a descriptor on open and records whether the reactor took it.
+struct Offers;
+
+impl Protocol<Vec<String>> for Offers {
+    fn on_open(&mut self, cx: &mut Cx<'_, Vec<String>>) {
+        let (a, _b) = UnixStream::pair().expect("socketpair");
+        let taken = cx.write_with_fds(b"x".to_vec(), vec![a.into()]).is_ok();
+        cx.app().push(format!("taken {taken}"));
+    }
+    fn on_data(&mut self, cx: &mut Cx<'_, Vec<String>>, data: &[u8]) -> usize {
+        cx.app().push(String::from_utf8_lossy(data).into_owned());
+        data.len()
+    }
+}
+
+/// A peer made by `connect` stands in for TCP: the reactor hands descriptors back as it does
+/// on a TCP connection, and its bytes are delivered as on one.
+#[test]
+fn a_tcp_like_peer_carries_no_descriptors() -> io::Result<()> {
+    let mut h = Harness::new(Vec::new())?;
+    let l = h.listen(ListenOptions::default(), |_, _| Offers);
+    let tcp = l.connect();
+    let unix = l.connect_with_fds();
+    h.settle()?;
+    assert_eq!(*h.app(), ["taken false", "taken true"]);
+    tcp.send(b"bytes");
+    h.settle()?;
+    assert_eq!(h.app().last().map(String::as_str), Some("bytes"));
+    assert_eq!(unix.take_received_fds().len(), 1);
+    assert!(tcp.take_received_fds().is_empty());
+    Ok(())
+}
+
+/// Sending descriptors from a TCP-like peer is a mistake in the test, said at once.
+#[test]
+#[should_panic(expected = "connect_with_fds")]
+fn a_tcp_like_peer_refuses_to_send_descriptors() {
+    let mut h = Harness::new(Vec::new()).expect("harness");
+    let l = h.listen(ListenOptions::default(), |_, _| Recorder);
+    let peer = l.connect();
+    let (a, _b) = UnixStream::pair().expect("socketpair");
+    peer.send_with_fds(b"x", vec![a.into()]);
 }
