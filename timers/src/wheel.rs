@@ -255,6 +255,11 @@ impl<T> Wheel<T> {
     ///
     /// O(levels).
     pub fn next_deadline(&self) -> Option<Tick> {
+        // No timer at all: what the scan of the levels below would find, without the scan (a
+        // loop asks before every wait).
+        if self.entries.is_empty() {
+            return None;
+        }
         if !self.due.is_empty() {
             return Some(self.elapsed);
         }
@@ -271,6 +276,12 @@ impl<T> Wheel<T> {
     /// Each call costs O(levels) plus O(1) per timer it moves down a level; time without timers
     /// costs nothing, however long.
     pub fn poll(&mut self, now: Tick) -> Option<(TimerKey, T)> {
+        // No timer at all (so none due, every level and the far list empty): step 3 below at
+        // once, without visiting the levels (a loop polls every turn).
+        if self.entries.is_empty() {
+            self.elapsed = self.elapsed.max(now);
+            return None;
+        }
         loop {
             // 1. Timers already due go first, in the order they became due.
             if let Some(index) = self.due.pop_front(&mut self.entries) {

@@ -309,8 +309,17 @@ impl<App> Core<App> {
     }
 
     /// Serves the sources left ready last turn (budget spent, reading resumed): no edge will
-    /// come for them.
+    /// come for them. Every turn asks, and nearly every turn has none: that answer is inlined.
+    #[inline]
     pub(crate) fn serve_ready(&mut self, scratch: &mut ReadBuf) {
+        if !self.ready.is_empty() {
+            self.serve_ready_list(scratch);
+        }
+    }
+
+    /// [`serve_ready`](Self::serve_ready) with sources to serve.
+    #[inline(never)]
+    fn serve_ready_list(&mut self, scratch: &mut ReadBuf) {
         std::mem::swap(&mut self.net.ready, &mut self.net.ready_buf);
         for i in 0..self.ready_buf.len() {
             let index = self.ready_buf[i];
@@ -333,7 +342,18 @@ impl<App> Core<App> {
     }
 
     /// Serves the readiness that transports without a descriptor queued, one entry per edge.
+    /// Every turn asks; only the test harness's transports queue any, so the empty answer is
+    /// inlined.
+    #[inline]
     pub(crate) fn serve_injected(&mut self, scratch: &mut ReadBuf) {
+        if !self.net.injected.borrow().is_empty() {
+            self.serve_injected_list(scratch);
+        }
+    }
+
+    /// [`serve_injected`](Self::serve_injected) with edges queued.
+    #[inline(never)]
+    fn serve_injected_list(&mut self, scratch: &mut ReadBuf) {
         std::mem::swap(
             &mut *self.net.injected.borrow_mut(),
             &mut self.net.injected_buf,
@@ -418,16 +438,24 @@ impl<App> Core<App> {
     }
 
     /// Fires the expired timers, collected first so that timers armed by their callbacks wait
-    /// for the next turn even when already due.
+    /// for the next turn even when already due. Every turn asks, and most have none due: the
+    /// first poll of the wheel is inlined, the rest is not.
+    #[inline]
     pub(crate) fn fire_due(&mut self) {
+        // None due: nothing checks the stamps this turn, and the end of the turn stamps this
+        // turn's traffic with one clock reading taken after the flush (later, so never early).
+        if let Some(first) = self.net.wheel.poll(self.now) {
+            self.fire_expired(first);
+        }
+    }
+
+    /// [`fire_due`](Self::fire_due) once a timer is due.
+    #[inline(never)]
+    fn fire_expired(&mut self, first: (TimerKey, TimerEntry)) {
         let now = self.now;
+        self.net.expired.push(first);
         while let Some(expired) = self.net.wheel.poll(now) {
             self.net.expired.push(expired);
-        }
-        if self.expired.is_empty() {
-            // Nothing checks the stamps this turn: the end of the turn stamps this turn's
-            // traffic with one clock reading taken after the flush (later, so never early).
-            return;
         }
         // The reads of this turn count before any idle check.
         self.stamp_touched();
