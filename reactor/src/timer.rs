@@ -57,18 +57,16 @@ pub(crate) enum TimerEntry {
 /// Whole ticks (milliseconds) in `d`, rounded up, saturating at `Tick::MAX`: a timeout of any
 /// length, `Duration::MAX` included, becomes a tick count that never ends early and never wraps.
 pub(crate) fn ticks_ceil(d: Duration) -> Tick {
-    let ms = d.as_millis();
-    let ms = if Duration::from_millis(ms.min(u128::from(u64::MAX)) as u64) < d {
-        ms.saturating_add(1)
-    } else {
-        ms
-    };
-    Tick::try_from(ms).unwrap_or(Tick::MAX)
+    // In 64-bit steps (every turn converts two readings): a part of a millisecond adds one.
+    let rest = u64::from(d.subsec_nanos() % 1_000_000 != 0);
+    ticks_floor(d).saturating_add(rest)
 }
 
 /// Whole ticks in `d`, rounded down, saturating at `Tick::MAX`.
 fn ticks_floor(d: Duration) -> Tick {
-    Tick::try_from(d.as_millis()).unwrap_or(Tick::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 /// Milliseconds since the reactor started: the wheel's tick.
@@ -174,5 +172,35 @@ mod tests {
         clock.set_manual(Duration::MAX);
         assert_eq!(clock.deadline_after(Duration::from_secs(1)), Tick::MAX);
         assert_eq!(clock.instant(), clock.start);
+    }
+
+    /// The 64-bit conversions agree with exact 128-bit arithmetic everywhere, saturation
+    /// included: sub-millisecond parts, every power of two of seconds, and the edge where
+    /// milliseconds stop fitting in a tick.
+    #[test]
+    fn tick_conversions_agree_with_exact_arithmetic() {
+        let exact = |d: Duration, ceil: bool| -> Tick {
+            let nanos = d.as_nanos();
+            let ms = nanos / 1_000_000 + u128::from(ceil && nanos % 1_000_000 != 0);
+            Tick::try_from(ms).unwrap_or(Tick::MAX)
+        };
+        let edge = u64::MAX / 1000;
+        let mut secs: Vec<u64> = (0..64).map(|b| 1u64 << b).collect();
+        secs.extend([0, 1, edge - 1, edge, edge + 1, u64::MAX - 1, u64::MAX]);
+        for s in secs {
+            for n in [
+                0,
+                1,
+                999_999,
+                1_000_000,
+                1_000_001,
+                551_615_999,
+                999_999_999,
+            ] {
+                let d = Duration::new(s, n);
+                assert_eq!(ticks_floor(d), exact(d, false), "{d:?}");
+                assert_eq!(ticks_ceil(d), exact(d, true), "{d:?}");
+            }
+        }
     }
 }
