@@ -435,9 +435,9 @@ impl<App: 'static> Reactor<App> {
         self.core.fire_due();
 
         // 5 and 6. Flush what was written this turn, then remove what finished.
-        let ended = self.core.end_turn().unwrap_or_else(Instant::now);
+        let ended = self.core.end_turn();
 
-        let spent = ended.saturating_duration_since(started);
+        let spent = self.core.turn_length(ended);
         let stats = self.core.stats_mut();
         if spent > stats.longest_turn {
             stats.longest_turn = spent;

@@ -63,7 +63,7 @@ pub(crate) fn ticks_ceil(d: Duration) -> Tick {
 }
 
 /// Whole ticks in `d`, rounded down, saturating at `Tick::MAX`.
-fn ticks_floor(d: Duration) -> Tick {
+pub(crate) fn ticks_floor(d: Duration) -> Tick {
     d.as_secs()
         .saturating_mul(1000)
         .saturating_add(u64::from(d.subsec_millis()))
@@ -100,19 +100,9 @@ impl Clock {
 
     /// Time from the start to `reading` (an `Instant::now()` the caller took, so that one
     /// reading serves the clock and the caller's own measure; a hand-set clock ignores it).
-    fn elapsed_at(&self, reading: Instant) -> Duration {
+    pub(crate) fn elapsed_at(&self, reading: Instant) -> Duration {
         self.manual
             .unwrap_or_else(|| reading.saturating_duration_since(self.start))
-    }
-
-    /// [`now`](Self::now) at `reading`.
-    pub(crate) fn now_at(&self, reading: Instant) -> Tick {
-        ticks_floor(self.elapsed_at(reading))
-    }
-
-    /// [`now_ceil`](Self::now_ceil) at `reading`.
-    pub(crate) fn now_ceil_at(&self, reading: Instant) -> Tick {
-        ticks_ceil(self.elapsed_at(reading))
     }
 
     /// The clock's reading as an instant (the start plus `elapsed`; a hand-set clock that ran

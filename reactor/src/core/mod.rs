@@ -165,6 +165,9 @@ pub(crate) struct Net<App> {
     /// The tick at the start of the current turn's dispatch (rounded down): what timers are
     /// polled with. Activity is stamped with the clock read at the event instead.
     now: Tick,
+    /// The clock's reading at the start of the current turn (time since its start), which
+    /// the loop measures the turn from.
+    turn_started: Duration,
     /// Connections with traffic this turn: written to (flushed once at the turn's end, S15),
     /// read from, or written by a flush of their own. Each is listed once (`Conn::dirty`), and
     /// the end of the turn flushes them, then stamps their activity with one clock reading
@@ -249,6 +252,7 @@ impl<App> Core<App> {
                 wheel: Wheel::new(),
                 clock: Clock::new(),
                 now: 0,
+                turn_started: Duration::ZERO,
                 dirty: Vec::new(),
                 ready: Vec::new(),
                 dead: Vec::new(),
@@ -304,7 +308,9 @@ impl<App> Core<App> {
     pub(crate) fn begin_turn(&mut self, started: std::time::Instant) {
         // Writes made between turns were queued at the last turn's tick.
         self.net.settle_turn_output();
-        self.now = self.clock.now_at(started);
+        let at = self.clock.elapsed_at(started);
+        self.now = crate::timer::ticks_floor(at);
+        self.turn_started = at;
         self.stats.turns += 1;
     }
 
@@ -467,9 +473,10 @@ impl<App> Core<App> {
     }
 
     /// Flushes what was written this turn, then removes what finished. Closing handlers may
-    /// write to others, so this repeats a few times. Returns the clock reading that stamped
-    /// the turn's traffic, if there was any (the loop measures the turn with it).
-    pub(crate) fn end_turn(&mut self) -> Option<std::time::Instant> {
+    /// write to others, so this repeats a few times. Returns the clock's reading that stamped
+    /// the turn's traffic (as time since the clock's start), if there was any: the loop
+    /// measures the turn with it.
+    pub(crate) fn end_turn(&mut self) -> Option<Duration> {
         let mut reading = None;
         for _ in 0..SETTLE_ROUNDS {
             if self.dirty.is_empty() && self.dead.is_empty() {
@@ -542,6 +549,14 @@ impl<App> Net<App> {
     #[allow(dead_code)] // used by `reactor::testing` only
     pub(crate) fn set_manual_clock(&mut self, at: Duration) {
         self.clock.set_manual(at);
+    }
+
+    /// How long the current turn has run, by `ended` (the clock's reading as time since its
+    /// start, or its reading now).
+    pub(crate) fn turn_length(&self, ended: Option<Duration>) -> Duration {
+        ended
+            .unwrap_or_else(|| self.clock.elapsed())
+            .saturating_sub(self.turn_started)
     }
 
     /// The clock's reading as an instant.

@@ -79,29 +79,27 @@ impl<App> Net<App> {
     /// transfer puts its connection on, see `Net::dirty`) with the clock read now, rounded up,
     /// without taking them off it: before the turn's timers fire, so that no idle check misses
     /// this turn's reads. The end of the turn stamps them again after the flush
-    /// ([`stamp_flushed`](Self::stamp_flushed)). Returns the clock reading, if it took one.
-    pub(crate) fn stamp_touched(&mut self) -> Option<std::time::Instant> {
+    /// ([`stamp_flushed`](Self::stamp_flushed)).
+    pub(crate) fn stamp_touched(&mut self) {
         if self.dirty.is_empty() && self.touched_reads.is_empty() {
-            return None;
+            return;
         }
-        let reading = std::time::Instant::now();
-        let at = self.clock.now_ceil_at(reading);
+        let at = self.clock.now_ceil();
         let dirty = std::mem::take(&mut self.dirty);
         self.stamp_activity(&dirty, at);
         self.dirty = dirty;
         self.stamp_reads(at);
-        Some(reading)
     }
 
     /// Stamps the connections of a dirty list the end of the turn has just flushed with the
     /// clock read now, rounded up: the reading comes after every transfer of theirs, so it is
     /// never earlier than the time a byte arrived or left. One reading per settle round (nearly
-    /// always one per turn) instead of one per transfer. Returns the reading.
-    pub(crate) fn stamp_flushed(&mut self, flushed: &[usize]) -> std::time::Instant {
-        let reading = std::time::Instant::now();
-        let at = self.clock.now_ceil_at(reading);
-        self.stamp_activity(flushed, at);
-        reading
+    /// always one per turn) instead of one per transfer. Returns the reading, as time since
+    /// the clock's start.
+    pub(crate) fn stamp_flushed(&mut self, flushed: &[usize]) -> Duration {
+        let elapsed = self.clock.elapsed_at(std::time::Instant::now());
+        self.stamp_activity(flushed, ticks_ceil(elapsed));
+        elapsed
     }
 
     /// Stamps each connection of `indices` with `at`. The stamps live beside the slots
@@ -117,12 +115,11 @@ impl<App> Net<App> {
 
     /// Stamps the read timeouts' `last_read` of the few connections with extras that read
     /// since the last stamp (`Net::touched_reads`), with `at`, or with the clock read now.
-    pub(crate) fn stamp_reads_at(&mut self, at: Option<std::time::Instant>) {
+    pub(crate) fn stamp_reads_at(&mut self, at: Option<Duration>) {
         if self.touched_reads.is_empty() {
             return;
         }
-        let reading = at.unwrap_or_else(std::time::Instant::now);
-        let at = self.clock.now_ceil_at(reading);
+        let at = ticks_ceil(at.unwrap_or_else(|| self.clock.elapsed()));
         self.stamp_reads(at);
     }
 
