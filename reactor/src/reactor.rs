@@ -411,8 +411,7 @@ impl<App: 'static> Reactor<App> {
                 return Err(e);
             }
         }
-        let started = Instant::now();
-        self.core.begin_turn(started);
+        self.core.begin_turn();
 
         // 3a. Sources left ready last turn (budget spent, reading resumed): no edge will come.
         self.core.serve_ready(&mut self.scratch);

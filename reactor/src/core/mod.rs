@@ -303,12 +303,12 @@ impl<App> Core<App> {
         Some(result)
     }
 
-    /// Starts a turn at `started` (the loop's reading of the clock when the wait ended): the
-    /// tick the timers are polled with.
-    pub(crate) fn begin_turn(&mut self, started: std::time::Instant) {
+    /// Starts a turn, once the wait has ended: reads the clock for the tick the timers are
+    /// polled with, and for the turn's length.
+    pub(crate) fn begin_turn(&mut self) {
         // Writes made between turns were queued at the last turn's tick.
         self.net.settle_turn_output();
-        let at = self.clock.elapsed_at(started);
+        let at = self.clock.elapsed();
         self.now = crate::timer::ticks_floor(at);
         self.turn_started = at;
         self.stats.turns += 1;

@@ -97,7 +97,7 @@ impl<App> Net<App> {
     /// always one per turn) instead of one per transfer. Returns the reading, as time since
     /// the clock's start.
     pub(crate) fn stamp_flushed(&mut self, flushed: &[usize]) -> Duration {
-        let elapsed = self.clock.elapsed_at(std::time::Instant::now());
+        let elapsed = self.clock.elapsed();
         self.stamp_activity(flushed, ticks_ceil(elapsed));
         elapsed
     }

@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 mod addr;
 pub mod alloc_count;
+mod clock;
 mod disposition;
 mod fd_send;
 mod inherit;
@@ -34,6 +35,7 @@ mod udp;
 mod unix;
 
 pub(crate) use addr::{from_sockaddr, to_sockaddr};
+pub(crate) use clock::monotonic_ns;
 pub use disposition::{disposition, flag_raised, raise, set_disposition, Disposition};
 pub use fd_send::send_with_fds;
 pub use inherit::is_cloexec;
