@@ -107,8 +107,16 @@ impl Clock {
         }
         match (self.origin_ns, crate::sys::monotonic_ns()) {
             (Some(origin), Some(now)) => Duration::from_nanos(now.saturating_sub(origin)),
-            _ => self.start.elapsed(),
+            _ => self.elapsed_by_instant(),
         }
+    }
+
+    /// [`elapsed`](Self::elapsed) where the monotonic clock could not be read (never seen):
+    /// out of line, so that every turn's reading does not make room for it.
+    #[cold]
+    #[inline(never)]
+    fn elapsed_by_instant(&self) -> Duration {
+        self.start.elapsed()
     }
 
     /// The clock's reading as an instant (the start plus `elapsed`; a hand-set clock that ran

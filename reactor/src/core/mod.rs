@@ -478,28 +478,33 @@ impl<App> Core<App> {
     /// measures the turn with it.
     pub(crate) fn end_turn(&mut self) -> Option<Duration> {
         let mut reading = None;
+        // Each step only when it has work (most turns: a flush, nothing to remove), and the
+        // rounds end as soon as neither list has any.
         for _ in 0..SETTLE_ROUNDS {
+            if !self.dirty.is_empty() {
+                // The list is taken out while it is walked (its spare takes the writes the
+                // flushes make), so the walk reads it through a local iterator, not `self`
+                // after every call.
+                let spare = std::mem::take(&mut self.net.dirty_buf);
+                let dirty = std::mem::replace(&mut self.net.dirty, spare);
+                self.flush_all(&dirty);
+                // Every connection with traffic this round is on the list (see `Net::dirty`):
+                // its activity is stamped now, after its last transfer of the round.
+                reading = Some(self.net.stamp_flushed(&dirty));
+                self.net.dirty_buf = dirty;
+                self.net.dirty_buf.clear();
+            }
+            if !self.dead.is_empty() {
+                std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);
+                for i in 0..self.dead_buf.len() {
+                    let index = self.dead_buf[i];
+                    self.finalize(index);
+                }
+                self.dead_buf.clear();
+            }
             if self.dirty.is_empty() && self.dead.is_empty() {
                 break;
             }
-            // The list is taken out while it is walked (its spare takes the writes the flushes
-            // make), so the walk reads it through a local iterator, not `self` after every call.
-            let spare = std::mem::take(&mut self.net.dirty_buf);
-            let dirty = std::mem::replace(&mut self.net.dirty, spare);
-            self.flush_all(&dirty);
-            // Every connection with traffic this round is on the list (see `Net::dirty`): its
-            // activity is stamped now, after its last transfer of the round.
-            if !dirty.is_empty() {
-                reading = Some(self.net.stamp_flushed(&dirty));
-            }
-            self.net.dirty_buf = dirty;
-            self.net.dirty_buf.clear();
-            std::mem::swap(&mut self.net.dead, &mut self.net.dead_buf);
-            for i in 0..self.dead_buf.len() {
-                let index = self.dead_buf[i];
-                self.finalize(index);
-            }
-            self.dead_buf.clear();
         }
         self.net.settle_turn_output();
         self.net.stamp_reads_at(reading);
