@@ -260,6 +260,16 @@ impl Conn {
         self.extras.get_or_insert_with(Box::default)
     }
 
+    /// Puts the connection on `dirty`, the turn's list of connections with traffic
+    /// (`Net::dirty`), unless it is there already; `index` is its slot's.
+    #[inline]
+    pub(super) fn list_traffic(&mut self, dirty: &mut Vec<usize>, index: usize) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(index);
+        }
+    }
+
     /// Records why the connection ends, unless a reason was given before.
     pub(super) fn set_reason(&mut self, reason: CloseReason) {
         let extras = self.extras();
@@ -406,8 +416,7 @@ impl Conn {
     /// Moves the connection to `phase`.
     #[inline]
     pub(super) fn set_phase(&mut self, phase: Phase) {
-        self.flags = (self.flags & !UNUSUAL_PHASE) | phase_bit(&phase);
-        self.phase = phase;
+        self.update_phase(|p| *p = phase);
     }
 
     /// Changes the phase's data in place through `f` (a timer taken out or set, the write

@@ -31,7 +31,7 @@
 
 use crate::core::conn::{Phase, WriteHalf};
 use crate::core::write::Water;
-use crate::core::Net;
+use crate::core::{Net, Source};
 use crate::{CloseReason, ConnId};
 
 impl<App> Net<App> {
@@ -132,8 +132,9 @@ impl<App> Net<App> {
     /// queued, and the flush then goes on as usual.
     fn write_through(&mut self, id: ConnId, data: &[u8]) -> usize {
         let index = id.index as usize;
-        let Some(conn) = self.conn_mut(id) else {
-            return 0;
+        let conn = match self.sources.get_mut(index) {
+            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+            _ => return 0,
         };
         if data.is_empty() || !conn.is_open() || !conn.accepts_writes() || !conn.output.is_empty() {
             return 0;
@@ -141,14 +142,9 @@ impl<App> Net<App> {
         match conn.stream.write_vectored(&[std::io::IoSlice::new(data)]) {
             Ok(n) => {
                 conn.bytes_out += n as u64;
-                let listed = n > 0 && !conn.dirty;
-                if listed {
-                    conn.dirty = true;
-                }
                 self.stats.bytes_out += n as u64;
-                if listed {
-                    // Listed for the stamp (see `Net::dirty`).
-                    self.dirty.push(index);
+                if n > 0 {
+                    conn.list_traffic(&mut self.dirty, index);
                 }
                 n
             }

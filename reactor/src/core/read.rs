@@ -11,8 +11,8 @@
 //! write-through of `write.rs`), so that a read adds at most `READ_SIZE` to a queue (S21).
 //! A read lists its connection on the turn's dirty list, and activity is stamped with the
 //! clock read after the turn's flush (rounded up, see `Net::stamp_flushed`), not with the
-//! turn's start: a byte that arrives after the turn began
-//! must not shorten the idle timeout counted from it.
+//! turn's start: a byte that arrives after the turn began must not shorten the idle timeout
+//! counted from it.
 
 use crate::core::conn::Phase;
 use crate::core::{Core, Net, ReadBuf, Source, READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
@@ -142,10 +142,7 @@ impl<App> Core<App> {
             self.net.stats.bytes_in += n as u64;
             // Listed for the stamp at the end of the turn (see `Net::dirty`); an answer written
             // in the callback then finds it listed.
-            if !conn.dirty {
-                conn.dirty = true;
-                self.net.dirty.push(index);
-            }
+            conn.list_traffic(&mut self.net.dirty, index);
             if plain {
                 // Every message's path: what `deliver` does in its common case, without
                 // looking the slot up again. A handler whose callback is running (never the

@@ -7,7 +7,8 @@
 //! A timeout never ends early, measured from the event: activity is stamped with the clock
 //! read after the transfers and rounded up (`stamp_flushed`: once at the end of each turn,
 //! after the flush; and `stamp_touched` before the turn's timers fire when some are due, so
-//! before any idle check), durations become ticks rounded up, and every deadline is a saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
+//! before any idle check), durations become ticks rounded up, and every deadline is a
+//! saturating sum, so `Duration::MAX` means "never" instead of wrapping into the past. The
 //! wheel is polled with the turn's tick rounded down, so a timer fires only once its tick has
 //! begun.
 //!
@@ -85,9 +86,7 @@ impl<App> Net<App> {
             return;
         }
         let at = self.clock.now_ceil();
-        let dirty = std::mem::take(&mut self.dirty);
-        self.stamp_activity(&dirty, at);
-        self.dirty = dirty;
+        stamp_activity(&mut self.activity, &self.dirty, at);
         self.stamp_reads(at);
     }
 
@@ -98,19 +97,8 @@ impl<App> Net<App> {
     /// the clock's start.
     pub(crate) fn stamp_flushed(&mut self, flushed: &[usize]) -> Duration {
         let elapsed = self.clock.elapsed();
-        self.stamp_activity(flushed, ticks_ceil(elapsed));
+        stamp_activity(&mut self.activity, flushed, ticks_ceil(elapsed));
         elapsed
-    }
-
-    /// Stamps each connection of `indices` with `at`. The stamps live beside the slots
-    /// (`Net::activity`): a store each, no look-up of a slot. A slot freed and taken again
-    /// since its traffic gets a later stamp than its creation's: later is never early.
-    fn stamp_activity(&mut self, indices: &[usize], at: Tick) {
-        for &index in indices {
-            if let Some(stamp) = self.activity.get_mut(index) {
-                *stamp = at;
-            }
-        }
     }
 
     /// Stamps the read timeouts' `last_read` of the few connections with extras that read
@@ -341,6 +329,17 @@ impl<App> Net<App> {
                     + x.heartbeat.is_some() as usize
                     + x.soft_output.is_some() as usize
             })
+    }
+}
+
+/// Stamps each connection of `indices` with `at`. The stamps live beside the slots
+/// (`Net::activity`): a store each, no look-up of a slot. A slot freed and taken again since
+/// its traffic gets a later stamp than its creation's: later is never early.
+fn stamp_activity(activity: &mut [Tick], indices: &[usize], at: Tick) {
+    for &index in indices {
+        if let Some(stamp) = activity.get_mut(index) {
+            *stamp = at;
+        }
     }
 }
 

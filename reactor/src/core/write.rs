@@ -190,11 +190,7 @@ impl<App> Net<App> {
         if written > 0 {
             conn.bytes_out += written as u64;
             self.stats.bytes_out += written as u64;
-            // Listed for the stamp (see `Net::dirty`).
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(index);
-            }
+            conn.list_traffic(&mut self.dirty, index);
         }
         let rest = &data[written..];
         (!rest.is_empty()).then_some(rest)
@@ -267,9 +263,8 @@ impl<App> Net<App> {
                     self.stats.bytes_out += written as u64;
                     // Listed for the stamp (see `Net::dirty`), unless the end of the turn is
                     // flushing it from its list, which it stamps after the flush.
-                    if !undirty && written > 0 && !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(index);
+                    if !undirty && written > 0 {
+                        conn.list_traffic(&mut self.dirty, index);
                     }
                     if flushed == Flushed::Blocked {
                         queued = conn.output.len();

@@ -255,3 +255,20 @@ fn steady_state_allocates_nothing() {
     }
     assert_eq!(wheel.entries.capacity(), capacity);
 }
+
+/// An empty wheel answers at once (no scan of its levels) yet still moves to `now`, so a
+/// timer armed after a long empty time is placed from there and fires at its deadline, not
+/// before and not a level's width late.
+#[test]
+fn an_empty_wheel_moves_to_now_and_places_later_timers_from_there() {
+    let mut wheel = Wheel::new();
+    assert_eq!(wheel.next_deadline(), None);
+    let far = 7 * level_range(3) + 12_345;
+    assert!(wheel.poll(far).is_none());
+    assert_eq!(wheel.elapsed(), far);
+    wheel.insert(far + 5, "due");
+    assert_eq!(wheel.next_deadline(), Some(far + 5));
+    assert!(wheel.poll(far + 4).is_none());
+    assert_eq!(wheel.poll(far + 5).map(|(_, v)| v), Some("due"));
+    assert!(wheel.is_empty());
+}
