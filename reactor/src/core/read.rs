@@ -152,13 +152,12 @@ impl<App> Core<App> {
                     generation: conn.generation,
                 };
                 if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
-                    let swaps = self.net.swaps();
                     let data = &scratch[..n];
                     let consumed = handler.on_data(&mut Cx::new(self, id), data);
                     self.put_handler(index, handler);
                     if consumed < n || self.net.replacement.is_some() {
                         // A handler that claims more than it was given consumed it all.
-                        self.after_read_delivery(index, &data[consumed.min(n)..], swaps);
+                        self.after_read_delivery(index, &data[consumed.min(n)..]);
                     }
                 }
             } else {
@@ -291,10 +290,15 @@ impl<App> Core<App> {
     /// successor or left bytes unconsumed (`rest`, an unfinished frame's start): the successor
     /// takes over, then the bytes are kept. The connection's id is read from its slot again
     /// (a slot outlives every callback) rather than kept across the callback by every message.
+    /// The count of replacements is read here too, before the successor is installed: only
+    /// that installation can replace this connection's handler (it is out of its slot while
+    /// it runs), so replacements of other connections' handlers in nested callbacks are not
+    /// mistaken for this one's.
     /// Cold: marked so, the test that leads here is a branch the common case skips.
     #[cold]
     #[inline(never)]
-    fn after_read_delivery(&mut self, index: usize, rest: &[u8], swaps: u64) {
+    fn after_read_delivery(&mut self, index: usize, rest: &[u8]) {
+        let swaps = self.net.swaps();
         let Some(id) = self.id_at(index) else {
             return;
         };
