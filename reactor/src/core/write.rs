@@ -233,23 +233,20 @@ impl<App> Net<App> {
         }
         // Nearly every flush: open and writable, and nothing to look at after the write but
         // the bytes left (one test of the flags and one of the extras).
-        let plain = conn.is_plain_writer();
-        let open = if plain {
-            true
-        } else if let Phase::Open { write, .. } = conn.phase() {
-            write == WriteHalf::Open
-        } else if let Phase::Closing { .. } = conn.phase() {
-            false
-        } else {
+        if !conn.is_plain_writer()
+            && !matches!(conn.phase(), Phase::Open { .. } | Phase::Closing { .. })
+        {
             // Connecting or dead, not flushed this turn: a connecting one keeps its bytes for
             // after the connect, out of the turn buffer (a dead one's are never sent, only
             // measured).
             conn.output.settle(&mut self.spare, self.now);
             return None;
-        };
+        }
         // Bytes still queued after the flush: none unless the kernel took less than offered.
         let mut queued = 0;
-        if !conn.output.is_empty() {
+        // Not asked first whether anything is queued: the flush asks (a range of the turn
+        // buffer first, nearly every flush's), and an empty queue costs it only additions of 0.
+        {
             let crate::core::conn::Conn { stream, output, .. } = conn;
             match output.flush(&mut self.spare, &self.now, |iov, fds| match (iov, fds) {
                 ([one], []) => stream.send(one),
@@ -278,7 +275,19 @@ impl<App> Net<App> {
                 }
             }
         }
-        if queued == 0 && (plain || open && !conn.paused_by_output() && conn.extras.is_none()) {
+        // Asked again rather than kept across the write, which the flush does not change:
+        // kept, the answers were spilled to the stack around every message's `send`.
+        if queued == 0
+            && (conn.is_plain_writer()
+                || matches!(
+                    conn.phase(),
+                    Phase::Open {
+                        write: WriteHalf::Open,
+                        ..
+                    }
+                ) && !conn.paused_by_output()
+                    && conn.extras.is_none())
+        {
             // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
             // waiting on the peer, no FIN pending.
             return None;

@@ -37,25 +37,25 @@ impl OutQueue {
         now: &Tick,
         mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
+        // This turn's bytes, in the turn buffer: nearly every reply, asked first.
+        if let OutQueue::Turn { start, len } = *self {
+            let (start, end) = (start as usize, start as usize + len as usize);
+            let n = match write(&[IoSlice::new(spare.turn.range(start, end))], &[]) {
+                Ok(n) if n == end - start => {
+                    // A range owns nothing: forgotten, not dropped (which would test for a
+                    // queue to free).
+                    std::mem::forget(std::mem::take(self));
+                    return Ok((Flushed::All, n));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            self.keep_rest(n, spare, *now);
+            return Ok((Flushed::Blocked, n));
+        }
         let q = match self {
-            OutQueue::Empty => return Ok((Flushed::All, 0)),
-            OutQueue::Turn { start, len } => {
-                // This turn's bytes, in the turn buffer: nearly every reply.
-                let (start, end) = (*start as usize, *start as usize + *len as usize);
-                let n = match write(&[IoSlice::new(spare.turn.range(start, end))], &[]) {
-                    Ok(n) if n == end - start => {
-                        // A range owns nothing: forgotten, not dropped (which would test for
-                        // a queue to free).
-                        std::mem::forget(std::mem::take(self));
-                        return Ok((Flushed::All, n));
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) => return Err(e),
-                };
-                self.keep_rest(n, spare, *now);
-                return Ok((Flushed::Blocked, n));
-            }
+            OutQueue::Empty | OutQueue::Turn { .. } => return Ok((Flushed::All, 0)),
             OutQueue::Queued(q) => q,
         };
         if !q.fds.is_empty() || !q.rest.is_empty() {
