@@ -23,7 +23,7 @@ use std::io::{self, IoSlice};
 
 use timers::Tick;
 
-use crate::core::conn::{Phase, WriteHalf};
+use crate::core::conn::{Conn, Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{Flushed, OutQueue, Spare};
 use crate::{CloseReason, ConnId};
@@ -231,8 +231,29 @@ impl<App> Net<App> {
         if undirty {
             conn.dirty = false;
         }
-        // Nearly every flush: open and writable, and nothing to look at after the write but
-        // the bytes left (one test of the flags and one of the extras).
+        // Nearly every flush: open and writable, nothing to look at after the write but the
+        // bytes left (one test of the flags and one of the extras), and one range of the turn
+        // buffer, which the kernel takes whole. Only that is decided here; anything else the
+        // `send` returns goes on out of line.
+        if conn.is_plain_writer() {
+            if let Some(bytes) = conn.output.turn_bytes(&self.spare) {
+                let len = bytes.len();
+                let result = conn.stream.send(bytes);
+                if let Ok(n) = result {
+                    if n == len {
+                        conn.output.turn_sent();
+                        self.queued_total -= n;
+                        conn.bytes_out += n as u64;
+                        self.stats.bytes_out += n as u64;
+                        if !undirty {
+                            conn.list_traffic(&mut self.dirty, index);
+                        }
+                        return None;
+                    }
+                }
+                return self.turn_send_short(index, undirty, result);
+            }
+        }
         if !conn.is_plain_writer()
             && !matches!(conn.phase(), Phase::Open { .. } | Phase::Closing { .. })
         {
@@ -275,50 +296,94 @@ impl<App> Net<App> {
                 }
             }
         }
-        // Asked again rather than kept across the write, which the flush does not change:
-        // kept, the answers were spilled to the stack around every message's `send`.
-        if queued == 0
-            && (conn.is_plain_writer()
-                || matches!(
-                    conn.phase(),
-                    Phase::Open {
-                        write: WriteHalf::Open,
-                        ..
-                    }
-                ) && !conn.paused_by_output()
-                    && conn.extras.is_none())
-        {
-            // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
-            // waiting on the peer, no FIN pending.
-            return None;
-        }
-        let config = &conn.config;
-        let water = match (conn.is_open(), conn.paused_by_output()) {
-            (true, false) if queued > config.high_water => Water::High,
-            (true, true) if queued <= config.low_water => Water::Drained,
-            _ => Water::Same,
-        };
-        let back_below_soft = queued <= config.soft_output
-            && conn
-                .extras
-                .as_ref()
-                .is_some_and(|x| x.soft_output.is_some());
-        Some(AfterWrite {
-            queued,
-            back_below_soft,
-            water,
-            stall: config.write_stall_timeout.is_some(),
-            // A FIN waits for the queue to empty (checked here: most flushes have none).
-            fin_pending: matches!(
-                conn.phase(),
-                Phase::Closing { .. }
-                    | Phase::Open {
-                        write: WriteHalf::ShutRequested,
-                        ..
-                    }
-            ),
-        })
+        decide_after_write(conn, queued)
     }
+
+    /// The end of [`write_out`](Self::write_out)'s fast path when the kernel did not take the
+    /// whole range (`result` is what `send` returned): the rest moves into a queue of its own,
+    /// or an error ends the connection.
+    #[cold]
+    #[inline(never)]
+    fn turn_send_short(
+        &mut self,
+        index: usize,
+        undirty: bool,
+        result: io::Result<usize>,
+    ) -> Option<AfterWrite> {
+        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+            return None;
+        };
+        let written = match result {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                let reason = CloseReason::from_io(e);
+                log::debug!("write to #{index}: {reason}");
+                self.kill(index, reason);
+                return None;
+            }
+        };
+        conn.output
+            .turn_partly_sent(written, &mut self.spare, self.now);
+        self.queued_total -= written;
+        conn.bytes_out += written as u64;
+        self.stats.bytes_out += written as u64;
+        if !undirty && written > 0 {
+            conn.list_traffic(&mut self.dirty, index);
+        }
+        let queued = conn.output.len();
+        decide_after_write(conn, queued)
+    }
+}
+
+/// What a flush that left `queued` bytes must still decide, or `None` if nothing (nearly
+/// every flush: the queue is empty, no water mark or soft limit was crossed and no FIN
+/// waits).
+#[inline(always)]
+fn decide_after_write(conn: &Conn, queued: usize) -> Option<AfterWrite> {
+    // Asked again rather than kept across the write, which the flush does not change:
+    // kept, the answers were spilled to the stack around every message's `send`.
+    if queued == 0
+        && (conn.is_plain_writer()
+            || matches!(
+                conn.phase(),
+                Phase::Open {
+                    write: WriteHalf::Open,
+                    ..
+                }
+            ) && !conn.paused_by_output()
+                && conn.extras.is_none())
+    {
+        // Water::Same, no soft-limit timer to cancel (it lives in the extras), nothing
+        // waiting on the peer, no FIN pending.
+        return None;
+    }
+    let config = &conn.config;
+    let water = match (conn.is_open(), conn.paused_by_output()) {
+        (true, false) if queued > config.high_water => Water::High,
+        (true, true) if queued <= config.low_water => Water::Drained,
+        _ => Water::Same,
+    };
+    let back_below_soft = queued <= config.soft_output
+        && conn
+            .extras
+            .as_ref()
+            .is_some_and(|x| x.soft_output.is_some());
+    Some(AfterWrite {
+        queued,
+        back_below_soft,
+        water,
+        stall: config.write_stall_timeout.is_some(),
+        // A FIN waits for the queue to empty (checked here: most flushes have none).
+        fin_pending: matches!(
+            conn.phase(),
+            Phase::Closing { .. }
+                | Phase::Open {
+                    write: WriteHalf::ShutRequested,
+                    ..
+                }
+        ),
+    })
 }
 
 /// What a flush decides after writing.

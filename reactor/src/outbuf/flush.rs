@@ -83,6 +83,34 @@ impl OutQueue {
         Ok((Flushed::Blocked, n))
     }
 
+    /// The bytes of a range of the turn buffer (`None` if the queue holds anything else), for
+    /// a caller that sends them itself and then reports with [`turn_sent`](Self::turn_sent)
+    /// or [`turn_partly_sent`](Self::turn_partly_sent).
+    #[inline(always)]
+    pub(crate) fn turn_bytes<'s>(&self, spare: &'s Spare) -> Option<&'s [u8]> {
+        match *self {
+            OutQueue::Turn { start, len } => {
+                let start = start as usize;
+                Some(spare.turn.range(start, start + len as usize))
+            }
+            _ => None,
+        }
+    }
+
+    /// All of the range [`turn_bytes`](Self::turn_bytes) gave went out: the queue is empty.
+    #[inline(always)]
+    pub(crate) fn turn_sent(&mut self) {
+        debug_assert!(matches!(self, OutQueue::Turn { .. }));
+        // A range owns nothing: forgotten, not dropped (which would test for a queue to free).
+        std::mem::forget(std::mem::take(self));
+    }
+
+    /// Only the first `sent` bytes of the range [`turn_bytes`](Self::turn_bytes) gave went
+    /// out (perhaps none): the rest moves into a queue of its own.
+    pub(crate) fn turn_partly_sent(&mut self, sent: usize, spare: &mut Spare, now: Tick) {
+        self.keep_rest(sent, spare, now);
+    }
+
     /// The first `sent` bytes of a range of the turn buffer went out: the rest moves into a
     /// queue of its own, whose progress tick is `now` (bytes went out, or were queued this
     /// turn). The range is read again here, not kept across the write by the caller.
