@@ -1,6 +1,6 @@
 //! Short writes: a large payload queued at once reaches a slow reader whole and in order.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use evdrive_tests::{connect_with, observe, set_recv_buffer, PatternCheck, Server, WAIT};
@@ -90,6 +90,89 @@ fn every_byte_arrives_in_order_through_short_writes() -> io::Result<()> {
     assert_eq!(observer.wait_close(conn), CloseKind::Local);
     let stats = server.stats();
     assert_eq!(stats.bytes_out, TOTAL as u64);
+    server.shutdown(WAIT)?;
+    observer.assert_closed_once();
+    Ok(())
+}
+
+/// Bytes of each reply of [`Replier`]: below the size written through at once, so a reply
+/// written into an empty queue is a range of the reactor's turn buffer.
+const REPLY: usize = 12_000;
+
+/// Requests [`a_reply_the_kernel_takes_in_part_arrives_whole_and_in_order`] sends.
+const REQUESTS: usize = 40;
+
+/// Answers every byte with the next `REPLY` bytes of the test pattern.
+#[derive(Default)]
+struct Replier {
+    pos: u64,
+}
+
+impl<App> Protocol<App> for Replier {
+    fn on_open(&mut self, cx: &mut Cx<'_, App>) {
+        cx.socket()
+            .expect("an open connection has a socket")
+            .set_send_buffer_size(4096)
+            .expect("SO_SNDBUF");
+    }
+
+    fn on_data(&mut self, cx: &mut Cx<'_, App>, data: &[u8]) -> usize {
+        for _ in data {
+            assert!(cx.write(&evdrive_tests::pattern(self.pos, REPLY)));
+            self.pos += REPLY as u64;
+        }
+        data.len()
+    }
+}
+
+/// S3, S15: replies of a request-response exchange, each written in its own turn into an
+/// empty queue, while the client does not read. Each is sent by the end-of-turn flush, whole
+/// while the kernel has room; the first the kernel takes only in part (or not at all) keeps
+/// its unsent rest queued (seen in the connection's snapshot), and what follows queues
+/// behind it. Once the client reads, every byte arrives once and in order.
+#[test]
+fn a_reply_the_kernel_takes_in_part_arrives_whole_and_in_order() -> io::Result<()> {
+    evdrive_tests::init_log();
+    let (watch, mut observer) = observe();
+    let server = Server::listen(
+        || (),
+        ListenOptions::default(),
+        move |_, _: SocketAddr| watch.wrap(Replier::default()),
+    )?;
+    let mut client = connect_with(server.addr(), |fd| set_recv_buffer(fd, 4096))?;
+    let conn = observer.wait_open(&[]);
+
+    // Until a reply is left partly queued; one more then queues behind it. (Not many more:
+    // above the high-water mark the server stops reading requests.)
+    let mut sent = 0;
+    let mut partial_at = None;
+    while partial_at.is_none_or(|at| sent < at + 1) {
+        assert!(sent < REQUESTS, "the kernel took all {sent} replies whole");
+        client.write_all(b"?")?;
+        sent += 1;
+        let k = sent as u64;
+        // This request read and its reply flushed (the snapshot is taken between turns).
+        let snap = server
+            .wait_for(WAIT, move |r| {
+                r.connections()
+                    .into_iter()
+                    .find(|c| c.id == conn && c.bytes_in == k)
+            })
+            .expect("the server reads every request");
+        if snap.queued > 0 && partial_at.is_none() {
+            partial_at = Some(sent);
+        }
+    }
+
+    let mut check = PatternCheck::default();
+    let mut buf = [0u8; 4096];
+    while check.pos < (sent * REPLY) as u64 {
+        let n = client.read(&mut buf)?;
+        assert!(n > 0, "end of stream after {} bytes", check.pos);
+        check.check(&buf[..n]);
+    }
+    drop(client);
+    observer.wait_close(conn);
     server.shutdown(WAIT)?;
     observer.assert_closed_once();
     Ok(())

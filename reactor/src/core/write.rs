@@ -20,12 +20,15 @@
 //! cost at the end of the turn, and nothing queued before it is overtaken.
 
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 
 use timers::Tick;
 
 use crate::core::conn::{Conn, Phase, WriteHalf};
 use crate::core::{Core, Net, Source};
 use crate::outbuf::{Flushed, OutQueue, Spare};
+use crate::sys;
+use crate::transport::Stream;
 use crate::{CloseReason, ConnId};
 
 /// The smallest single write sent at once when nothing is queued (see the module's notes):
@@ -235,22 +238,25 @@ impl<App> Net<App> {
         // bytes left (one test of the flags and one of the extras), and one range of the turn
         // buffer, which the kernel takes whole. Only that is decided here; anything else the
         // `send` returns goes on out of line.
+        // (TCP only: `send`'s own return value is compared with the length, one test for
+        // every outcome. Other transports take the general path below.)
         if conn.is_plain_writer() {
-            if let Some(bytes) = conn.output.turn_bytes(&self.spare) {
+            if let (Some(bytes), Stream::Tcp(tcp)) =
+                (conn.output.turn_bytes(&self.spare), &conn.stream)
+            {
                 let len = bytes.len();
-                let result = conn.stream.send(bytes);
-                if let Ok(n) = result {
-                    if n == len {
-                        conn.output.turn_sent();
-                        self.queued_total -= n;
-                        conn.bytes_out += n as u64;
-                        self.stats.bytes_out += n as u64;
-                        if !undirty {
-                            conn.list_traffic(&mut self.dirty, index);
-                        }
-                        return None;
+                let sent = sys::send_raw(tcp.as_fd(), bytes);
+                if sent == len as isize {
+                    conn.output.turn_sent();
+                    self.queued_total -= len;
+                    conn.bytes_out += len as u64;
+                    self.stats.bytes_out += len as u64;
+                    if !undirty {
+                        conn.list_traffic(&mut self.dirty, index);
                     }
+                    return None;
                 }
+                let result = sys::send_outcome(tcp.as_fd(), bytes, sent);
                 return self.turn_send_short(index, undirty, result);
             }
         }

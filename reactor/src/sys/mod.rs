@@ -206,6 +206,34 @@ pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     })
 }
 
+/// `send` with `MSG_NOSIGNAL` returning what the call itself returned: the bytes taken, or
+/// `-1` with `errno` set, for a caller whose one question is whether all of `buf` went
+/// (every reply's flush compares the value with the length, one test for every outcome).
+/// Anything else is turned into a result by [`send_outcome`], called right after, before
+/// anything else can change `errno`.
+#[inline]
+pub(crate) fn send_raw(fd: BorrowedFd<'_>, buf: &[u8]) -> isize {
+    const FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    // SAFETY: `fd` is borrowed for the call; `buf` is memory this function borrows, passed
+    // with its length.
+    unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), FLAGS) }
+}
+
+/// What [`send_raw`]'s return value `sent` means: the bytes taken, or the error in `errno`
+/// (read here, so this must follow the call with no other call between). After `EINTR` the
+/// write is made again, as [`send`] does.
+#[cold]
+pub(crate) fn send_outcome(fd: BorrowedFd<'_>, buf: &[u8], sent: isize) -> io::Result<usize> {
+    if sent >= 0 {
+        return Ok(sent as usize);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+        return send(fd, buf);
+    }
+    Err(e)
+}
+
 /// Half-closes the sending side: the peer reads end of stream once queued data is delivered.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     syscall!(shutdown(fd.as_raw_fd(), libc::SHUT_WR)).map(drop)
