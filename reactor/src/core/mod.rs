@@ -398,10 +398,10 @@ impl<App> Core<App> {
         for event in events {
             let index = event.token().0;
             // Connections first: every message's path, with no look-up of its own. The
-            // readiness is built again from the event for the other sources rather than kept
-            // for them across the connection's read and callback, which cost the connection
-            // about 8 instructions per message.
-            if self.serve_conn(index, Some(Readiness::from(event)), scratch) {
+            // readiness is built from the event only where it is needed (an event that is not
+            // every message's, and the other sources) rather than kept across the connection's
+            // read and callback, which cost the connection about 8 instructions per message.
+            if self.serve_event(index, event, scratch) {
                 continue;
             }
             match self.serve_other(index, Readiness::from(event)) {

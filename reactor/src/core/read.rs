@@ -13,10 +13,19 @@
 //! clock read after the turn's flush (rounded up, see `Net::stamp_flushed`), not with the
 //! turn's start: a byte that arrives after the turn began must not shorten the idle timeout
 //! counted from it.
+//!
+//! Every message's read (an event that says only "input", on a plain TCP connection, and a
+//! read that does not fill `READ_SIZE`) is decided in line by `serve_event` from the event
+//! and `recv`'s own return value; everything else, including what that read returns when it
+//! is not a message, goes through the general loop of `serve_conn`, which handles every case.
+
+use std::io;
+use std::os::fd::AsFd;
 
 use crate::core::conn::Phase;
 use crate::core::{Core, Net, ReadBuf, Source, READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
-use crate::transport::Readiness;
+use crate::sys;
+use crate::transport::{Readiness, Stream};
 use crate::{CloseReason, ConnId, Cx};
 
 impl<App> Net<App> {
@@ -52,20 +61,109 @@ impl<App> Core<App> {
         self.serve_conn(index, None, scratch);
     }
 
+    /// Serves a poller's event on `index`. Returns `false` if `index` is not a connection.
+    ///
+    /// Every message's case is decided here, in line, before anything else: input and nothing
+    /// else to hear (no end of stream, no error, and a writable edge only with nothing queued),
+    /// on a plain connection (see `Conn::is_plain`) over TCP, and a read shorter than
+    /// `READ_SIZE`, so nothing more waits. Its bytes go straight to the handler. Whatever else
+    /// the read returns (end of stream, an error, a full buffer) goes on out of line, and any
+    /// other event takes [`serve_conn`](Self::serve_conn).
+    #[inline(always)]
+    pub(crate) fn serve_event(
+        &mut self,
+        index: usize,
+        event: &mio::event::Event,
+        scratch: &mut ReadBuf,
+    ) -> bool {
+        if let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) {
+            let plain_read = event.is_readable()
+                && !event.is_read_closed()
+                && !event.is_error()
+                && conn.is_plain()
+                && (conn.output.is_empty() || !event.is_writable());
+            if plain_read {
+                if let Stream::Tcp(tcp) = &conn.stream {
+                    let got = sys::recv_raw(tcp.as_fd(), &mut scratch[..READ_SIZE]);
+                    if got > 0 && got < READ_SIZE as isize {
+                        let n = got as usize;
+                        // As in the read loop below: counted, listed for the stamp, delivered.
+                        conn.bytes_in += n as u64;
+                        self.net.stats.bytes_in += n as u64;
+                        conn.list_traffic(&mut self.net.dirty, index);
+                        let generation = conn.generation;
+                        self.deliver_plain(index, generation, &scratch[..n]);
+                    } else {
+                        self.plain_read_other(index, got, scratch);
+                    }
+                    return true;
+                }
+            }
+        }
+        self.serve_conn(index, Some(Readiness::from(event)), scratch)
+    }
+
+    /// What follows [`serve_event`](Self::serve_event)'s read when it was not every message's
+    /// (`got` is what `recv` returned): end of stream, an error (`errno`, read first), or a
+    /// full read, delivered by the read loop, which goes on reading.
+    #[inline(never)]
+    fn plain_read_other(&mut self, index: usize, got: isize, scratch: &mut ReadBuf) {
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => {}
+                // Nothing was read, and no edge will come for what waits: read again.
+                io::ErrorKind::Interrupted => self.read(index, scratch),
+                _ => {
+                    let reason = CloseReason::from_io(e);
+                    log::debug!("read from #{index}: {reason}");
+                    self.kill(index, reason);
+                }
+            }
+            return;
+        }
+        if got == 0 {
+            self.on_eof(index);
+            return;
+        }
+        // Readable and nothing else, as the event said; the read is made.
+        let ready = Readiness {
+            readable: true,
+            writable: false,
+            read_closed: false,
+            error: false,
+        };
+        self.serve_conn_from(index, Some(ready), scratch, Some(got as usize));
+    }
+
     /// Serves a connection's readiness: `ready` from the poller, or `None` for the ready list
     /// (read everything: no edge will come). With the poller's readiness it first settles a
     /// connect or flushes on writability, then reads until `WouldBlock`, end of stream, a
     /// pause, or the per-turn budget. Returns `false` if `index` is not a connection.
     ///
-    /// Every message's path begins here, inlined into the poller's event loop: the slot is
-    /// looked up once for the checks and the first read (and again only after something that
-    /// may have changed it: a callback, a connect, a flush).
+    /// Every event that is not every message's ([`serve_event`](Self::serve_event)) and every
+    /// read of the ready list begins here: the slot is looked up once for the checks and the
+    /// first read (and again only after something that may have changed it: a callback, a
+    /// connect, a flush).
     #[inline(always)]
     pub(crate) fn serve_conn(
         &mut self,
         index: usize,
         ready: Option<Readiness>,
         scratch: &mut ReadBuf,
+    ) -> bool {
+        self.serve_conn_from(index, ready, scratch, None)
+    }
+
+    /// [`serve_conn`](Self::serve_conn), where `first` is the length of a read already made
+    /// into `scratch` (of `READ_SIZE`, on a plain connection), taken as the loop's first.
+    #[inline(always)]
+    fn serve_conn_from(
+        &mut self,
+        index: usize,
+        ready: Option<Readiness>,
+        scratch: &mut ReadBuf,
+        mut first: Option<usize>,
     ) -> bool {
         let mut conn = match self.net.sources.get_mut(index) {
             Some(Source::Conn(conn)) => conn,
@@ -114,7 +212,9 @@ impl<App> Core<App> {
             }
             let buf = &mut scratch[..size];
             // Descriptors (S29) arrive only on a Unix connection, into a list kept for them.
-            let result = if !plain && conn.carries_fds() {
+            let result = if let Some(n) = first.take() {
+                Ok(n)
+            } else if !plain && conn.carries_fds() {
                 conn.stream.read_with_fds(buf, &mut self.net.fds_in)
             } else {
                 conn.stream.read(buf)
@@ -144,22 +244,8 @@ impl<App> Core<App> {
             // in the callback then finds it listed.
             conn.list_traffic(&mut self.net.dirty, index);
             if plain {
-                // Every message's path: what `deliver` does in its common case, without
-                // looking the slot up again. A handler whose callback is running (never the
-                // case from the loop) drops the bytes, as in `deliver`.
-                let id = ConnId {
-                    index: index as u32,
-                    generation: conn.generation,
-                };
-                if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
-                    let data = &scratch[..n];
-                    let consumed = handler.on_data(&mut Cx::new(self, id), data);
-                    self.put_handler(index, handler);
-                    if consumed < n || self.net.replacement.is_some() {
-                        // A handler that claims more than it was given consumed it all.
-                        self.after_read_delivery(index, &data[consumed.min(n)..]);
-                    }
-                }
+                let generation = conn.generation;
+                self.deliver_plain(index, generation, &scratch[..n]);
             } else {
                 // A byte ends the first-byte timeout, the open phase's timer (a closing
                 // connection's timer is its linger timeout, which stays).
@@ -215,6 +301,27 @@ impl<App> Core<App> {
         // Budget spent with data perhaps still queued: no new edge will come for it.
         self.mark_ready(index);
         true
+    }
+
+    /// Hands a plain connection's read to its handler: what `deliver` does in its common
+    /// case, without looking the slot up again (`generation` is the connection's). A handler
+    /// whose callback is running (never the case from the loop) drops the bytes, as in
+    /// `deliver`.
+    #[inline(always)]
+    fn deliver_plain(&mut self, index: usize, generation: u32, data: &[u8]) {
+        let id = ConnId {
+            index: index as u32,
+            generation,
+        };
+        if let Some(mut handler) = self.net.handlers.get_mut(index).and_then(Option::take) {
+            let n = data.len();
+            let consumed = handler.on_data(&mut Cx::new(self, id), data);
+            self.put_handler(index, handler);
+            if consumed < n || self.net.replacement.is_some() {
+                // A handler that claims more than it was given consumed it all.
+                self.after_read_delivery(index, &data[consumed.min(n)..]);
+            }
+        }
     }
 
     /// The connect verdict or the flush a writable edge asks for, before the edge's read.

@@ -156,6 +156,16 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
+/// `recv` returning what the call itself returned: the bytes read, `0` at end of stream, or
+/// `-1` with `errno` set, for a caller whose common case is one test (bytes came). The caller
+/// reads `errno` right after, before anything else can change it.
+#[inline]
+pub(crate) fn recv_raw(fd: BorrowedFd<'_>, buf: &mut [u8]) -> isize {
+    // SAFETY: `fd` is borrowed for the call; `buf` is memory this function borrows mutably,
+    // passed with its length.
+    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
+}
+
 /// Copies queued input into `buf` without consuming it (S22: `MSG_PEEK`).
 pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| {
