@@ -159,6 +159,26 @@ impl<App> Net<App> {
         Ok(())
     }
 
+    /// Queues a large write (at least `WRITE_THROUGH_MIN` bytes) on `id`, out of line: it
+    /// goes out at once if nothing is queued, without a copy (see the module's notes), and
+    /// only what the kernel did not take is queued. Returns `false` if the connection does not
+    /// exist or no longer takes writes. (A method of its own rather than of the handler's
+    /// context, so that a small write's path keeps the context in registers.)
+    #[inline(never)]
+    pub(crate) fn send_large(&mut self, id: ConnId, data: &[u8]) -> bool {
+        match self.write_large_now(id, data) {
+            Some(rest) => self
+                .queue(
+                    id,
+                    rest,
+                    |d| d.len(),
+                    |q, sp, d, now| q.push_copy(d, sp, now),
+                )
+                .is_ok(),
+            None => true,
+        }
+    }
+
     /// Writes `data` (at least `WRITE_THROUGH_MIN` bytes) to the connection `id` names at
     /// once if it is open and nothing is queued (see the module's notes). Returns the part still to queue, or
     /// `None` when nothing is left to do (all written, or a write error ended the connection:

@@ -14,27 +14,9 @@ impl<'a, App> Conns<'a, App> {
     #[inline]
     pub fn send_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         if data.len() >= WRITE_THROUGH_MIN {
-            return self.send_large_to(conn, data);
+            return self.net.send_large(conn, data);
         }
         self.net.queue_small(conn, data)
-    }
-
-    /// [`send_to`](Self::send_to) of a large write, out of line: it goes out at once if
-    /// nothing is queued, without a copy (see `write.rs`).
-    #[inline(never)]
-    fn send_large_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        match self.net.write_large_now(conn, data) {
-            Some(rest) => self
-                .net
-                .queue(
-                    conn,
-                    rest,
-                    |d| d.len(),
-                    |q, sp, d, now| q.push_copy(d, sp, now),
-                )
-                .is_ok(),
-            None => true,
-        }
     }
 
     /// Queues an owned buffer on `conn` without copying it.
