@@ -60,7 +60,8 @@ impl Stream {
         each!(self, fd())
     }
 
-    /// TCP first: every message's read on a TCP connection is one test of the variant.
+    /// TCP first: a TCP connection's reads outside every message's case (which
+    /// `Core::serve_event` makes itself, with `sys::recv_raw`) are one test of the variant.
     #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -80,7 +81,8 @@ impl Stream {
     }
 
     /// Writes one buffer: for TCP `send` itself, with no iovec array to build and no
-    /// transport to choose beyond the first arm (a request/response exchange's every reply).
+    /// transport to choose beyond the first arm (a queue of one chunk; a plain connection's
+    /// reply in the turn buffer is sent by `Net::write_out` itself, with `sys::send_raw`).
     #[inline]
     pub(crate) fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
