@@ -81,7 +81,7 @@ impl<App> Core<App> {
                 && !event.is_read_closed()
                 && !event.is_error()
                 && conn.is_plain()
-                && (conn.output.is_empty() || !event.is_writable());
+                && (!event.is_writable() || conn.output.is_empty());
             if plain_read {
                 if let Stream::Tcp(tcp) = &conn.stream {
                     let got = sys::recv_raw(tcp.as_fd(), &mut scratch[..READ_SIZE]);
