@@ -3,13 +3,20 @@
 //! old handler is dropped without `on_close`, and `on_close` runs once, to the handler in place
 //! at the end. Driven on the in-memory harness, so every step is one settled turn.
 
+use std::cell::RefCell;
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use evdrive_reactor::testing::Harness;
-use evdrive_reactor::{CloseReason, Cx, ListenOptions, Protocol, TimerId};
+use evdrive_reactor::{CloseReason, ConnConfig, Cx, ListenOptions, Protocol, TimerId};
 
 /// What happened, in order, to every handler of the test's connections.
 type Log = Vec<String>;
+
+thread_local! {
+    /// The far ends of adopted socket pairs, kept open for the test's length.
+    static KEPT: RefCell<Vec<UnixStream>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Line-based until a line `UPGRADE` arrives, then hands the connection to [`Upper`]; a line
 /// `UPGRADE+CLOSE` asks for the switch and closes in the same callback.
@@ -58,6 +65,26 @@ impl Protocol<Log> for Greeter {
                     name: "first",
                     then: Some("second"),
                 })));
+                return end + 1;
+            }
+            "UPGRADE+ADOPT" => {
+                assert!(cx.replace_handler(Box::new(Upper {
+                    name: "upper",
+                    then: None
+                })));
+                // A connection adopted in the same callback: its handler's `on_open` runs
+                // now, nested in this one, and hands over itself.
+                let (ours, theirs) = UnixStream::pair().expect("socketpair");
+                KEPT.with(|k| k.borrow_mut().push(theirs));
+                cx.adopt_stream(
+                    ours.into(),
+                    Upper {
+                        name: "adopted",
+                        then: Some("adopted-next"),
+                    },
+                    ConnConfig::default(),
+                )
+                .expect("adopt");
                 return end + 1;
             }
             "LATER" => {
@@ -229,6 +256,31 @@ fn a_switch_from_a_timer_offers_the_kept_partial_input_at_once() -> std::io::Res
             "greeter line LATER",
             "timed open",
             "timed data partial",
+        ]
+    );
+    Ok(())
+}
+
+/// A switch asked for before the same callback adopts a connection, whose handler's `on_open`
+/// (run at once, nested in that callback) asks for a switch of its own: each connection gets
+/// the successor it asked for. (One shared mailbox lost the first request to the nested one.)
+#[test]
+fn a_switch_survives_a_nested_open_that_asks_for_its_own() -> std::io::Result<()> {
+    let mut h = Harness::new(Log::new())?;
+    let listener = greeter(&mut h);
+    let peer = listener.connect();
+    peer.send(b"UPGRADE+ADOPT\nabc");
+    h.settle()?;
+    assert_eq!(peer.take_received(), b"[upper]ABC");
+    assert_eq!(
+        h.app().as_slice(),
+        [
+            "greeter open",
+            "greeter line UPGRADE+ADOPT",
+            "adopted open",
+            "adopted-next open",
+            "upper open",
+            "upper data abc",
         ]
     );
     Ok(())

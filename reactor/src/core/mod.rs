@@ -208,8 +208,11 @@ pub(crate) struct Net<App> {
     spare: crate::outbuf::Spare,
     /// Some listener is paused at the connection limit.
     listeners_at_limit: bool,
-    /// The successor a running callback asked for (`replace.rs`), installed when it returns.
-    replacement: Option<(ConnId, Box<dyn Protocol<App>>)>,
+    /// The successors running callbacks asked for, by connection (`replace.rs`), each
+    /// installed when its connection's callback returns. Usually empty; more than one only
+    /// when callbacks nest (a connection adopted or connected in a callback gets `on_open`
+    /// at once).
+    replacements: Vec<(ConnId, Box<dyn Protocol<App>>)>,
     /// Handlers replaced so far (`replace.rs`).
     swaps: u64,
     /// Descriptors received with the bytes of one read (S29), handed on at once; reused so
@@ -271,7 +274,7 @@ impl<App> Core<App> {
                 queued_total: 0,
                 spare: crate::outbuf::Spare::default(),
                 listeners_at_limit: false,
-                replacement: None,
+                replacements: Vec::new(),
                 swaps: 0,
                 fds_in: Vec::new(),
             },

@@ -317,7 +317,7 @@ impl<App> Core<App> {
             let n = data.len();
             let consumed = handler.on_data(&mut Cx::new(self, id), data);
             self.put_handler(index, handler);
-            if consumed < n || self.net.replacement.is_some() {
+            if consumed < n || !self.net.replacements.is_empty() {
                 // A handler that claims more than it was given consumed it all.
                 self.after_read_delivery(index, &data[consumed.min(n)..]);
             }

@@ -5,8 +5,10 @@
 //!
 //! # Implementation notes
 //! A handler runs taken out of its slot ([`Core::call`]), so it cannot be replaced while it
-//! runs: the successor waits in [`Net`]'s one-entry mailbox, keyed by the connection's id
-//! (callbacks never nest, so one entry is enough). [`Core::call`] installs it after the
+//! runs: the successor waits in [`Net`]'s mailbox, keyed by the connection's id. Callbacks
+//! nest where a callback adopts or connects a connection whose `on_open` runs at once, and
+//! both may ask for a successor, so the mailbox holds one entry per connection (nearly always
+//! none, and never more than the depth of the nesting). [`Core::call`] installs it after the
 //! callback, drops the old handler without `on_close` (the connection did not close), and runs
 //! the new one's [`on_open`](crate::Protocol::on_open). Input the old handler left unconsumed
 //! is offered to the new one at once, by [`Core::deliver`] when the switch was asked for in
@@ -29,7 +31,14 @@ impl<App> Net<App> {
             return false;
         }
         // A second request in the same callback wins: the last word is the handler's.
-        self.replacement = Some((id, handler));
+        match self
+            .replacements
+            .iter_mut()
+            .find(|(wanted, _)| *wanted == id)
+        {
+            Some(entry) => entry.1 = handler,
+            None => self.replacements.push((id, handler)),
+        }
         true
     }
 
@@ -48,7 +57,7 @@ impl<App> Core<App> {
     /// the installation is not.
     #[inline]
     pub(super) fn install_replacement(&mut self, index: usize, id: ConnId) {
-        if self.net.replacement.is_some() {
+        if !self.net.replacements.is_empty() {
             self.install_requested(index, id);
         }
     }
@@ -58,15 +67,19 @@ impl<App> Core<App> {
     #[cold]
     #[inline(never)]
     fn install_requested(&mut self, index: usize, id: ConnId) {
-        let Some((wanted, handler)) = self.net.replacement.take() else {
+        // Only this connection's: another's (a callback this one nests in) waits for its own
+        // callback to return.
+        let Some(at) = self
+            .net
+            .replacements
+            .iter()
+            .position(|(wanted, _)| *wanted == id)
+        else {
             return;
         };
-        // Asked for another connection (impossible while callbacks do not nest), or the
-        // connection began closing after the request: the successor is dropped unused, never
-        // opened and never closed, and the handler in place gets `on_close`.
-        if wanted != id {
-            return;
-        }
+        let (_, handler) = self.net.replacements.swap_remove(at);
+        // The connection began closing after the request: the successor is dropped unused,
+        // never opened and never closed, and the handler in place gets `on_close`.
         if !self.conn_at(index).is_some_and(|c| c.is_open()) {
             return;
         }

@@ -31,7 +31,7 @@ impl<App> Net<App> {
 
     /// Puts a handler taken out for a callback back. Its connection is still there: slots
     /// are only removed by `finalize`, never during a callback, and nothing fills a handler's
-    /// slot while it is out (a successor waits in `Net::replacement` until it is back).
+    /// slot while it is out (a successor waits in `Net::replacements` until it is back).
     /// Every message passes here, so what the slot held, always `None`, is not tested for a
     /// drop: it is forgotten (debug builds check it).
     #[inline(always)]
