@@ -84,7 +84,7 @@ impl<App> Net<App> {
         // Dropping the socket closes it, which also takes it out of the poller; a back-off
         // timer still armed finds no listener in the slot (or one of a later generation,
         // which it merely asks to accept).
-        self.sources.remove(id.index as usize);
+        self.sources.try_remove(id.index as usize);
         true
     }
 

@@ -193,7 +193,7 @@ impl<App> Net<App> {
             conns.len()
         );
         for index in listeners {
-            self.sources.remove(index);
+            self.sources.try_remove(index);
         }
         for index in conns {
             self.close(index, CloseReason::Shutdown);

@@ -58,7 +58,7 @@ impl<App> Net<App> {
             }
             _ => return false,
         }
-        self.sources.remove(id.index as usize);
+        self.sources.try_remove(id.index as usize);
         true
     }
 }

@@ -36,6 +36,8 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use slab::Slab;
+
+use self::table::Table;
 use timers::{Tick, TimerKey, Wheel};
 
 use crate::core::conn::Conn;
@@ -60,6 +62,7 @@ mod replace;
 mod slots;
 pub(crate) mod snapshot;
 pub(crate) mod sources;
+mod table;
 pub(crate) mod tasks;
 mod timeouts;
 pub(crate) mod udp;
@@ -119,6 +122,9 @@ pub(crate) enum Source<App> {
     Waker,
     /// A descriptor or `mio` source registered by the user (boxed, as listeners are).
     User(Box<sources::UserSlot<App>>),
+    /// A free slot of the table, holding the next free index (`table.rs`): never handed out
+    /// by the table's look-ups.
+    Free(usize),
 }
 
 /// The reactor's own sources, which the loop serves itself.
@@ -148,7 +154,7 @@ pub(crate) struct Net<App> {
     /// For registering new sockets from inside callbacks.
     registry: mio::Registry,
     /// Listeners, connections and internal sources; the key is the mio token.
-    sources: Slab<Source<App>>,
+    sources: Table<App>,
     /// Each connection's protocol handler, at its slot's key (`None` for other sources, free
     /// slots, and while one of the handler's callbacks runs). Kept beside the slots rather
     /// than in them: a handler goes back after its callback without a look-up of the slot.
@@ -248,7 +254,7 @@ impl<App> Core<App> {
             app,
             net: Net {
                 registry,
-                sources: Slab::new(),
+                sources: Table::new(),
                 handlers: Vec::new(),
                 activity: Vec::new(),
                 touched_reads: Vec::new(),
@@ -441,7 +447,8 @@ impl<App> Core<App> {
             Some(Source::User(_)) => self.serve_user_source(index, ready),
             Some(Source::Signals) => return Some(Internal::Signals),
             Some(Source::Waker) => return Some(Internal::Waker),
-            None => {}
+            // The table never hands out a free slot.
+            Some(Source::Free(_)) | None => {}
         }
         None
     }

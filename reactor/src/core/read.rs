@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use crate::core::conn::Phase;
-use crate::core::{Core, Net, ReadBuf, Source, READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
+use crate::core::{Core, Net, ReadBuf, READ_BYTES_PER_TURN, READ_SIZE, READ_SIZE_MAX};
 use crate::sys;
 use crate::transport::{Readiness, Stream};
 use crate::{CloseReason, ConnId, Cx};
@@ -76,7 +76,7 @@ impl<App> Core<App> {
         event: &mio::event::Event,
         scratch: &mut ReadBuf,
     ) -> bool {
-        if let Some(Source::Conn(conn)) = self.net.sources.get_mut(index) {
+        if let Some(conn) = self.net.sources.conn_mut(index) {
             let plain_read = event.is_readable()
                 && !event.is_read_closed()
                 && !event.is_error()
@@ -165,9 +165,8 @@ impl<App> Core<App> {
         scratch: &mut ReadBuf,
         mut first: Option<usize>,
     ) -> bool {
-        let mut conn = match self.net.sources.get_mut(index) {
-            Some(Source::Conn(conn)) => conn,
-            _ => return false,
+        let Some(mut conn) = self.net.sources.conn_mut(index) else {
+            return false;
         };
         // The peer's FIN or an error is already reported (or no edge will come at all): read
         // to the end instead of stopping at a short read.
@@ -190,8 +189,8 @@ impl<App> Core<App> {
                     return true;
                 }
                 // The slot again, after the connect's verdict or the flush.
-                conn = match self.net.sources.get_mut(index) {
-                    Some(Source::Conn(conn)) if !connecting || conn.is_open() => conn,
+                conn = match self.net.sources.conn_mut(index) {
+                    Some(conn) if !connecting || conn.is_open() => conn,
                     _ => return true,
                 };
                 plain = conn.is_plain();
@@ -273,9 +272,9 @@ impl<App> Core<App> {
                 return true;
             }
             // The slot again for the next read: the callback may have changed it.
-            conn = match self.net.sources.get_mut(index) {
-                Some(Source::Conn(conn)) => conn,
-                _ => return true,
+            conn = match self.net.sources.conn_mut(index) {
+                Some(conn) => conn,
+                None => return true,
             };
             // Backpressure as soon as a read's output passes the high-water mark, not only at
             // the end-of-turn flush: the ready list resumes reading if the flush drains it.

@@ -16,10 +16,7 @@ use crate::{ConnId, Protocol};
 impl<App> Net<App> {
     /// The connection at a slab index.
     pub(super) fn conn_at(&mut self, index: usize) -> Option<&mut Conn> {
-        match self.sources.get_mut(index) {
-            Some(Source::Conn(c)) => Some(c),
-            _ => None,
-        }
+        self.sources.conn_mut(index)
     }
 
     /// Takes the handler of the connection at `index` out for a callback (`None`: its

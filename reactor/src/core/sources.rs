@@ -191,7 +191,7 @@ impl<App> Core<App> {
                     log::debug!("deregistering {}: {e}", event.id);
                 }
             }
-            net.sources.remove(index);
+            net.sources.try_remove(index);
             return;
         }
         let result = sync(&net.registry, index, slot, &mut *inner);

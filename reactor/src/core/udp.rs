@@ -253,15 +253,14 @@ impl<App> Core<App> {
     ) -> io::Result<UdpId> {
         self.net.next_generation = self.net.next_generation.wrapping_add(1);
         let generation = self.net.next_generation;
-        let entry = self.net.sources.vacant_entry();
-        let index = entry.key();
+        let index = self.net.sources.vacant_key();
         sock.register(crate::transport::Registration {
             registry: &self.net.registry,
             token: mio::Token(index),
             injected: &self.net.injected,
         })?;
         let slots = config.batch.max(1);
-        entry.insert(Source::Udp(Box::new(UdpSource {
+        let inserted = self.net.sources.insert(Source::Udp(Box::new(UdpSource {
             handler: Some(handler),
             sock,
             generation,
@@ -280,6 +279,7 @@ impl<App> Core<App> {
             out_bytes: Vec::new(),
             out_meta: Vec::new(),
         })));
+        debug_assert_eq!(inserted, index);
         self.net.stats.udp_sockets += 1;
         let id = UdpId {
             index: index as u32,

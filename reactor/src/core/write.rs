@@ -25,7 +25,7 @@ use std::os::fd::AsFd;
 use timers::Tick;
 
 use crate::core::conn::{Conn, Phase, WriteHalf};
-use crate::core::{Core, Net, Source};
+use crate::core::{Core, Net};
 use crate::outbuf::{Flushed, OutQueue, Spare};
 use crate::sys;
 use crate::transport::Stream;
@@ -61,7 +61,7 @@ impl<App> Net<App> {
         let index = id.index as usize;
         let len = data.len();
         let common = self.limits.output_budget.is_none() && len != 0;
-        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
+        let Some(conn) = self.sources.conn_mut(index) else {
             return self.queue_small_slow(id, data);
         };
         if !(common
@@ -131,8 +131,8 @@ impl<App> Net<App> {
             }
         }
         // One lookup of the slot for the rest: this is every write's path.
-        let conn = match self.sources.get_mut(index) {
-            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+        let conn = match self.sources.conn_mut(index) {
+            Some(conn) if conn.generation == id.generation => conn,
             _ => return Err(value),
         };
         if !conn.accepts_writes() {
@@ -186,8 +186,8 @@ impl<App> Net<App> {
     #[inline(never)]
     pub(crate) fn write_large_now<'d>(&mut self, id: ConnId, data: &'d [u8]) -> Option<&'d [u8]> {
         let index = id.index as usize;
-        let conn = match self.sources.get_mut(index) {
-            Some(Source::Conn(conn)) if conn.generation == id.generation => conn,
+        let conn = match self.sources.conn_mut(index) {
+            Some(conn) if conn.generation == id.generation => conn,
             _ => return Some(data),
         };
         let open = matches!(
@@ -232,7 +232,7 @@ impl<App> Net<App> {
             return;
         }
         for &index in &self.dirty {
-            if let Some(Source::Conn(conn)) = self.sources.get_mut(index) {
+            if let Some(conn) = self.sources.conn_mut(index) {
                 if !conn.is_dead() {
                     conn.output.settle(&mut self.spare, self.now);
                 }
@@ -248,9 +248,7 @@ impl<App> Net<App> {
     /// FIN waits.
     #[inline(always)]
     fn write_out(&mut self, index: usize, undirty: bool) -> Option<AfterWrite> {
-        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
-            return None;
-        };
+        let conn = self.sources.conn_mut(index)?;
         if undirty {
             conn.dirty = false;
         }
@@ -336,9 +334,7 @@ impl<App> Net<App> {
         undirty: bool,
         result: io::Result<usize>,
     ) -> Option<AfterWrite> {
-        let Some(Source::Conn(conn)) = self.sources.get_mut(index) else {
-            return None;
-        };
+        let conn = self.sources.conn_mut(index)?;
         let written = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
