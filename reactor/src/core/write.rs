@@ -200,13 +200,10 @@ impl<App> Net<App> {
         if !open || !conn.output.is_empty() {
             return Some(data);
         }
-        let written = match conn.stream.write_vectored(&[IoSlice::new(data)]) {
+        let written = match taken(conn.stream.write_vectored(&[IoSlice::new(data)])) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => {
-                let reason = CloseReason::from_io(e);
-                log::debug!("write to #{index}: {reason}");
-                self.kill(index, reason);
+                self.write_failed(index, e);
                 return None;
             }
         };
@@ -313,14 +310,19 @@ impl<App> Net<App> {
                     }
                 }
                 Err(e) => {
-                    let reason = CloseReason::from_io(e);
-                    log::debug!("write to #{index}: {reason}");
-                    self.kill(index, reason);
+                    self.write_failed(index, e);
                     return None;
                 }
             }
         }
         decide_after_write(conn, queued)
+    }
+
+    /// A write to the connection at `index` failed with `e`: it is killed with the reason.
+    fn write_failed(&mut self, index: usize, e: io::Error) {
+        let reason = CloseReason::from_io(e);
+        log::debug!("write to #{index}: {reason}");
+        self.kill(index, reason);
     }
 
     /// The end of [`write_out`](Self::write_out)'s fast path when the kernel did not take the
@@ -335,13 +337,10 @@ impl<App> Net<App> {
         result: io::Result<usize>,
     ) -> Option<AfterWrite> {
         let conn = self.sources.conn_mut(index)?;
-        let written = match result {
+        let written = match taken(result) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => {
-                let reason = CloseReason::from_io(e);
-                log::debug!("write to #{index}: {reason}");
-                self.kill(index, reason);
+                self.write_failed(index, e);
                 return None;
             }
         };
@@ -355,6 +354,15 @@ impl<App> Net<App> {
         }
         let queued = conn.output.len();
         decide_after_write(conn, queued)
+    }
+}
+
+/// A write's result with `WouldBlock` as nothing taken: bytes taken, or the error that ends
+/// the connection.
+fn taken(result: io::Result<usize>) -> io::Result<usize> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
     }
 }
 
