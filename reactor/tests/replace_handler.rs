@@ -39,6 +39,14 @@ impl Protocol<Log> for Greeter {
 
     fn on_data(&mut self, cx: &mut Cx<'_, Log>, data: &[u8]) -> usize {
         let Some(end) = data.iter().position(|&b| b == b'\n') else {
+            // An unfinished line that adopts a connection, whose nested `on_open` hands over
+            // (another connection's switch during this callback), and is kept.
+            if data.starts_with(b"ADOPT") {
+                let text = String::from_utf8_lossy(data).into_owned();
+                let name = self.name;
+                cx.app().push(format!("{name} partial {text}"));
+                adopt_one(cx);
+            }
             return 0;
         };
         let line = String::from_utf8_lossy(&data[..end]).into_owned();
@@ -72,19 +80,7 @@ impl Protocol<Log> for Greeter {
                     name: "upper",
                     then: None
                 })));
-                // A connection adopted in the same callback: its handler's `on_open` runs
-                // now, nested in this one, and hands over itself.
-                let (ours, theirs) = UnixStream::pair().expect("socketpair");
-                KEPT.with(|k| k.borrow_mut().push(theirs));
-                cx.adopt_stream(
-                    ours.into(),
-                    Upper {
-                        name: "adopted",
-                        then: Some("adopted-next"),
-                    },
-                    ConnConfig::default(),
-                )
-                .expect("adopt");
+                adopt_one(cx);
                 return end + 1;
             }
             "LATER" => {
@@ -139,6 +135,22 @@ impl Protocol<Log> for Upper {
         let name = self.name;
         cx.app().push(format!("{name} close"));
     }
+}
+
+/// Adopts one end of a new socket pair: the adopted connection's `on_open` runs now, nested in
+/// the calling callback, and hands over to a successor of its own.
+fn adopt_one(cx: &mut Cx<'_, Log>) {
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    KEPT.with(|k| k.borrow_mut().push(theirs));
+    cx.adopt_stream(
+        ours.into(),
+        Upper {
+            name: "adopted",
+            then: Some("adopted-next"),
+        },
+        ConnConfig::default(),
+    )
+    .expect("adopt");
 }
 
 fn greeter(h: &mut Harness<Log>) -> evdrive_reactor::testing::MemListener {
@@ -281,6 +293,34 @@ fn a_switch_survives_a_nested_open_that_asks_for_its_own() -> std::io::Result<()
             "adopted-next open",
             "upper open",
             "upper data abc",
+        ]
+    );
+    Ok(())
+}
+
+/// Kept input offered again with more bytes, in a callback that adopts a connection whose
+/// nested `on_open` hands over: the other connection's switch is not taken for this one's, so
+/// the kept input is not offered a second time.
+#[test]
+fn another_connections_switch_in_a_callback_does_not_offer_kept_input_again() -> std::io::Result<()>
+{
+    let mut h = Harness::new(Log::new())?;
+    let listener = greeter(&mut h);
+    let peer = listener.connect();
+    peer.send(b"ADOPT");
+    h.settle()?;
+    peer.send(b"x");
+    h.settle()?;
+    assert_eq!(
+        h.app().as_slice(),
+        [
+            "greeter open",
+            "greeter partial ADOPT",
+            "adopted open",
+            "adopted-next open",
+            "greeter partial ADOPTx",
+            "adopted open",
+            "adopted-next open",
         ]
     );
     Ok(())

@@ -337,7 +337,6 @@ impl<App> Core<App> {
     /// Hands bytes to the handler: the kept tail of an unfinished frame followed by `new`.
     /// Keeps what the handler did not consume, within the input limit (S11, S16).
     pub(crate) fn deliver(&mut self, index: usize, new: &[u8]) {
-        let swaps = self.net.swaps();
         let Some(conn) = self.conn_at(index) else {
             return;
         };
@@ -353,34 +352,24 @@ impl<App> Core<App> {
                 return;
             }
             // Nothing kept: the handler reads straight from `new` (the read loop has its own
-            // copy of this for fresh reads), as `call` would run it without looking the slot
-            // up again.
+            // copy of this for fresh reads).
             let id = ConnId {
                 index: index as u32,
                 generation: conn.generation,
             };
-            let consumed = match self.take_handler(index) {
-                Some(mut handler) => {
-                    let consumed = handler.on_data(&mut Cx::new(self, id), new);
-                    self.put_handler(index, handler);
-                    // What `call` does after every callback: a successor the handler asked
-                    // for takes over now.
-                    self.install_replacement(index, id);
-                    consumed.min(new.len())
-                }
-                None => new.len(),
-            };
+            let (consumed, swaps) = self.offer(index, id, new);
             if consumed < new.len() {
                 self.keep_unconsumed(index, &new[consumed..], swaps);
             }
             return;
         }
+        let id = ConnId {
+            index: index as u32,
+            generation: conn.generation,
+        };
         conn.input.extend_from_slice(new);
         let input = conn.input.take();
-        let consumed = self
-            .call(index, |h, cx| h.on_data(cx, &input))
-            .unwrap_or(input.len())
-            .min(input.len());
+        let (consumed, swaps) = self.offer(index, id, &input);
         let Some(conn) = self.conn_at(index) else {
             return;
         };
@@ -390,6 +379,23 @@ impl<App> Core<App> {
             conn.input.set(input);
         }
         self.after_delivery(index, swaps);
+    }
+
+    /// Runs the handler's `on_data` on `data`, then installs a successor it asked for (what
+    /// [`Core::call`] does after every callback). Returns what it consumed (all of `data` if
+    /// its callback is already running) and the count of replacements just before the
+    /// installation: only that installation can replace this connection's handler (it is out
+    /// of its slot while it runs), so a later comparison with the count says whether it did,
+    /// whatever other connections' handlers were replaced in callbacks nested in this one.
+    fn offer(&mut self, index: usize, id: ConnId, data: &[u8]) -> (usize, u64) {
+        let Some(mut handler) = self.take_handler(index) else {
+            return (data.len(), self.net.swaps());
+        };
+        let consumed = handler.on_data(&mut Cx::new(self, id), data);
+        self.put_handler(index, handler);
+        let swaps = self.net.swaps();
+        self.install_replacement(index, id);
+        (consumed.min(data.len()), swaps)
     }
 
     /// What follows a read's delivery straight to the handler when the handler asked for a
