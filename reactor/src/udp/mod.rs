@@ -5,7 +5,7 @@
 //! ([`LoopCx::connect_udp`](crate::LoopCx::connect_udp)) talks to one peer, and gets what only a
 //! connected socket gets: the kernel's asynchronous errors. A datagram to a closed port brings
 //! back an ICMP port unreachable, and the socket's next operation fails with `ECONNREFUSED`;
-//! the reactor closes it with [`CloseReason::Refused`](crate::CloseReason::Refused).
+//! the reactor closes it with [`CloseReason::Refused`].
 //!
 //! # Reading
 //! Each socket reads into its own buffer of [`UdpConfig::batch`] slots of
@@ -32,7 +32,7 @@
 //! with a grace) ends UDP sockets as it ends connections: from its start a socket reads and
 //! delivers nothing and takes no new send (`NotConnected`); the datagrams already queued go
 //! out as the kernel takes them, then the socket closes and its handler's `on_close` gets
-//! [`CloseReason::Shutdown`](crate::CloseReason::Shutdown), once. What is still queued when
+//! [`CloseReason::Shutdown`], once. What is still queued when
 //! the grace ends is dropped and counted; a socket bound once the shutdown began gets its
 //! `on_open`, then drains at once. The loop's `run` returns once every connection and
 //! every UDP socket has closed. [`Stats`](crate::Stats) counts the sockets open and the
