@@ -114,11 +114,7 @@ impl<App> Core<App> {
                 io::ErrorKind::WouldBlock => {}
                 // Nothing was read, and no edge will come for what waits: read again.
                 io::ErrorKind::Interrupted => self.read(index, scratch),
-                _ => {
-                    let reason = CloseReason::from_io(e);
-                    log::debug!("read from #{index}: {reason}");
-                    self.kill(index, reason);
-                }
+                _ => self.read_failed(index, e),
             }
             return;
         }
@@ -134,6 +130,13 @@ impl<App> Core<App> {
             error: false,
         };
         self.serve_conn_from(index, Some(ready), scratch, Some(got as usize));
+    }
+
+    /// A read from the connection at `index` failed with `e`: it is killed with the reason.
+    fn read_failed(&mut self, index: usize, e: io::Error) {
+        let reason = CloseReason::from_io(e);
+        log::debug!("read from #{index}: {reason}");
+        self.kill(index, reason);
     }
 
     /// Serves a connection's readiness: `ready` from the poller, or `None` for the ready list
@@ -222,9 +225,7 @@ impl<App> Core<App> {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
                 Err(e) => {
-                    let reason = CloseReason::from_io(e);
-                    log::debug!("read from #{index}: {reason}");
-                    self.kill(index, reason);
+                    self.read_failed(index, e);
                     return true;
                 }
             };

@@ -38,20 +38,18 @@ impl OutQueue {
         mut write: impl FnMut(&[IoSlice<'_>], &[BorrowedFd<'_>]) -> io::Result<usize>,
     ) -> io::Result<(Flushed, usize)> {
         // This turn's bytes, in the turn buffer: nearly every reply, asked first.
-        if let OutQueue::Turn { start, len } = *self {
-            let (start, end) = (start as usize, start as usize + len as usize);
-            let n = match write(&[IoSlice::new(spare.turn.range(start, end))], &[]) {
-                Ok(n) if n == end - start => {
-                    // A range owns nothing: forgotten, not dropped (which would test for a
-                    // queue to free).
-                    std::mem::forget(std::mem::take(self));
+        if let Some(bytes) = self.turn_bytes(spare) {
+            let len = bytes.len();
+            let n = match write(&[IoSlice::new(bytes)], &[]) {
+                Ok(n) if n == len => {
+                    self.turn_sent();
                     return Ok((Flushed::All, n));
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(e) => return Err(e),
             };
-            self.keep_rest(n, spare, *now);
+            self.turn_partly_sent(n, spare, *now);
             return Ok((Flushed::Blocked, n));
         }
         let q = match self {
@@ -106,17 +104,12 @@ impl OutQueue {
     }
 
     /// Only the first `sent` bytes of the range [`turn_bytes`](Self::turn_bytes) gave went
-    /// out (perhaps none): the rest moves into a queue of its own.
-    pub(crate) fn turn_partly_sent(&mut self, sent: usize, spare: &mut Spare, now: Tick) {
-        self.keep_rest(sent, spare, now);
-    }
-
-    /// The first `sent` bytes of a range of the turn buffer went out: the rest moves into a
-    /// queue of its own, whose progress tick is `now` (bytes went out, or were queued this
-    /// turn). The range is read again here, not kept across the write by the caller.
+    /// out (perhaps none): the rest moves into a queue of its own, whose progress tick is
+    /// `now` (bytes went out, or were queued this turn). The range is read again here, not
+    /// kept across the write by the caller.
     #[cold]
     #[inline(never)]
-    fn keep_rest(&mut self, sent: usize, spare: &mut Spare, now: Tick) {
+    pub(crate) fn turn_partly_sent(&mut self, sent: usize, spare: &mut Spare, now: Tick) {
         if let OutQueue::Turn { start, len } = *self {
             let (start, len) = (start as usize, len as usize);
             debug_assert!(sent < len);
